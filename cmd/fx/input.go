@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"fxd.dev/fxd/api"
+)
+
+// inputFlags are the input flags of run and submit.
+type inputFlags struct {
+	file, json string
+}
+
+func (in *inputFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&in.file, "input", "", "read raw input from `FILE` (- for stdin); the function reads it on stdin")
+	fs.StringVar(&in.json, "json-input", "", "send this `JSON` value as the input")
+}
+
+// spec returns the task spec for function name with the input set: JSON in
+// Input, raw bytes in InputBase64. raw reports whether the input is raw.
+func (in *inputFlags) spec(c *cli, name string, timeout api.Duration) (spec api.TaskSpec, raw bool, err error) {
+	spec = api.TaskSpec{Function: name, Timeout: timeout}
+	switch {
+	case in.file != "" && in.json != "":
+		return spec, false, usageError("give --input or --json-input, not both")
+	case in.json != "":
+		if !json.Valid([]byte(in.json)) {
+			return spec, false, usageError("--json-input %q: not valid JSON; quote strings, e.g. '{\"a\":1}' or '\"text\"'", in.json)
+		}
+		spec.Input = json.RawMessage(in.json)
+		return spec, false, nil
+	case in.file == "-":
+		b, err := io.ReadAll(c.stdin)
+		if err != nil {
+			return spec, true, usageError("read input from stdin: %v", err)
+		}
+		spec.InputBase64 = b
+		return spec, true, nil
+	case in.file != "":
+		b, err := os.ReadFile(in.file)
+		if err != nil {
+			return spec, true, usageError("read input: %v", err)
+		}
+		spec.InputBase64 = b
+		return spec, true, nil
+	}
+	return spec, true, nil
+}
+
+// finish prints a task's output (raw, or the Task JSON with --json) and
+// returns the error that sets the exit code: 1 if it did not succeed, 4 if
+// it has not ended yet. On failure the stderr tail goes to stderr.
+func (c *cli) finish(g *globals, t api.Task) error {
+	if g.json {
+		if err := printJSON(c.stdout, t); err != nil {
+			return err
+		}
+	} else if _, err := c.stdout.Write(t.Output); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	switch {
+	case t.State == api.StateSucceeded:
+		return nil
+	case !t.State.Final():
+		return &exitError{code: exitPending, err: fmt.Errorf("task %s is %s; wait for it with fx result --wait 5m %s", t.ID, t.State, t.ID)}
+	}
+	if t.Stderr != "" && !g.json {
+		fmt.Fprintf(c.stderr, "--- stderr of task %s (last bytes) ---\n%s", t.ID, t.Stderr)
+		if t.Stderr[len(t.Stderr)-1] != '\n' {
+			fmt.Fprintln(c.stderr)
+		}
+	}
+	return &exitError{code: exitTask, err: taskError(t)}
+}
+
+// taskError says why a final task did not succeed.
+func taskError(t api.Task) error {
+	msg := fmt.Sprintf("task %s %s", t.ID, t.State)
+	if t.State == api.StateFailed {
+		msg += fmt.Sprintf(" (exit code %d)", t.ExitCode)
+	}
+	if t.Error != "" {
+		msg += ": " + t.Error
+	}
+	return fmt.Errorf("%s", msg)
+}

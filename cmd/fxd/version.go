@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime/debug"
+)
+
+// version is set at link time (-ldflags "-X main.version=1.2.3"); a plain
+// build reports the module version or "dev".
+var version = ""
+
+const usage = `usage: fxd COMMAND [ARGS]
+
+commands:
+  serve     run the daemon (fxd serve --help)
+  config    check a config file, or print the default one (fxd config check FILE, fxd config default)
+  token     issue, list and revoke bearer tokens
+  version   print the version
+`
+
+// fxdVersion is the link-time version, else the module version, else "dev".
+func fxdVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	_, err := fmt.Fprintf(stdout, "fxd %s\n", fxdVersion())
+	return err
+}

@@ -1,0 +1,134 @@
+package conf
+
+// Config is the whole site configuration, one TOML file (/etc/fxd/fxd.toml).
+// Every field's default is in default.toml, which is embedded and is the one
+// place defaults are defined.
+type Config struct {
+	Site     Site     `toml:"site"`
+	Endpoint Endpoint `toml:"endpoint"`
+	Auth     Auth     `toml:"auth"`
+	Limits   Limits   `toml:"limits"`
+	Tenants  Tenants  `toml:"tenants"`
+	Workers  Workers  `toml:"workers"`
+	Log      Log      `toml:"log"`
+
+	// src is where the config was read from, so Validate can name the file
+	// and line of each problem; nil for a config built in code.
+	src *source
+}
+
+// Site names this installation and where it keeps its state.
+type Site struct {
+	Name     string `toml:"name"`      // e.g. "alcf"; [a-z0-9-]
+	StateDir string `toml:"state_dir"` // bbolt task store, tokens; created 0700
+}
+
+// Endpoint is where the facility endpoint listens.
+type Endpoint struct {
+	Listen     string `toml:"listen"`      // HTTPS "host:port"; "" disables HTTPS
+	TLSCert    string `toml:"tls_cert"`    // PEM server certificate (required with listen)
+	TLSKey     string `toml:"tls_key"`     // PEM key
+	ClientCA   string `toml:"client_ca"`   // PEM CA bundle for client certificates; "" disables them
+	Socket     string `toml:"socket"`      // unix socket path; "" disables it
+	SocketMode Mode   `toml:"socket_mode"` // file mode of the socket, e.g. "0666"
+	// DrainGrace is how long SIGTERM lets running tasks finish before they
+	// are stopped and requeued.
+	DrainGrace Duration `toml:"drain_grace"`
+}
+
+// Auth says how callers prove who they are and which local account each
+// identity runs as.
+type Auth struct {
+	TokenFile string `toml:"token_file"` // "" = <state_dir>/tokens
+	// CertIdentity picks the identity from a client certificate:
+	// "common_name" (subject CN) or "subject" (the whole RFC 2253 DN).
+	CertIdentity string `toml:"cert_identity"`
+	// MinUID refuses accounts with a lower UID (system accounts); root (0)
+	// is always refused.
+	MinUID uint32 `toml:"min_uid"`
+	// Map is tried in order; the first rule that matches an identity gives
+	// its account. Unmatched identities are refused.
+	Map []MapRule `toml:"map"`
+}
+
+// MapRule maps identities to an account. Exactly one of Match and Regex is
+// set. With Regex, Account may use capture groups ("$1", "${name}").
+// An Account of digits only names the account by UID.
+type MapRule struct {
+	Match   string `toml:"match"`
+	Regex   string `toml:"regex"`
+	Account string `toml:"account"`
+}
+
+// Limits bound requests and results.
+type Limits struct {
+	MaxInputBytes   Size     `toml:"max_input_bytes"`
+	MaxResultBytes  Size     `toml:"max_result_bytes"`
+	MaxRequestBytes Size     `toml:"max_request_bytes"` // whole HTTP body, batch included
+	MaxBatch        int      `toml:"max_batch"`         // tasks in one submit
+	ResultRetention Duration `toml:"result_retention"`  // finished tasks are deleted after this
+	DefaultTimeout  Duration `toml:"default_timeout"`   // per task, when the function sets none
+	MaxTimeout      Duration `toml:"max_timeout"`
+	MaxWait         Duration `toml:"max_wait"` // longest long-poll
+}
+
+// Tenants holds the default quota and per-account overrides.
+type Tenants struct {
+	Default Quota            `toml:"default"`
+	Account map[string]Quota `toml:"account"` // [tenants.account.alice]; zero fields inherit Default
+}
+
+// Quota bounds one tenant (account).
+type Quota struct {
+	MaxRunning int     `toml:"max_running"` // tasks running at once
+	MaxQueued  int     `toml:"max_queued"`  // tasks accepted but not finished
+	MaxWorkers int     `toml:"max_workers"` // warm workers at once
+	Memory     Size    `toml:"memory"`      // per worker cgroup
+	CPUs       float64 `toml:"cpus"`        // per worker cgroup
+	Pids       int64   `toml:"pids"`        // per worker cgroup
+}
+
+// Workers configures warm workers on this node.
+type Workers struct {
+	IdleTimeout  Duration `toml:"idle_timeout"`  // a worker idle this long is stopped
+	CgroupParent string   `toml:"cgroup_parent"` // cgroup under which worker cgroups are made
+	Shim         string   `toml:"shim"`          // fxd-shim path; "" = next to fxd, then /usr/libexec/fxd
+	// ServableRetry is whether a task in flight when its servable crashed
+	// is retried once on a fresh worker (true) or fails at once (false).
+	ServableRetry bool `toml:"servable_retry"`
+}
+
+// Log configures the daemon's log.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // auto (console on a TTY, else JSON), json, console
+}
+
+// QuotaFor returns the quota of account: its override's set fields over
+// the default.
+func (t Tenants) QuotaFor(account string) Quota {
+	q := t.Default
+	o, ok := t.Account[account]
+	if !ok {
+		return q
+	}
+	if o.MaxRunning != 0 {
+		q.MaxRunning = o.MaxRunning
+	}
+	if o.MaxQueued != 0 {
+		q.MaxQueued = o.MaxQueued
+	}
+	if o.MaxWorkers != 0 {
+		q.MaxWorkers = o.MaxWorkers
+	}
+	if o.Memory != 0 {
+		q.Memory = o.Memory
+	}
+	if o.CPUs != 0 {
+		q.CPUs = o.CPUs
+	}
+	if o.Pids != 0 {
+		q.Pids = o.Pids
+	}
+	return q
+}

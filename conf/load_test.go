@@ -1,0 +1,198 @@
+package conf
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden testdata/bad/*.err files")
+
+// check loads and validates a file, as `fxd config check` does.
+func check(path string) error {
+	c, err := Load(path)
+	if err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+func TestBadConfigs(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/bad/*.toml: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			err := check(file)
+			if err == nil {
+				t.Fatalf("check(%s) = nil, want problems", file)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("check(%s) = %v, does not wrap ErrInvalid", file, err)
+			}
+			var p *Problem
+			if !errors.As(err, &p) || p.File != file {
+				t.Errorf("check(%s): first problem %+v does not name the file", file, p)
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".toml") + ".err"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden file (run go test ./conf -update to write it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("check(%s) =\n%s\nwant\n%s", file, got, want)
+			}
+		})
+	}
+}
+
+func TestGoodConfigs(t *testing.T) {
+	files, err := filepath.Glob("testdata/good/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/good/*.toml: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			if err := check(file); err != nil {
+				t.Errorf("check(%s) = %v, want nil", file, err)
+			}
+		})
+	}
+}
+
+// A good config keeps the defaults it does not set, and an array it sets
+// replaces the default one.
+func TestParseOverDefaults(t *testing.T) {
+	c, err := Load("testdata/good/socket_only.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if len(c.Auth.Map) != 3 || c.Auth.Map[2] != (MapRule{Match: "CN=robot,O=Lab", Account: "5001"}) {
+		t.Errorf("auth.map = %+v, want the file's 3 rules", c.Auth.Map)
+	}
+	if c.Limits.MaxInputBytes != 1<<20 || c.Limits.MaxResultBytes != 1e9 || c.Tenants.Default.CPUs != 1 {
+		t.Errorf("limits %+v, default quota %+v: not as in the file", c.Limits, c.Tenants.Default)
+	}
+	if q := c.Tenants.Account["bob.smith"]; q.Pids != 4096 {
+		t.Errorf("quoted account key: %+v", c.Tenants.Account)
+	}
+
+	m, err := Load("testdata/good/minimal.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.src, def.src = nil, nil
+	def.Site.Name = "alcf"
+	if !reflect.DeepEqual(m, def) {
+		t.Errorf("minimal.toml = %+v, want the defaults with site.name alcf", m)
+	}
+
+	in, err := Load("testdata/good/inline.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Endpoint.DrainGrace.D().Seconds() != 10 || len(in.Auth.Map) != 2 || in.Tenants.QuotaFor("carol").MaxWorkers != 1 ||
+		in.Tenants.Default.MaxRunning != 4 || in.Log.Level != "warn" {
+		t.Errorf("inline.toml decoded to %+v", in)
+	}
+}
+
+func TestDefaultValidates(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
+	dir := t.TempDir()
+	d := Dev(dir)
+	if err := d.Validate(); err != nil {
+		t.Errorf("Dev(%s).Validate() = %v", dir, err)
+	}
+	if d.Endpoint.Socket != filepath.Join(dir, "fxd.sock") || d.Site.StateDir != dir || d.Log.Format != "console" {
+		t.Errorf("Dev(%s) = %+v", dir, d)
+	}
+	if Default().Site.StateDir != "/var/lib/fxd" {
+		t.Error("Dev changed the defaults")
+	}
+}
+
+// The embedded default.toml, as printed, decodes to Default(); and Default()
+// encoded again decodes to the same.
+func TestDefaultRoundTrip(t *testing.T) {
+	def := Default()
+	c, err := Parse(DefaultTOML(), "default.toml")
+	if err != nil {
+		t.Fatalf("Parse(default.toml) = %v", err)
+	}
+	c.src = nil
+	if !reflect.DeepEqual(c, def) {
+		t.Errorf("Parse(default.toml) = %+v, want %+v", c, def)
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(def); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Parse(buf.Bytes(), "encoded.toml")
+	if err != nil {
+		t.Fatalf("Parse(encoded Default()) = %v\n%s", err, buf.String())
+	}
+	c.src = nil
+	if !reflect.DeepEqual(c, def) {
+		t.Errorf("Parse(encoded Default()) = %+v, want %+v", c, def)
+	}
+}
+
+// Every key of Config has a commented line in default.toml.
+func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
+	lines := keyLines(string(defaultTOML))
+	text := strings.Split(string(defaultTOML), "\n")
+	keys := knownKeys()
+	for i, k := range keys {
+		if strings.Contains(k, "NAME") || strings.HasPrefix(k, "auth.map") {
+			continue // documented in the comment blocks above [[auth.map]] and the account example
+		}
+		if i+1 < len(keys) && strings.HasPrefix(keys[i+1], k+".") {
+			continue // a table
+		}
+		n, ok := lines[k]
+		if !ok {
+			t.Errorf("default.toml has no key %s", k)
+			continue
+		}
+		if n < 2 || !strings.HasPrefix(strings.TrimSpace(text[n-2]), "#") {
+			t.Errorf("default.toml:%d: key %s has no comment line above it", n, k)
+		}
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	c := Default()
+	if got := c.TokenFile(); got != "/var/lib/fxd/tokens" {
+		t.Errorf("TokenFile() = %q, want /var/lib/fxd/tokens", got)
+	}
+	c.Auth.TokenFile = "/etc/fxd/tokens"
+	if got := c.TokenFile(); got != "/etc/fxd/tokens" {
+		t.Errorf("TokenFile() = %q, want /etc/fxd/tokens", got)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}

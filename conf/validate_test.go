@@ -1,0 +1,122 @@
+package conf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed certificate and its key as PEM files in dir.
+func writeCert(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestValidateTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "server")
+	_, otherKey := writeCert(t, dir, "other")
+	ca, _ := writeCert(t, dir, "ca")
+	notPEM := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		endpoint string
+		want     []string // substrings of the problems, in order; none: valid
+	}{
+		{"https with client certs", fmt.Sprintf("listen = \"127.0.0.1:8443\"\ntls_cert = %q\ntls_key = %q\nclient_ca = %q\n", cert, key, ca), nil},
+		{"https only", fmt.Sprintf("listen = \":8443\"\nsocket = \"\"\ntls_cert = %q\ntls_key = %q\n", cert, key), nil},
+		{"key of another cert", fmt.Sprintf("listen = \":8443\"\ntls_cert = %q\ntls_key = %q\n", cert, otherKey),
+			[]string{"x.toml:5: endpoint.tls_key: load key pair"}},
+		{"client ca not pem", fmt.Sprintf("listen = \":8443\"\ntls_cert = %q\ntls_key = %q\nclient_ca = %q\n", cert, key, notPEM),
+			[]string{"x.toml:6: endpoint.client_ca: " + notPEM + " holds no PEM certificate"}},
+		{"cert is a directory", fmt.Sprintf("listen = \":8443\"\ntls_cert = %q\ntls_key = %q\n", dir, key),
+			[]string{"x.toml:4: endpoint.tls_cert: " + dir + " is not a regular file"}},
+		{"bad port", fmt.Sprintf("listen = \":99999\"\ntls_cert = %q\ntls_key = %q\n", cert, key),
+			[]string{"x.toml:3: endpoint.listen: \":99999\" is not an address"}},
+		{"socket too long", "socket = \"/" + strings.Repeat("s", 120) + "\"\n",
+			[]string{"x.toml:3: endpoint.socket: path is 121 bytes long"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte("[site]\n[endpoint]\n"+tt.endpoint), "x.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Validate() = %v, want an ErrInvalid problem", err)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("Validate() =\n%v\nwant %d problems", err, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d = %q, want it to start with %q", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+// A config built or changed in code is validated too, without file lines.
+func TestValidateBuilt(t *testing.T) {
+	c := Dev(t.TempDir())
+	c.Auth.Map = append(c.Auth.Map, MapRule{Match: "admin", Account: "root"})
+	c.Tenants.Account = map[string]Quota{"root": {}, "alice": {Memory: 1024}}
+	err := c.Validate()
+	want := `auth.map[1].account: "root" is root, and tasks never run as root; map the identity to an unprivileged user
+tenants.account.alice.memory: 1KiB is too little for any worker; give at least 4MiB
+tenants.account.root: "root" is not an account fxd runs tasks as; remove this section`
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
+	}
+	var p *Problem
+	if !errors.As(err, &p) || p.File != "" || p.Line != 0 {
+		t.Errorf("first problem %+v, want no file or line", p)
+	}
+}

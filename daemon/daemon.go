@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/daemon/store"
+	"fxd.dev/fxd/isolation/plain"
+	"fxd.dev/fxd/runtimes"
+)
+
+// Daemon is the facility endpoint of one node: it authenticates callers,
+// stores their tasks durably and runs them on warm workers.
+type Daemon struct {
+	cfg     *conf.Config
+	log     zerolog.Logger
+	version string
+
+	store    *store.Store
+	pools    *runtimes.Pools
+	exec     *plain.Executor
+	disp     *dispatcher
+	metrics  *metrics
+	tokens   *tokenSet
+	mapperP  atomic.Pointer[mapper]
+	draining atomic.Bool
+}
+
+// New opens the state dir and the task store and prepares the workers; it
+// listens on nothing until Run.
+func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) {
+	// 0711: users may reach a socket kept in the state dir, but not list
+	// it; the files in it are 0600.
+	if err := os.MkdirAll(cfg.Site.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("create state dir %s: %w", cfg.Site.StateDir, err)
+	}
+	d := &Daemon{cfg: cfg, log: log.With().Str("component", "daemon").Logger(), version: version}
+	m, err := newMapper(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	d.mapperP.Store(m)
+	if d.tokens, err = newTokenSet(cfg.TokenFile()); err != nil {
+		return nil, err
+	}
+	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
+		return nil, fmt.Errorf("start executor: %w", err)
+	}
+	if err := d.exec.Cleanup(); err != nil {
+		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
+	}
+	if d.pools, err = runtimes.New(cfg.Workers, d.exec, log); err != nil {
+		return nil, err
+	}
+	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
+		d.pools.Close()
+		return nil, err
+	}
+	d.metrics = newMetrics(d.pools.Stats)
+	d.disp = &dispatcher{
+		store: d.store, pools: d.pools, metrics: d.metrics, log: d.log,
+		tenants: map[string]*tenant{}, active: map[string]*job{},
+		quotas: cfg.Tenants, limits: cfg.Limits,
+	}
+	return d, nil
+}
+
+func (d *Daemon) mapper() *mapper { return d.mapperP.Load() }
+
+// Run serves until ctx is done, then drains: it stops accepting, lets
+// running tasks finish for drain_grace, requeues the rest and returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	base, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRuns()
+	d.disp.base = base
+	lns, err := d.listen()
+	if err != nil {
+		d.close()
+		return err
+	}
+	n, err := d.recover()
+	if err != nil {
+		lns.close()
+		d.close()
+		return err
+	}
+	srv := &http.Server{Handler: d.routes(), ConnContext: connContext, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: newStdLogger(d.log)}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, ln := range lns.all() {
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return d.pools.Reap(gctx) })
+	g.Go(func() error { d.expireLoop(gctx); return nil })
+	g.Go(func() error { d.watchdog(gctx); return nil })
+	d.log.Info().Str("site", d.cfg.Site.Name).Strs("listen", lns.addrs()).Int("recovered", n).Msg("serving")
+	notify("READY=1", fmt.Sprintf("STATUS=serving on %s", strings.Join(lns.addrs(), ", ")))
+
+	<-gctx.Done()
+	d.shutdown(srv)
+	err = g.Wait()
+	lns.close()
+	d.close()
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}
+
+// shutdown stops accepting and drains running tasks.
+func (d *Daemon) shutdown(srv *http.Server) {
+	grace := d.cfg.Endpoint.DrainGrace.D()
+	d.log.Info().Dur("dur", grace).Msg("draining")
+	notify("STOPPING=1", "STATUS=draining")
+	d.draining.Store(true)
+	done := make(chan struct{})
+	go func() { d.disp.drain(grace); close(done) }()
+	sctx, cancel := context.WithTimeout(context.Background(), grace+5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	<-done
+}
+
+func (d *Daemon) close() {
+	if err := d.pools.Close(); err != nil {
+		d.log.Warn().Err(err).Msg("stop workers")
+	}
+	if err := d.store.Close(); err != nil {
+		d.log.Error().Err(err).Msg("close task store")
+	}
+}
+
+// recover queues again every task that was accepted but not finished when
+// the daemon last stopped (at-least-once: running ones run again).
+func (d *Daemon) recover() (int, error) {
+	var jobs []*job
+	var failed []api.Task
+	err := d.store.Unfinished(func(rec store.Record) error {
+		j, err := d.recoveredJob(rec)
+		if err != nil {
+			t := rec.Task
+			t.State, t.Error, t.FinishedAt = api.StateFailed, "not run again after a restart: "+err.Error(), time.Now()
+			t.ExpiresAt = t.FinishedAt.Add(d.cfg.Limits.ResultRetention.D())
+			failed = append(failed, t)
+			return nil
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recover unfinished tasks: %w", err)
+	}
+	if len(failed) > 0 {
+		if err := d.store.UpdateTasks(context.Background(), failed); err != nil {
+			return 0, fmt.Errorf("store unrecoverable tasks: %w", err)
+		}
+	}
+	d.disp.enqueue(jobs...)
+	return len(jobs), nil
+}
+
+func (d *Daemon) recoveredJob(rec store.Record) (*job, error) {
+	t := rec.Task
+	owner, name, ok := strings.Cut(t.Function, "/")
+	if !ok {
+		return nil, fmt.Errorf("bad function reference %q", t.Function)
+	}
+	fn, err := d.store.GetFunction(owner, name)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", t.Function, err)
+	}
+	acct, err := d.mapper().accountByName(t.Owner)
+	if err != nil {
+		return nil, err
+	}
+	t.State = api.StateQueued
+	input := rec.Input
+	if input == nil {
+		input = []byte{}
+	}
+	return &job{task: t, fn: fn, acct: acct, input: input, timeout: t.Timeout.D(), done: make(chan struct{})}, nil
+}
+
+// expireLoop deletes results past their retention: every quarter of the
+// retention, between once a second and once a minute.
+func (d *Daemon) expireLoop(ctx context.Context) {
+	every := min(max(d.cfg.Limits.ResultRetention.D()/4, time.Second), time.Minute)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if n, err := d.store.Expire(time.Now()); err != nil {
+			d.log.Error().Err(err).Msg("expire old results")
+		} else if n > 0 {
+			d.log.Info().Int("tasks", n).Msg("expired old results")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Reload applies what can change without a restart (tokens, identity
+// rules, quotas) and logs what needs one.
+func (d *Daemon) Reload(cfg *conf.Config) error {
+	m, err := newMapper(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	if err := d.tokens.reload(); err != nil {
+		return err
+	}
+	d.mapperP.Store(m)
+	d.disp.mu.Lock()
+	d.disp.quotas = cfg.Tenants
+	d.disp.mu.Unlock()
+	old := *d.cfg
+	for _, s := range []struct {
+		name      string
+		unchanged bool
+	}{
+		{"site", old.Site == cfg.Site},
+		{"endpoint", old.Endpoint == cfg.Endpoint},
+		{"limits", old.Limits == cfg.Limits},
+		{"workers", old.Workers == cfg.Workers},
+		{"log", old.Log == cfg.Log},
+	} {
+		if !s.unchanged {
+			d.log.Warn().Str("section", s.name).Msg("config section changed; it takes effect after a restart")
+		}
+	}
+	d.log.Info().Msg("reloaded tokens, identity rules and quotas")
+	return nil
+}

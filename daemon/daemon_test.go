@@ -1,0 +1,223 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/internal/testenv"
+)
+
+// shimPath is fxd-shim built once for the package's tests.
+var shimPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fxd-daemon-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	shimPath = filepath.Join(dir, "fxd-shim")
+	cmd := exec.Command("go", "build", "-o", shimPath, "fxd.dev/fxd/cmd/fxd-shim")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fxd-shim: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// testSite is a Daemon run in-process on a temp state dir, with one real
+// user whose token is returned.
+type testSite struct {
+	d      *Daemon
+	socket string
+	user   testenv.User
+	token  string
+}
+
+func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
+	tb.Helper()
+	testenv.RequireCgroup(tb)
+	u := testenv.NewUser(tb)
+	dir := tb.TempDir()
+	os.Chmod(dir, 0o755)
+	cfg := conf.Dev(filepath.Join(dir, "state"))
+	cfg.Workers.Shim = shimPath
+	cfg.Workers.CgroupParent = fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cfg.Auth.Map = []conf.MapRule{{Match: "tenant@example.org", Account: u.Name}}
+	cfg.Endpoint.Socket = filepath.Join(dir, "fxd.sock")
+	if tweak != nil {
+		tweak(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		tb.Fatalf("test config: %v", err)
+	}
+	tok, err := IssueToken(cfg.TokenFile(), "tenant@example.org")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel), "test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("daemon run: %v", err)
+		}
+		for _, p := range []string{"/sys/fs/cgroup/*/" + cfg.Workers.CgroupParent, "/sys/fs/cgroup/" + cfg.Workers.CgroupParent} {
+			ds, _ := filepath.Glob(p)
+			for _, d := range ds {
+				os.Remove(d)
+			}
+		}
+	})
+	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok}
+	c := s.client(tb)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Site(context.Background()); err == nil {
+			return s
+		} else if time.Now().After(deadline) {
+			tb.Fatalf("daemon not answering: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *testSite) client(tb testing.TB) *api.Client {
+	c, err := api.NewClient("unix://"+s.socket, api.ClientOptions{Token: s.token})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// echoServablePy is a tiny Python servable, as users write them; it
+// answers its input back.
+const echoServablePy = `import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(5)
+    if len(head) < 5:
+        break
+    n = struct.unpack(">BI", head)[1]
+    data = inp.read(n)
+    out.write(struct.pack(">BI", 0, len(data)) + data)
+    out.flush()
+`
+
+func (s *testSite) registerEcho(tb testing.TB, c *api.Client) {
+	tb.Helper()
+	py := testenv.RequireCommand(tb, "/usr/bin/python3")
+	script := filepath.Join(s.user.Home, "echo.py")
+	if err := os.WriteFile(script, []byte(echoServablePy), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "echo", Kind: api.KindServable, Command: []string{py, script}}); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "true", Command: []string{"/bin/true"}}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestSyncAndAsync(t *testing.T) {
+	s := startTestSite(t, nil)
+	c := s.client(t)
+	s.registerEcho(t, c)
+	ctx := context.Background()
+	task, err := c.Run(ctx, "echo", api.TaskSpec{Input: []byte(`{"a":1}`)})
+	if err != nil || task.State != api.StateSucceeded || string(task.Output) != `{"a":1}` {
+		t.Fatalf("sync run = %+v, %v", task, err)
+	}
+	specs := make([]api.TaskSpec, 50)
+	for i := range specs {
+		specs[i] = api.TaskSpec{Function: "echo", InputBase64: []byte(fmt.Sprint(i))}
+	}
+	ids, err := c.Submit(ctx, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.Tasks(ctx, api.TasksRequest{IDs: ids, Wait: api.Duration(30 * time.Second), Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, task := range ts {
+		if task.State != api.StateSucceeded || string(task.Output) != fmt.Sprint(i) {
+			t.Errorf("task %d = %s %q %q", i, task.State, task.Output, task.Error)
+		}
+	}
+	// The synchronous task is stored once it ended.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got, err := s.d.store.GetTask(task.ID); err == nil && got.State == api.StateSucceeded {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("sync task not stored: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkRunServable is the low-latency path: a synchronous run call
+// over the unix socket to a warm servable.
+func BenchmarkRunServable(b *testing.B) {
+	s := startTestSite(b, nil)
+	c := s.client(b)
+	s.registerEcho(b, c)
+	ctx := context.Background()
+	in := api.TaskSpec{InputBase64: []byte("x")}
+	if _, err := c.Run(ctx, "echo", in); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if task, err := c.Run(ctx, "echo", in); err != nil || task.State != api.StateSucceeded {
+			b.Fatalf("run: %v %s", err, task.Error)
+		}
+	}
+}
+
+// BenchmarkSubmitBatch is the throughput path: batches of 1000 no-op tasks
+// durably acknowledged and run on warm servables; ns/op is per task.
+func BenchmarkSubmitBatch(b *testing.B) {
+	s := startTestSite(b, nil)
+	c := s.client(b)
+	s.registerEcho(b, c)
+	ctx := context.Background()
+	const batch = 1000
+	specs := make([]api.TaskSpec, batch)
+	for i := range specs {
+		specs[i] = api.TaskSpec{Function: "echo"}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		ids, err := c.Submit(ctx, specs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Tasks(ctx, api.TasksRequest{IDs: ids, Wait: api.Duration(time.Minute)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/daemon/store"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/runtimes"
+)
+
+// inlineInputMax is the largest input kept in memory while a task waits;
+// larger ones are read back from the store when the task starts.
+const inlineInputMax = 64 << 10
+
+// errDraining is the cancel cause of tasks stopped by a shutdown: they go
+// back to queued in the store and run again after restart.
+var errDraining = errors.New("daemon shutting down")
+
+// job is one task the daemon is responsible for until it is final and
+// stored. Its task field is guarded by dispatcher.mu.
+type job struct {
+	task    api.Task
+	fn      api.Function
+	acct    isolation.Account
+	input   []byte // nil when it must be read from the store
+	timeout time.Duration
+	sync    bool // synchronous run: not in the store until it ends
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed when task is final (and, unless sync, stored)
+}
+
+// tenant is one account's queue and running count.
+type tenant struct {
+	running int
+	queue   []*job
+}
+
+// dispatcher queues tasks per tenant and runs them on the warm pools,
+// at most quota.max_running at once per tenant.
+type dispatcher struct {
+	store   *store.Store
+	pools   *runtimes.Pools
+	metrics *metrics
+	log     zerolog.Logger
+	base    context.Context // parent of every run; cancelled at the very end
+
+	mu       sync.Mutex
+	tenants  map[string]*tenant
+	active   map[string]*job
+	quotas   conf.Tenants
+	limits   conf.Limits
+	draining bool
+	wg       sync.WaitGroup // running tasks
+}
+
+func (d *dispatcher) tenant(name string) *tenant {
+	t := d.tenants[name]
+	if t == nil {
+		t = &tenant{}
+		d.tenants[name] = t
+	}
+	return t
+}
+
+// admit checks the tenant's queue quota for n more tasks.
+func (d *dispatcher) admit(account string, n int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.draining {
+		return fmt.Errorf("the daemon is shutting down; retry in a moment: %w", api.ErrUnavailable)
+	}
+	t := d.tenant(account)
+	q := d.quotas.QuotaFor(account)
+	if have := t.running + len(t.queue); have+n > q.MaxQueued {
+		return fmt.Errorf("account %q has %d unfinished tasks and its quota is %d (tenants max_queued); wait for some to finish: %w", account, have, q.MaxQueued, api.ErrUnavailable)
+	}
+	return nil
+}
+
+// enqueue makes jobs active and starts those the tenant has room for.
+func (d *dispatcher) enqueue(jobs ...*job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, j := range jobs {
+		d.active[j.task.ID] = j
+		t := d.tenant(j.acct.Name)
+		t.queue = append(t.queue, j)
+		d.metrics.transition("", j.task.State)
+	}
+	for _, j := range jobs {
+		d.startNextLocked(d.tenant(j.acct.Name))
+	}
+}
+
+func (d *dispatcher) startNextLocked(t *tenant) {
+	for len(t.queue) > 0 && !d.draining {
+		j := t.queue[0]
+		if t.running >= d.quotas.QuotaFor(j.acct.Name).MaxRunning {
+			return
+		}
+		t.queue[0] = nil
+		t.queue = t.queue[1:]
+		t.running++
+		ctx, cancel := context.WithCancelCause(d.base)
+		j.cancel = cancel
+		d.wg.Add(1)
+		go d.run(ctx, j)
+	}
+}
+
+// lookup returns a copy of an active task.
+func (d *dispatcher) lookup(id string) (api.Task, *job, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j, ok := d.active[id]
+	if !ok {
+		return api.Task{}, nil, false
+	}
+	return j.task, j, true
+}
+
+// run executes one job on a worker and records its outcome.
+func (d *dispatcher) run(ctx context.Context, j *job) {
+	defer d.wg.Done()
+	defer j.cancel(nil)
+	now := time.Now()
+	d.mu.Lock()
+	prev := j.task.State
+	j.task.State = api.StateRunning
+	j.task.Attempts++
+	j.task.StartedAt = now
+	running := j.task
+	d.metrics.transition(prev, api.StateRunning)
+	d.mu.Unlock()
+	d.metrics.queueWait.Observe(now.Sub(running.ReceivedAt).Seconds())
+
+	stored := d.persistRunning(j, running)
+	res := d.execute(ctx, j)
+	if errors.Is(context.Cause(ctx), errDraining) {
+		d.requeue(j, stored)
+		return
+	}
+	d.finish(j, res, stored)
+}
+
+// persistRunning writes the running state in the background; the final
+// write waits for it so states never go backwards in the store.
+func (d *dispatcher) persistRunning(j *job, t api.Task) <-chan struct{} {
+	done := make(chan struct{})
+	if j.sync {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
+			d.log.Error().Err(err).Str("task", t.ID).Msg("store running state")
+		}
+	}()
+	return done
+}
+
+func (d *dispatcher) execute(ctx context.Context, j *job) runtimes.Result {
+	input := j.input
+	if input == nil && !j.sync {
+		var err error
+		if input, err = d.store.GetInput(j.task.ID); err != nil {
+			return runtimes.Result{State: api.StateFailed, Error: fmt.Sprintf("read task input: %v", err)}
+		}
+	}
+	return d.pools.Run(ctx, runtimes.Job{
+		TaskID:    j.task.ID,
+		Attempt:   j.task.Attempts,
+		Function:  j.fn,
+		Account:   j.acct,
+		Limits:    limitsFor(j.fn.Limits, d.quotas.QuotaFor(j.acct.Name)),
+		Input:     input,
+		Timeout:   j.timeout,
+		MaxOutput: int64(d.limits.MaxResultBytes),
+	}, d.quotas.QuotaFor(j.acct.Name).MaxWorkers)
+}
+
+// finish records a final result: durably first for queued tasks; for the
+// synchronous path the caller is answered first and the record follows.
+func (d *dispatcher) finish(j *job, res runtimes.Result, stored <-chan struct{}) {
+	now := time.Now()
+	d.mu.Lock()
+	prev := j.task.State
+	t := &j.task
+	t.State, t.ExitCode, t.Output, t.Stderr, t.Error = res.State, res.ExitCode, res.Output, res.Stderr, res.Error
+	t.Cold, t.Worker = res.Cold, res.Worker
+	if !res.StartedAt.IsZero() {
+		t.StartedAt = res.StartedAt
+	}
+	t.FinishedAt = now
+	t.ExpiresAt = now.Add(d.limits.ResultRetention.D())
+	final := *t
+	d.metrics.transition(prev, final.State)
+	d.releaseLocked(j)
+	d.mu.Unlock()
+	d.metrics.finished(final)
+
+	if j.sync {
+		close(j.done)
+	}
+	<-stored
+	var err error
+	if j.sync {
+		err = d.store.CreateTasks(context.Background(), []store.Record{{Task: final}})
+	} else {
+		err = d.store.UpdateTasks(context.Background(), []api.Task{final})
+	}
+	if err != nil {
+		d.log.Error().Err(err).Str("task", final.ID).Msg("store task result")
+	}
+	d.mu.Lock()
+	delete(d.active, final.ID)
+	d.mu.Unlock()
+	if !j.sync {
+		close(j.done)
+	}
+}
+
+// releaseLocked frees the job's running slot and starts the next task.
+func (d *dispatcher) releaseLocked(j *job) {
+	t := d.tenant(j.acct.Name)
+	t.running--
+	d.startNextLocked(t)
+}
+
+// requeue puts a task stopped by shutdown back to queued in the store.
+func (d *dispatcher) requeue(j *job, stored <-chan struct{}) {
+	d.mu.Lock()
+	d.metrics.transition(j.task.State, api.StateQueued)
+	j.task.State = api.StateQueued
+	t := j.task
+	d.tenant(j.acct.Name).running--
+	d.mu.Unlock()
+	<-stored
+	if !j.sync {
+		if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
+			d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
+		}
+	}
+}
+
+// cancel stops a task: a queued one ends at once, a running one when its
+// worker is killed. It returns the task and whether it was still active.
+func (d *dispatcher) cancel(id string) (*job, bool) {
+	d.mu.Lock()
+	j, ok := d.active[id]
+	if !ok || j.task.State.Final() {
+		d.mu.Unlock()
+		return j, false
+	}
+	if j.task.State == api.StateRunning {
+		j.cancel(context.Canceled)
+		d.mu.Unlock()
+		return j, true
+	}
+	t := d.tenant(j.acct.Name)
+	for i, q := range t.queue {
+		if q == j {
+			t.queue = append(t.queue[:i], t.queue[i+1:]...)
+			break
+		}
+	}
+	t.running++ // finish releases a slot
+	d.mu.Unlock()
+	d.finish(j, runtimes.Result{State: api.StateCancelled, Error: "cancelled before it started"}, closedChan)
+	return j, true
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// drain stops starting tasks, waits up to grace for running ones, then
+// stops the rest, which return to queued.
+func (d *dispatcher) drain(grace time.Duration) {
+	d.mu.Lock()
+	d.draining = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(grace):
+	}
+	d.mu.Lock()
+	n := 0
+	for _, j := range d.active {
+		if j.task.State == api.StateRunning {
+			j.cancel(errDraining)
+			n++
+		}
+	}
+	d.mu.Unlock()
+	d.log.Warn().Int("tasks", n).Dur("dur", grace).Msg("drain grace passed; running tasks stopped and requeued")
+	<-done
+}
+
+// limitsFor merges a function's limits with the tenant quota: the
+// function may ask for less than the quota, never more.
+func limitsFor(l api.Limits, q conf.Quota) specs.LinuxResources {
+	mem := int64(q.Memory)
+	if l.MemoryBytes > 0 && l.MemoryBytes < mem {
+		mem = l.MemoryBytes
+	}
+	cpus := q.CPUs
+	if l.CPUs > 0 && l.CPUs < cpus {
+		cpus = l.CPUs
+	}
+	pids := q.Pids
+	if l.Pids > 0 && l.Pids < pids {
+		pids = l.Pids
+	}
+	period := uint64(100000)
+	quota := int64(cpus * float64(period))
+	return specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &mem},
+		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
+		Pids:   &specs.LinuxPids{Limit: &pids},
+	}
+}

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/isolation"
+)
+
+// accountCacheTTL bounds how long a resolved account is reused before NSS
+// is asked again (users and groups change rarely; NSS over LDAP is slow).
+const accountCacheTTL = time.Minute
+
+// mapper turns identities into local accounts with the [[auth.map]] rules.
+type mapper struct {
+	rules  []mapRule
+	minUID uint32
+	lookup func(name string, minUID uint32) (isolation.Account, error)
+
+	mu    sync.Mutex
+	cache map[string]cachedAccount
+}
+
+type mapRule struct {
+	match   string
+	re      *regexp.Regexp
+	account string
+}
+
+type cachedAccount struct {
+	acct isolation.Account
+	err  error
+	at   time.Time
+}
+
+func newMapper(a conf.Auth) (*mapper, error) {
+	m := &mapper{minUID: a.MinUID, lookup: isolation.LookupAccount, cache: map[string]cachedAccount{}}
+	for i, r := range a.Map {
+		mr := mapRule{match: r.Match, account: r.Account}
+		if r.Regex != "" {
+			re, err := regexp.Compile(r.Regex)
+			if err != nil {
+				return nil, fmt.Errorf("auth.map[%d].regex: %w", i, err)
+			}
+			mr.re = re
+		}
+		m.rules = append(m.rules, mr)
+	}
+	return m, nil
+}
+
+// accountName applies the rules: the first that matches names the account.
+func (m *mapper) accountName(identity string) (string, bool) {
+	for _, r := range m.rules {
+		if r.re == nil {
+			if r.match == identity {
+				return r.account, true
+			}
+			continue
+		}
+		if sub := r.re.FindStringSubmatchIndex(identity); sub != nil {
+			return string(r.re.ExpandString(nil, r.account, identity, sub)), true
+		}
+	}
+	return "", false
+}
+
+// account maps identity to its local account, or says why it may not run.
+func (m *mapper) account(identity string) (isolation.Account, error) {
+	m.mu.Lock()
+	c, ok := m.cache[identity]
+	m.mu.Unlock()
+	if ok && time.Since(c.at) < accountCacheTTL {
+		return c.acct, c.err
+	}
+	acct, err := m.resolve(identity)
+	m.mu.Lock()
+	m.cache[identity] = cachedAccount{acct: acct, err: err, at: time.Now()}
+	m.mu.Unlock()
+	return acct, err
+}
+
+func (m *mapper) resolve(identity string) (isolation.Account, error) {
+	name, ok := m.accountName(identity)
+	if !ok {
+		return isolation.Account{}, fmt.Errorf("identity %q is not mapped to a local account; ask the site admin to add an [[auth.map]] rule: %w", identity, api.ErrDenied)
+	}
+	acct, err := m.lookup(name, m.minUID)
+	if err != nil {
+		return isolation.Account{}, fmt.Errorf("identity %q: %w", identity, err)
+	}
+	return acct, nil
+}
+
+// accountByName resolves an account named in a stored task or function
+// (recovery after restart), with the same checks as for callers.
+func (m *mapper) accountByName(name string) (isolation.Account, error) {
+	return m.lookup(name, m.minUID)
+}

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/runtimes"
+)
+
+// metrics are the daemon's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	reg       *prometheus.Registry
+	tasks     *prometheus.GaugeVec   // fxd_tasks{state}: tasks the daemon holds, by state
+	finishes  *prometheus.CounterVec // fxd_tasks_finished_total{state}
+	latency   prometheus.Histogram   // fxd_task_latency_seconds: received to finished
+	queueWait prometheus.Histogram   // fxd_task_queue_seconds: received to started
+	requests  *prometheus.CounterVec // fxd_http_requests_total{code}
+}
+
+func newMetrics(pools func() runtimes.Stats) *metrics {
+	buckets := prometheus.ExponentialBuckets(0.0001, 2, 22) // 100µs … ~3.5 min
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		tasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fxd_tasks", Help: "Tasks by state: queued and running ones the daemon holds now; final ones since start.",
+		}, []string{"state"}),
+		finishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fxd_tasks_finished_total", Help: "Tasks that reached a final state, by state.",
+		}, []string{"state"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fxd_task_latency_seconds", Help: "Time from a task's arrival to its end.", Buckets: buckets,
+		}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fxd_task_queue_seconds", Help: "Time from a task's arrival to its start on a worker.", Buckets: buckets,
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fxd_http_requests_total", Help: "API requests answered, by status code.",
+		}, []string{"code"}),
+	}
+	for _, s := range api.States {
+		m.tasks.WithLabelValues(string(s))
+	}
+	m.reg.MustRegister(m.tasks, m.finishes, m.latency, m.queueWait, m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&poolCollector{stats: pools})
+	return m
+}
+
+// transition moves one task between state gauges ("" = from nowhere).
+func (m *metrics) transition(from, to api.State) {
+	if from != "" {
+		m.tasks.WithLabelValues(string(from)).Dec()
+	}
+	m.tasks.WithLabelValues(string(to)).Inc()
+}
+
+func (m *metrics) finished(t api.Task) {
+	m.finishes.WithLabelValues(string(t.State)).Inc()
+	if !t.ReceivedAt.IsZero() {
+		m.latency.Observe(t.FinishedAt.Sub(t.ReceivedAt).Seconds())
+	}
+}
+
+// poolCollector reads the warm pools' figures at scrape time.
+type poolCollector struct{ stats func() runtimes.Stats }
+
+var (
+	workersDesc    = prometheus.NewDesc("fxd_workers", "Warm workers on this node, by state.", []string{"state"}, nil)
+	coldStartsDesc = prometheus.NewDesc("fxd_cold_starts_total", "Workers started for a task that found none warm.", nil, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workersDesc
+	ch <- coldStartsDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(s.Idle), "idle")
+	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(s.Busy), "busy")
+	ch <- prometheus.MustNewConstMetric(coldStartsDesc, prometheus.CounterValue, float64(s.ColdStarts))
+}

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+)
+
+func TestDecodeErrors(t *testing.T) {
+	d := &Daemon{cfg: conf.Default()}
+	d.cfg.Limits.MaxRequestBytes = 64
+	for _, tc := range []struct {
+		name, body string
+		want       error
+		text       string
+	}{
+		{"malformed", `{"tasks": [}`, api.ErrInvalid, "malformed JSON"},
+		{"unknown field", `{"taskz": []}`, api.ErrInvalid, "taskz"},
+		{"wrong type", `{"tasks": "x"}`, api.ErrInvalid, "tasks"},
+		{"empty", ``, api.ErrInvalid, "empty"},
+		{"two values", `{} {}`, api.ErrInvalid, "more than one"},
+		{"too large", `{"tasks": [` + strings.Repeat(`{},`, 40) + `{}]}`, api.ErrTooLarge, "max_request_bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/tasks", strings.NewReader(tc.body))
+			var req api.SubmitRequest
+			err := d.decodeJSON(httptest.NewRecorder(), r, &req)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Errorf("decode(%q) = %v, want %v mentioning %q", tc.body, err, tc.want, tc.text)
+			}
+		})
+	}
+}
+
+// FuzzRequest feeds arbitrary bodies to the request decoders and the
+// function validator: no panic, and every error is of a client kind.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{`{"tasks":[{"function":"f","input":{"a":1}}]}`, `{"name":"f","command":["/bin/true"]}`,
+		`{"ids":["t1"],"wait":"1s"}`, `{"function":"f","input_base64":"aGk="}`, `{"name":"F","kind":"x","limits":{"memory_bytes":-1}}`} {
+		f.Add([]byte(s))
+	}
+	d := &Daemon{cfg: conf.Default()}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, v := range []any{&api.SubmitRequest{}, &api.TasksRequest{}, &api.TaskSpec{}, &api.FunctionSpec{}} {
+			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			err := d.decodeJSON(httptest.NewRecorder(), r, v)
+			if err != nil && !errors.Is(err, api.ErrInvalid) && !errors.Is(err, api.ErrTooLarge) {
+				t.Fatalf("decode %T: error of no client kind: %v", v, err)
+			}
+			if fs, ok := v.(*api.FunctionSpec); ok && err == nil {
+				if err := checkFunction(fs); err != nil && !errors.Is(err, api.ErrInvalid) {
+					t.Fatalf("checkFunction: error of no client kind: %v", err)
+				}
+			}
+		}
+	})
+}
+
+func TestTaskIDsSortByTime(t *testing.T) {
+	var ids []string
+	now := time.Now()
+	for i := 0; i < 100; i++ {
+		ids = append(ids, newTaskID(now.Add(time.Duration(i)*time.Millisecond)))
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Errorf("task IDs made in time order do not sort in time order: %v", ids[:5])
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id := newTaskID(now)
+		if seen[id] {
+			t.Fatalf("duplicate task ID %s", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestLimitsFor(t *testing.T) {
+	q := conf.Quota{Memory: 1 << 30, CPUs: 2, Pids: 100}
+	for _, tc := range []struct {
+		name      string
+		l         api.Limits
+		mem, pids int64
+		cpuQuota  int64
+	}{
+		{"quota by default", api.Limits{}, 1 << 30, 100, 200000},
+		{"function asks less", api.Limits{MemoryBytes: 64 << 20, CPUs: 0.5, Pids: 10}, 64 << 20, 10, 50000},
+		{"function asks more: capped", api.Limits{MemoryBytes: 8 << 30, CPUs: 8, Pids: 1000}, 1 << 30, 100, 200000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := limitsFor(tc.l, q)
+			if *r.Memory.Limit != tc.mem || *r.Pids.Limit != tc.pids || *r.CPU.Quota != tc.cpuQuota {
+				t.Errorf("limitsFor(%+v) = mem %d pids %d cpu %d, want %d %d %d", tc.l, *r.Memory.Limit, *r.Pids.Limit, *r.CPU.Quota, tc.mem, tc.pids, tc.cpuQuota)
+			}
+		})
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package store
+
+// lockHolder cannot name the holder of a lock on this system.
+func lockHolder(path string) string { return "" }

@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/daemon/store"
+	"fxd.dev/fxd/isolation"
+)
+
+// caller is an authenticated request's identity and account.
+type caller struct {
+	identity string
+	acct     isolation.Account
+}
+
+// resolveFunction finds the function a caller names: "name" for its own,
+// "owner/name" for its own or one shared with it. Others' unshared
+// functions are not found, so their existence does not leak.
+func (d *Daemon) resolveFunction(c caller, ref string) (api.Function, error) {
+	owner, name := c.acct.Name, ref
+	if i := strings.IndexByte(ref, '/'); i >= 0 {
+		owner, name = ref[:i], ref[i+1:]
+	}
+	f, err := d.store.GetFunction(owner, name)
+	if err == nil && (owner == c.acct.Name || sharedWith(f, c.acct.Name)) {
+		return f, nil
+	}
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		return api.Function{}, err
+	}
+	return api.Function{}, fmt.Errorf("function %q: %w; fx functions lists the ones you can run", ref, api.ErrNotFound)
+}
+
+func sharedWith(f api.Function, account string) bool {
+	for _, a := range f.SharedWith {
+		if a == account {
+			return true
+		}
+	}
+	return false
+}
+
+// newJob checks one task spec and makes its job, not yet stored.
+func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error) {
+	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
+		return nil, fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
+	}
+	input := spec.InputBytes()
+	if max := int64(d.cfg.Limits.MaxInputBytes); int64(len(input)) > max {
+		return nil, fmt.Errorf("input of %d bytes exceeds limits.max_input_bytes (%d); stage large data in a file and pass its path: %w", len(input), max, api.ErrTooLarge)
+	}
+	fn, err := d.resolveFunction(c, spec.Function)
+	if err != nil {
+		return nil, err
+	}
+	timeout := spec.Timeout
+	if timeout == 0 {
+		timeout = fn.Limits.Timeout
+	}
+	if timeout == 0 {
+		timeout = api.Duration(d.cfg.Limits.DefaultTimeout)
+	}
+	if max := d.cfg.Limits.MaxTimeout.D(); time.Duration(timeout) > max {
+		return nil, fmt.Errorf("timeout %s exceeds limits.max_timeout (%s): %w", time.Duration(timeout), max, api.ErrInvalid)
+	}
+	j := &job{
+		task: api.Task{
+			ID: newTaskID(now), Function: fn.Ref(), FunctionVersion: fn.Version, Owner: c.acct.Name,
+			State: api.StateQueued, Timeout: timeout, ReceivedAt: now,
+		},
+		fn: fn, acct: c.acct, timeout: time.Duration(timeout), done: make(chan struct{}),
+	}
+	if len(input) <= inlineInputMax {
+		j.input = input
+		if j.input == nil {
+			j.input = []byte{}
+		}
+	}
+	return j, nil
+}
+
+// submit stores the tasks durably in one commit, then queues them.
+func (d *Daemon) submit(ctx context.Context, c caller, specs []api.TaskSpec) ([]string, error) {
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no tasks given; send {\"tasks\": [{\"function\": \"name\", \"input\": …}]}: %w", api.ErrInvalid)
+	}
+	if max := d.cfg.Limits.MaxBatch; len(specs) > max {
+		return nil, fmt.Errorf("%d tasks in one request exceed limits.max_batch (%d); split the batch: %w", len(specs), max, api.ErrTooLarge)
+	}
+	if err := d.disp.admit(c.acct.Name, len(specs)); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	jobs := make([]*job, len(specs))
+	recs := make([]store.Record, len(specs))
+	ids := make([]string, len(specs))
+	for i, s := range specs {
+		j, err := d.newJob(c, s, now)
+		if err != nil {
+			if len(specs) > 1 {
+				return nil, fmt.Errorf("tasks[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		jobs[i], ids[i] = j, j.task.ID
+		recs[i] = store.Record{Task: j.task, Identity: c.identity, Input: s.InputBytes()}
+	}
+	if err := d.store.CreateTasks(ctx, recs); err != nil {
+		return nil, fmt.Errorf("store tasks: %w", err)
+	}
+	d.disp.enqueue(jobs...)
+	return ids, nil
+}
+
+// runSync runs one task on the low-latency path: dispatched before it is
+// durable, answered as soon as it ends, stored just after.
+func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.Task, error) {
+	if err := d.disp.admit(c.acct.Name, 1); err != nil {
+		return api.Task{}, err
+	}
+	j, err := d.newJob(c, spec, time.Now())
+	if err != nil {
+		return api.Task{}, err
+	}
+	j.sync = true
+	j.input = spec.InputBytes()
+	j.task.State = api.StateReceived
+	d.disp.enqueue(j)
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		d.disp.cancel(j.task.ID)
+		<-j.done
+	}
+	t, _, _ := d.disp.lookup(j.task.ID)
+	if t.ID == "" {
+		return d.getTask(c, j.task.ID)
+	}
+	return t, nil
+}
+
+// getTask returns a task the caller owns; others' tasks are not found.
+func (d *Daemon) getTask(c caller, id string) (api.Task, error) {
+	t, _, ok := d.disp.lookup(id)
+	if !ok {
+		var err error
+		if t, err = d.store.GetTask(id); err != nil {
+			return api.Task{}, notFoundTask(id, err)
+		}
+	}
+	if t.Owner != c.acct.Name {
+		return api.Task{}, notFoundTask(id, api.ErrNotFound)
+	}
+	return t, nil
+}
+
+func notFoundTask(id string, err error) error {
+	if errors.Is(err, api.ErrNotFound) {
+		return fmt.Errorf("task %s: %w; check the id, or it may have expired after limits.result_retention", id, api.ErrNotFound)
+	}
+	return fmt.Errorf("get task %s: %w", id, err)
+}
+
+// waitTasks returns the caller's tasks, waiting up to wait for all of
+// them to be final.
+func (d *Daemon) waitTasks(ctx context.Context, c caller, ids []string, wait time.Duration) ([]api.Task, error) {
+	if max := d.cfg.Limits.MaxWait.D(); wait > max {
+		wait = max
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	out := make([]api.Task, len(ids))
+	for i, id := range ids {
+		t, err := d.getTask(c, id)
+		if err != nil {
+			return nil, err
+		}
+		if !t.State.Final() && wait > 0 {
+			if _, j, ok := d.disp.lookup(id); ok {
+				select {
+				case <-j.done:
+					if t, err = d.getTask(c, id); err != nil {
+						return nil, err
+					}
+				case <-timer.C:
+					wait = 0
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// cancelTask cancels the caller's task; a final task is a conflict.
+func (d *Daemon) cancelTask(c caller, id string) (api.Task, error) {
+	t, err := d.getTask(c, id)
+	if err != nil {
+		return api.Task{}, err
+	}
+	if t.State.Final() {
+		return t, fmt.Errorf("task %s already ended (%s): %w", id, t.State, api.ErrConflict)
+	}
+	if j, ok := d.disp.cancel(id); ok {
+		<-j.done
+	}
+	return d.getTask(c, id)
+}

@@ -1,0 +1,198 @@
+package daemon
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tokenPrefix starts every token so that leaked tokens are easy to find
+// with secret scanners.
+const tokenPrefix = "fxd_"
+
+// TokenEntry is one issued token as kept in the token file: only the
+// SHA-256 of the token is stored, never the token.
+type TokenEntry struct {
+	Hash     string    // hex SHA-256 of the whole token
+	Identity string    // who the token authenticates
+	Issued   time.Time // when it was issued
+}
+
+// IssueToken makes a new random token for identity, appends its hash to the
+// token file (created 0600) and returns the token, which is shown once.
+func IssueToken(path, identity string) (string, error) {
+	if identity == "" || strings.ContainsAny(identity, " \t\r\n") {
+		return "", fmt.Errorf("identity %q: must be non-empty with no spaces", identity)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make token: %w", err)
+	}
+	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	line := fmt.Sprintf("%s %s %s\n", hashToken(tok), identity, time.Now().UTC().Format(time.RFC3339))
+	if err := withLockedFile(path, func(f *os.File) error {
+		_, err := f.WriteString(line)
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("write token file %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+// RevokeTokens removes every entry whose hash starts with prefix (at least
+// 8 hex digits) or whose identity equals it, and returns how many went.
+func RevokeTokens(path, hashPrefixOrIdentity string) (int, error) {
+	entries, err := ReadTokens(path)
+	if err != nil {
+		return 0, err
+	}
+	var keep strings.Builder
+	n := 0
+	for _, e := range entries {
+		if e.Identity == hashPrefixOrIdentity || (len(hashPrefixOrIdentity) >= 8 && strings.HasPrefix(e.Hash, hashPrefixOrIdentity)) {
+			n++
+			continue
+		}
+		fmt.Fprintf(&keep, "%s %s %s\n", e.Hash, e.Identity, e.Issued.Format(time.RFC3339))
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(keep.String()), 0o600); err != nil {
+		return 0, fmt.Errorf("write token file %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("replace token file %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// ReadTokens parses the token file; a missing file has no tokens.
+func ReadTokens(path string) ([]TokenEntry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open token file: %w", err)
+	}
+	defer f.Close()
+	var out []TokenEntry
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 3 || len(fields[0]) != 64 {
+			return nil, fmt.Errorf("token file %s:%d: want \"<sha256-hex> <identity> <issued>\"; reissue with fxd token issue", path, n)
+		}
+		issued, _ := time.Parse(time.RFC3339, fields[2])
+		out = append(out, TokenEntry{Hash: fields[0], Identity: fields[1], Issued: issued})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read token file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func hashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+func withLockedFile(path string, fn func(*os.File) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// tokenSet is the daemon's view of the token file, reloaded on SIGHUP and
+// whenever an unknown token arrives after the file changed.
+type tokenSet struct {
+	path string
+
+	mu      sync.RWMutex
+	byHash  map[string]string // hash -> identity
+	version fileVersion
+}
+
+// fileVersion tells whether a file changed since it was read.
+type fileVersion struct {
+	modTime time.Time
+	size    int64
+}
+
+func versionOf(path string) fileVersion {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileVersion{}
+	}
+	return fileVersion{st.ModTime(), st.Size()}
+}
+
+func newTokenSet(path string) (*tokenSet, error) {
+	t := &tokenSet{path: path}
+	return t, t.reload()
+}
+
+func (t *tokenSet) reload() error {
+	v := versionOf(t.path)
+	entries, err := ReadTokens(t.path)
+	if err != nil {
+		return err
+	}
+	m := make(map[string]string, len(entries))
+	for _, e := range entries {
+		m[e.Hash] = e.Identity
+	}
+	t.mu.Lock()
+	t.byHash, t.version = m, v
+	t.mu.Unlock()
+	return nil
+}
+
+// identity returns who tok authenticates, or "" for an unknown token. An
+// unknown token makes it look at the file (one stat), since the admin may
+// just have issued it.
+func (t *tokenSet) identity(tok string) string {
+	h := hashToken(tok)
+	t.mu.RLock()
+	id, v := t.byHash[h], t.version
+	t.mu.RUnlock()
+	if id != "" || versionOf(t.path) == v {
+		return id
+	}
+	if t.reload() != nil {
+		return ""
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byHash[h]
+}

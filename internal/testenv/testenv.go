@@ -1,0 +1,107 @@
+// Package testenv tells tests what this machine can run and makes the real
+// resources they need (local user accounts). A test that needs something
+// absent skips with the reason on a developer machine and fails when
+// CI=true, so CI never passes by skipping.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Unavailable skips the test with why, or fails it in CI.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("required in CI but unavailable: %s", why)
+	}
+	t.Skipf("skipped: %s", why)
+}
+
+// RequireRoot needs the test to run as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root (run the suite as root, as .ci/run does)")
+	}
+}
+
+// RequireCgroup needs a writable cgroup hierarchy (v1 memory or v2 unified).
+func RequireCgroup(t testing.TB) {
+	t.Helper()
+	RequireRoot(t)
+	for _, p := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/cgroup.controllers"} {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+	}
+	Unavailable(t, "needs cgroups (v1 memory hierarchy or v2 unified) under /sys/fs/cgroup")
+}
+
+// RequireCommand needs name on PATH and returns its path.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, fmt.Sprintf("needs %s on PATH", name))
+	}
+	return p
+}
+
+// User is a real local account made for one test.
+type User struct {
+	Name string
+	UID  uint32
+	GID  uint32
+	Home string
+}
+
+var userMu sync.Mutex // useradd and userdel lock /etc/passwd; serialize our calls
+
+// NewUser creates a local account (useradd) with a home directory under a
+// temp dir, and deletes it (userdel) when the test ends. It needs root.
+func NewUser(t testing.TB) User {
+	t.Helper()
+	RequireRoot(t)
+	RequireCommand(t, "useradd")
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "fxdt" + hex.EncodeToString(b)
+	home := filepath.Join(t.TempDir(), name)
+	userMu.Lock()
+	out, err := exec.Command("useradd", "--create-home", "--home-dir", home, "--shell", "/bin/sh", "--user-group", name).CombinedOutput()
+	userMu.Unlock()
+	if err != nil {
+		t.Fatalf("useradd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		userMu.Lock()
+		defer userMu.Unlock()
+		if out, err := exec.Command("userdel", "--force", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("look up new user %s: %v", name, err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	// The temp dir is 0700 root; let the user reach its home.
+	for d := filepath.Dir(home); strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	return User{Name: name, UID: uint32(uid), GID: uint32(gid), Home: home}
+}

@@ -1,0 +1,198 @@
+// Package isolationtest is the conformance suite every isolation.Executor
+// passes: real accounts, real cgroups, real processes.
+package isolationtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/isolation"
+)
+
+// Run runs the suite against executors made by newExec, which must place
+// cgroups under the parent it is given.
+func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation.Executor) {
+	testenv.RequireCgroup(t)
+	parent := fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() { removeParent(parent) })
+	e := newExec(t, parent)
+	u := testenv.NewUser(t)
+	acct := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Groups: []uint32{u.GID}, Home: u.Home}
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, e isolation.Executor, a isolation.Account, parent string)
+	}{
+		{"RunsAsAccount", runsAsAccount},
+		{"CleanEnvironment", cleanEnvironment},
+		{"RootRefused", rootRefused},
+		{"MemoryLimit", memoryLimit},
+		{"PidsLimit", pidsLimit},
+		{"KillWholeTree", killWholeTree},
+		{"CgroupRemovedAfterExit", cgroupRemoved},
+		{"Stdio", stdio},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, e, acct, parent) })
+	}
+}
+
+var seq int
+
+func spec(a isolation.Account, argv ...string) isolation.Spec {
+	seq++
+	return isolation.Spec{ID: fmt.Sprintf("t%d-%d", os.Getpid(), seq), Account: a, Argv: argv, Env: a.Env()}
+}
+
+func start(t *testing.T, e isolation.Executor, s isolation.Spec) isolation.Process {
+	t.Helper()
+	p, err := e.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("start %v: %v", s.Argv, err)
+	}
+	t.Cleanup(func() { p.Kill(); p.Wait() })
+	return p
+}
+
+func output(t *testing.T, e isolation.Executor, s isolation.Spec) (string, isolation.ExitStatus) {
+	t.Helper()
+	var out bytes.Buffer
+	s.Stdout = &out
+	p := start(t, e, s)
+	st, err := p.Wait()
+	if err != nil {
+		t.Fatalf("wait %v: %v", s.Argv, err)
+	}
+	return out.String(), st
+}
+
+func runsAsAccount(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	out, st := output(t, e, spec(a, "/bin/sh", "-c", "id -u; id -g; id -G; pwd"))
+	want := fmt.Sprintf("%d\n%d\n%d\n%s\n", a.UID, a.GID, a.GID, a.Home)
+	if out != want || st.Code != 0 {
+		t.Errorf("id = %q (exit %d), want %q", out, st.Code, want)
+	}
+}
+
+func cleanEnvironment(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	s := spec(a, "/usr/bin/env")
+	s.Env = []string{"ONLY=this"}
+	out, _ := output(t, e, s)
+	if out != "ONLY=this\n" {
+		t.Errorf("env = %q, want exactly ONLY=this", out)
+	}
+}
+
+func rootRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	root := a
+	root.UID = 0
+	if _, err := e.Start(context.Background(), spec(root, "/bin/true")); !errors.Is(err, api.ErrDenied) {
+		t.Errorf("start as uid 0: err = %v, want denied", err)
+	}
+}
+
+func memoryLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	s := spec(a, "/bin/sh", "-c", "head -c 200000000 /dev/zero | tail > /dev/null")
+	limit := int64(32 << 20)
+	s.Limits.Memory = &specs.LinuxMemory{Limit: &limit}
+	_, st := output(t, e, s)
+	if st.OOMKills == 0 {
+		t.Errorf("200 MB in a 32 MiB group: exit %+v, want an OOM kill", st)
+	}
+}
+
+func pidsLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	s := spec(a, "/bin/sh", "-c", "for i in $(seq 100); do sleep 30 & done; wait")
+	limit := int64(16)
+	s.Limits.Pids = &specs.LinuxPids{Limit: &limit}
+	var errb bytes.Buffer
+	s.Stderr = &errb
+	p := start(t, e, s)
+	most := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		n, err := p.Procs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, n)
+	}
+	p.Kill()
+	p.Wait()
+	if most > 16 {
+		t.Errorf("%d processes under a pids limit of 16", most)
+	}
+	if !strings.Contains(strings.ToLower(errb.String()), "fork") {
+		t.Errorf("stderr = %q, want the shell's fork failure at the limit", errb.String())
+	}
+}
+
+func killWholeTree(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	p := start(t, e, spec(a, "/bin/sh", "-c", "setsid sleep 300 & (sleep 300 &) ; sleep 300"))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := p.Procs(); n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tree never had 3 processes")
+		}
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := p.Wait()
+	if st.Signal != "killed" {
+		t.Errorf("status after Kill = %+v, want killed", st)
+	}
+	if n, _ := p.Procs(); n != 0 {
+		t.Errorf("%d processes left after Kill", n)
+	}
+}
+
+func cgroupRemoved(t *testing.T, e isolation.Executor, a isolation.Account, parent string) {
+	s := spec(a, "/bin/true")
+	_, st := output(t, e, s)
+	if st.Code != 0 {
+		t.Errorf("/bin/true exit %d", st.Code)
+	}
+	if dirs := groupDirs(parent, s.ID); len(dirs) > 0 {
+		t.Errorf("cgroup dirs left after Wait: %v", dirs)
+	}
+}
+
+func stdio(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	s := spec(a, "/bin/sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3")
+	var errb bytes.Buffer
+	s.Stdin, s.Stderr = strings.NewReader("hello"), &errb
+	out, st := output(t, e, s)
+	if out != "HELLO" || errb.String() != "oops\n" || st.Code != 3 {
+		t.Errorf("stdio = %q, stderr %q, exit %d; want HELLO, oops, 3", out, errb.String(), st.Code)
+	}
+}
+
+func groupDirs(parent, id string) []string {
+	var out []string
+	for _, p := range []string{"/sys/fs/cgroup/*/" + parent + "/" + id, "/sys/fs/cgroup/" + parent + "/" + id} {
+		ds, _ := filepath.Glob(p)
+		out = append(out, ds...)
+	}
+	return out
+}
+
+func removeParent(parent string) {
+	for _, p := range []string{"/sys/fs/cgroup/*/" + parent, "/sys/fs/cgroup/" + parent} {
+		ds, _ := filepath.Glob(p)
+		for _, d := range ds {
+			os.Remove(d)
+		}
+	}
+}

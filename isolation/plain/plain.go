@@ -1,0 +1,221 @@
+package plain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/cgroup"
+)
+
+// Config says where the executor makes its cgroups.
+type Config struct {
+	// CgroupParent is the group under which each tree gets its own, relative
+	// to each hierarchy's root ("fxd" = /sys/fs/cgroup/<controller>/fxd).
+	CgroupParent string
+}
+
+// Executor starts trees on the host. It runs as root; what it starts
+// never does. Safe for concurrent use.
+type Executor struct {
+	parent string
+	log    zerolog.Logger
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// New checks that this process can start trees as other accounts in
+// cgroups: it must run as root on a host with cgroups.
+func New(c Config, log zerolog.Logger) (*Executor, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("fxd must run as root to start tasks as their accounts in cgroups; run it from systemd or with sudo")
+	}
+	if err := cgroup.Available(); err != nil {
+		return nil, err
+	}
+	if c.CgroupParent == "" || path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent {
+		return nil, fmt.Errorf("workers.cgroup_parent %q: want a clean relative path like \"fxd\": %w", c.CgroupParent, api.ErrInvalid)
+	}
+	return &Executor{parent: "/" + c.CgroupParent, log: log.With().Str("component", "isolation.plain").Logger()}, nil
+}
+
+// Cleanup kills and removes every tree cgroup a previous run left under
+// the parent (after a crash of the daemon).
+func (e *Executor) Cleanup() error {
+	names, err := cgroup.Children(e.parent)
+	if err != nil {
+		return fmt.Errorf("list leftover cgroups: %w", err)
+	}
+	var errs []error
+	for _, n := range names {
+		g, err := cgroup.Load(path.Join(e.parent, n))
+		if err == nil {
+			err = g.Delete()
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.log.Info().Str("cgroup", n).Msg("removed a worker cgroup left by a previous run")
+	}
+	return errors.Join(errs...)
+}
+
+// Start implements isolation.Executor.
+func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Process, error) {
+	if err := check(s); err != nil {
+		return nil, err
+	}
+	g, err := cgroup.New(path.Join(e.parent, s.ID), &s.Limits)
+	if err != nil {
+		return nil, err
+	}
+	cmd := command(s)
+	if err := g.Start(cmd); err != nil {
+		g.Delete()
+		return nil, fmt.Errorf("start %s as %s: %w", s.Argv[0], s.Account.Name, err)
+	}
+	p := &process{cmd: cmd, group: g, started: time.Now(), done: make(chan struct{})}
+	go p.wait()
+	return p, nil
+}
+
+func check(s isolation.Spec) error {
+	switch {
+	case s.Account.UID == 0:
+		return fmt.Errorf("account %q: uid 0 is refused: %w", s.Account.Name, api.ErrDenied)
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return fmt.Errorf("empty command: %w", api.ErrInvalid)
+	case !validID.MatchString(s.ID):
+		return fmt.Errorf("tree id %q: use 1-128 of A-Z a-z 0-9 _ . -: %w", s.ID, api.ErrInvalid)
+	case s.Rootfs != "":
+		return fmt.Errorf("the plain executor runs on the host file system; images need the oci executor: %w", api.ErrInvalid)
+	}
+	return nil
+}
+
+func command(s isolation.Spec) *exec.Cmd {
+	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Env = s.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Dir = s.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = s.Account.Home
+	}
+	if st, err := os.Stat(cmd.Dir); err != nil || !st.IsDir() {
+		cmd.Dir = "/"
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: s.Account.UID, Gid: s.Account.GID, Groups: s.Account.Groups},
+		Setsid:     true,
+		// The tree dies with the daemon; a restarted daemon removes the
+		// cgroups with Cleanup.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	return cmd
+}
+
+// process is a started tree.
+type process struct {
+	cmd     *exec.Cmd
+	group   *cgroup.Group
+	started time.Time
+
+	done    chan struct{}
+	status  isolation.ExitStatus
+	err     error
+	killMu  sync.Mutex
+	removed bool
+}
+
+func (p *process) Pid() int { return p.cmd.Process.Pid }
+
+// wait reaps the first process, then empties and removes the group.
+func (p *process) wait() {
+	defer close(p.done)
+	err := p.cmd.Wait()
+	st := isolation.ExitStatus{Code: p.cmd.ProcessState.ExitCode(), Duration: time.Since(p.started)}
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		st.Signal = signalName(ws.Signal())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		p.err = fmt.Errorf("wait for %s: %w", p.cmd.Path, err)
+	}
+	st.OOMKills, _ = p.group.OOMKills()
+	p.killMu.Lock()
+	if err := p.group.Delete(); err != nil && p.err == nil {
+		p.err = err
+	}
+	p.removed = true
+	p.killMu.Unlock()
+	p.status = st
+}
+
+func (p *process) Wait() (isolation.ExitStatus, error) {
+	<-p.done
+	return p.status, p.err
+}
+
+func (p *process) Kill() error {
+	p.killMu.Lock()
+	defer p.killMu.Unlock()
+	if p.removed {
+		return nil
+	}
+	return p.group.Kill()
+}
+
+func (p *process) Procs() (int, error) {
+	pids, err := p.group.Procs()
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	return len(pids), err
+}
+
+func (p *process) OOMKills() (int, error) {
+	select {
+	case <-p.done:
+		return p.status.OOMKills, nil
+	default:
+	}
+	n, err := p.group.OOMKills()
+	if errors.Is(err, os.ErrNotExist) {
+		<-p.done
+		return p.status.OOMKills, nil
+	}
+	return n, err
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "killed"
+	case syscall.SIGTERM:
+		return "terminated"
+	case syscall.SIGSEGV:
+		return "segmentation fault"
+	case syscall.SIGABRT:
+		return "aborted"
+	case syscall.SIGINT:
+		return "interrupted"
+	}
+	return s.String()
+}
+
+var _ isolation.Executor = (*Executor)(nil)

@@ -1,0 +1,88 @@
+package runtimes
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/runtimes/wire"
+)
+
+// runCommand runs a command task on a shim worker.
+func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
+	oom, _ := w.proc.OOMKills()
+	run := wire.Run{Argv: expand(j.Function.Command, j), Env: taskEnv(w, j), Dir: j.Account.Home, MaxOutput: j.MaxOutput}
+	var res wire.Result
+	var out []byte
+	started := time.Now()
+	err, stopped := p.exchange(ctx, w, j, func() error {
+		if err := wire.WriteRun(w.stdin, run, j.Input); err != nil {
+			return err
+		}
+		var err error
+		res, out, err = wire.ReadResult(w.stdout, j.MaxOutput)
+		return err
+	})
+	if stopped != nil {
+		stopped.res.StartedAt = started
+		return *stopped
+	}
+	o := outcome{res: Result{StartedAt: started, ExitCode: res.ExitCode, Stderr: res.Stderr}, keep: true}
+	if err != nil {
+		// The shim died or broke the protocol: the worker is lost.
+		exited := w.died(2 * time.Second)
+		w.kill()
+		o.keep, o.res.State, o.res.ExitCode = false, api.StateFailed, -1
+		switch {
+		case oomGrew(w, oom):
+			o.res.Error = oomReason(j)
+		case exited:
+			o.res.Error = "the worker's shim ended (" + exitText(w.exit.Code, w.exit.Signal) + ") while running the task: " + lastLines(w.stderr.since(0), 1024)
+		default:
+			o.res.Error = "the worker's shim broke the protocol: " + err.Error()
+		}
+		p.log.Warn().Err(err).Str("worker", w.id).Str("task", j.TaskID).Msg("command worker lost")
+		return o
+	}
+	switch {
+	case oomGrew(w, oom):
+		o.res.State, o.res.Error = api.StateFailed, oomReason(j)
+	case res.Error != "":
+		o.res.State, o.res.Error = api.StateFailed, "start the command: "+res.Error
+	case res.ExitCode != 0 || res.Signal != "":
+		o.res.State, o.res.Error = api.StateFailed, exitText(res.ExitCode, res.Signal)
+	case res.OutputTruncated || res.OutputBytes > j.MaxOutput:
+		o.res.State, o.res.Error = api.StateFailed, tooLarge(res.OutputBytes, j.MaxOutput)
+	default:
+		o.res.State, o.res.Output = api.StateSucceeded, out
+	}
+	// Anything but the shim left in the cgroup was left behind by the task:
+	// discard the worker so nothing of this task survives it.
+	if n, err := w.proc.Procs(); err != nil || n > 1 {
+		p.log.Debug().Str("worker", w.id).Str("task", j.TaskID).Int("procs", n).Msg("task left processes behind; discarding its worker")
+		o.keep = false
+	}
+	return o
+}
+
+// expand fills the argv template of a command function.
+func expand(argv []string, j Job) []string {
+	r := strings.NewReplacer("{task_id}", j.TaskID, "{attempt}", strconv.Itoa(j.Attempt))
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+// taskEnv is the environment of one command task.
+func taskEnv(w *worker, j Job) []string {
+	env := append(append([]string(nil), w.env...), mapEnv(j.Function.Env)...)
+	return append(env,
+		"FXD_FUNCTION="+j.Function.Ref(),
+		"FXD_TASK_ID="+j.TaskID,
+		"FXD_ATTEMPT="+strconv.Itoa(j.Attempt),
+	)
+}

@@ -1,0 +1,306 @@
+package runtimes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/isolation"
+)
+
+// defaultMaxOutput is the output limit of a Job that sets none.
+const defaultMaxOutput = 10 << 20
+
+// Job is one task to run on a worker.
+type Job struct {
+	TaskID  string
+	Attempt int
+	// Function gives Kind, Runtime, Command and Env. A command function's
+	// Command is an argv template: "{task_id}" and "{attempt}" in its
+	// arguments are replaced.
+	Function api.Function
+	Account  isolation.Account
+	// Limits are the worker's cgroup limits: the function's limits already
+	// capped by the tenant's quota.
+	Limits specs.LinuxResources
+	Input  []byte
+	// Timeout bounds the task's run on its worker (not its cold start);
+	// 0 means none.
+	Timeout time.Duration
+	// MaxOutput bounds the output; <= 0 means 10 MiB.
+	MaxOutput int64
+}
+
+// Result is how a task ended.
+type Result struct {
+	State    api.State // StateSucceeded, StateFailed, StateTimedOut or StateCancelled
+	ExitCode int
+	Output   []byte
+	Stderr   string // the tail of the task's stderr
+	// Error says, for people, why the task did not succeed and how to fix it.
+	Error     string
+	Cold      bool      // a worker was started for this task
+	Worker    string    // the worker's id
+	StartedAt time.Time // when the task began on the worker, after any cold start
+}
+
+// Stats are the pools' figures for metrics.
+type Stats struct {
+	Idle, Busy int   // workers now, by state (starting ones count as busy)
+	ColdStarts int64 // workers started for a task since New
+	// Keys counts workers per key, named "uid/runtime/kind[/function]".
+	Keys map[string]KeyStats
+}
+
+// KeyStats counts the workers of one key.
+type KeyStats struct{ Idle, Busy int }
+
+// Pools keeps warm workers for every account. Safe for concurrent use.
+type Pools struct {
+	cfg  conf.Workers
+	exec isolation.Executor
+	log  zerolog.Logger
+	shim string
+	tag  string // random per Pools, in worker ids
+
+	mu       sync.Mutex
+	accounts map[uint32]*account
+	seq      int64
+	cold     int64
+	closed   bool
+}
+
+// account holds the workers of one account.
+type account struct {
+	n    int                  // workers counted against max_workers, starting ones included
+	idle []*worker            // oldest first
+	busy map[*worker]struct{} // running a task
+	wake chan struct{}        // closed and replaced when a worker is released or removed
+}
+
+// key says which tasks a worker can run.
+type key struct {
+	uid      uint32
+	runtime  string
+	kind     api.Kind
+	function string // "owner/name@version" for servables
+	limits   string // the limits as JSON
+}
+
+func (k key) String() string {
+	s := fmt.Sprintf("%d/%s/%s", k.uid, k.runtime, k.kind)
+	if k.function != "" {
+		s += "/" + k.function
+	}
+	return s
+}
+
+// New returns pools that start workers with exec. It finds fxd-shim now
+// (cfg.Shim, else next to the running binary, else /usr/libexec/fxd, else
+// on PATH) and fails if it is missing.
+func New(cfg conf.Workers, exec isolation.Executor, log zerolog.Logger) (*Pools, error) {
+	if exec == nil {
+		return nil, fmt.Errorf("create worker pools: no executor: %w", api.ErrInvalid)
+	}
+	shim, err := findShim(cfg.Shim)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	return &Pools{
+		cfg:      cfg,
+		exec:     exec,
+		log:      log.With().Str("component", "runtimes").Logger(),
+		shim:     shim,
+		tag:      hex.EncodeToString(b),
+		accounts: make(map[uint32]*account),
+	}, nil
+}
+
+// findShim resolves the fxd-shim binary.
+func findShim(configured string) (string, error) {
+	if configured != "" {
+		if err := executable(configured); err != nil {
+			return "", fmt.Errorf("find fxd-shim: workers.shim %q: %w; install fxd-shim there or fix workers.shim", configured, err)
+		}
+		return configured, nil
+	}
+	var tried []string
+	if self, err := os.Executable(); err == nil {
+		tried = append(tried, filepath.Join(filepath.Dir(self), "fxd-shim"))
+	}
+	tried = append(tried, "/usr/libexec/fxd/fxd-shim")
+	for _, p := range tried {
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("fxd-shim"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", fmt.Errorf("find fxd-shim: not at %v nor on PATH: %w; install the fxd package's fxd-shim or set workers.shim to its path", tried, api.ErrNotFound)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("not an executable file: %w", api.ErrInvalid)
+	}
+	return nil
+}
+
+// keyOf returns the key of the workers that can run j.
+func keyOf(j Job) key {
+	lim, _ := json.Marshal(j.Limits)
+	k := key{uid: j.Account.UID, runtime: j.Function.Runtime, kind: j.Function.Kind, limits: string(lim)}
+	if k.runtime == "" {
+		k.runtime = api.RuntimeHost
+	}
+	if k.kind == "" {
+		k.kind = api.KindCommand
+	}
+	if k.kind == api.KindServable {
+		k.function = fmt.Sprintf("%s@%d", j.Function.Ref(), j.Function.Version)
+	}
+	return k
+}
+
+// Run runs j on a worker of its key and blocks until it ends. It takes an
+// idle worker; else starts one if the account has fewer than maxWorkers;
+// else stops an idle worker of the account's other keys to make room; else
+// waits for one to be released. When ctx is done the task's worker tree is
+// killed and the task is cancelled.
+func (p *Pools) Run(ctx context.Context, j Job, maxWorkers int) Result {
+	if j.MaxOutput <= 0 {
+		j.MaxOutput = defaultMaxOutput
+	}
+	k := keyOf(j)
+	if err := check(j, k); err != nil {
+		return Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
+	}
+	for attempt := 0; ; attempt++ {
+		w, cold, err := p.acquire(ctx, k, j, max(maxWorkers, 1))
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled while waiting for a worker"}
+			}
+			return Result{State: api.StateFailed, ExitCode: -1, Error: err.Error(), Cold: cold}
+		}
+		var o outcome
+		if k.kind == api.KindServable {
+			o = p.runServable(ctx, w, j)
+		} else {
+			o = p.runCommand(ctx, w, j)
+		}
+		o.res.Cold, o.res.Worker = cold, w.id
+		if o.keep {
+			p.release(w)
+		} else {
+			p.discard(w)
+		}
+		if o.crashed && p.cfg.ServableRetry && attempt == 0 && ctx.Err() == nil {
+			p.log.Warn().Str("task", j.TaskID).Str("function", j.Function.Ref()).Msg("servable crashed; retrying the task once on a fresh worker")
+			continue
+		}
+		return o.res
+	}
+}
+
+// check refuses jobs no worker can run.
+func check(j Job, k key) error {
+	if k.runtime != api.RuntimeHost {
+		return fmt.Errorf("runtime %q: only %q is supported on this node for now; register the function with runtime %q: %w", k.runtime, api.RuntimeHost, api.RuntimeHost, api.ErrInvalid)
+	}
+	if k.kind != api.KindCommand && k.kind != api.KindServable {
+		return fmt.Errorf("kind %q: want command or servable: %w", k.kind, api.ErrInvalid)
+	}
+	if len(j.Function.Command) == 0 {
+		return fmt.Errorf("function %s has no command; register it with one: %w", j.Function.Ref(), api.ErrInvalid)
+	}
+	if j.Account.UID == 0 {
+		return fmt.Errorf("account %q: uid 0 is refused; map the identity to an unprivileged user: %w", j.Account.Name, api.ErrDenied)
+	}
+	return nil
+}
+
+// outcome is a Result and what to do with the worker.
+type outcome struct {
+	res     Result
+	keep    bool // the worker may run more tasks
+	crashed bool // the servable died during the task
+}
+
+// Stats returns the pools' figures now.
+func (p *Pools) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Stats{ColdStarts: p.cold, Keys: make(map[string]KeyStats)}
+	for _, a := range p.accounts {
+		s.Idle += len(a.idle)
+		s.Busy += a.n - len(a.idle)
+		for _, w := range a.idle {
+			ks := s.Keys[w.key.String()]
+			ks.Idle++
+			s.Keys[w.key.String()] = ks
+		}
+		for w := range a.busy {
+			ks := s.Keys[w.key.String()]
+			ks.Busy++
+			s.Keys[w.key.String()] = ks
+		}
+	}
+	return s
+}
+
+// Close stops every worker, idle or busy (tasks on busy ones fail), and
+// waits for them to exit. Later Runs fail.
+func (p *Pools) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	var all []*worker
+	for _, a := range p.accounts {
+		all = append(all, a.idle...)
+		for w := range a.busy {
+			all = append(all, w)
+		}
+		a.idle = nil
+		a.broadcast()
+	}
+	p.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, w := range all {
+		wg.Go(func() {
+			if err := w.stop(); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (a *account) broadcast() {
+	close(a.wake)
+	a.wake = make(chan struct{})
+}

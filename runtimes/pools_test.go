@@ -1,0 +1,404 @@
+package runtimes
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/internal/testenv"
+)
+
+func TestCommand(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	tests := []struct {
+		name   string
+		argv   []string
+		input  string
+		state  api.State
+		output string
+		code   int
+		stderr string
+		err    string // substring of Error
+	}{
+		{"echo", []string{"cat"}, "hello", api.StateSucceeded, "hello", 0, "", ""},
+		{"exit code and stderr", []string{"sh", "-c", "echo oops >&2; exit 3"}, "", api.StateFailed, "", 3, "oops\n", "exit status 3"},
+		{"template and env", []string{"sh", "-c", `echo "$1 $FXD_TASK_ID $FXD_ATTEMPT $FXD_FUNCTION $GREETING $(pwd)"`, "sh", "{task_id}/{attempt}"},
+			"", api.StateSucceeded, "task1/1 task1 1 " + f.acct.Name + "/f hi " + f.acct.Home + "\n", 0, "", ""},
+		{"no such file", []string{"nosuchcommand"}, "", api.StateFailed, "", -1, "", `start the command: command "nosuchcommand": no such file`},
+		{"signal", []string{"sh", "-c", "kill -TERM $$"}, "", api.StateFailed, "", -1, "", "killed by signal terminated"},
+		{"output too large", []string{"head", "-c", "3000000", "/dev/zero"}, "", api.StateFailed, "", 0, "", "output of 2.9 MiB exceeds limits.max_result_bytes (1 MiB)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := f.command(tt.argv...)
+			j.Function.Env = map[string]string{"GREETING": "hi"}
+			j.Input = []byte(tt.input)
+			res := f.pools.Run(t.Context(), j, 2)
+			if res.State != tt.state || string(res.Output) != tt.output || res.ExitCode != tt.code ||
+				res.Stderr != tt.stderr || !strings.Contains(res.Error, tt.err) || (tt.err == "") != (res.Error == "") {
+				t.Fatalf("Run(%q) = %+v\nwant state %s, output %q, code %d, stderr %q, error with %q",
+					tt.argv, res, tt.state, tt.output, tt.code, tt.stderr, tt.err)
+			}
+		})
+	}
+}
+
+func TestCommandWarm(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	first := f.pools.Run(t.Context(), f.command("cat"), 2)
+	if first.State != api.StateSucceeded || !first.Cold || first.Worker == "" || first.StartedAt.IsZero() {
+		t.Fatalf("first Run = %+v, want a cold success", first)
+	}
+	for i := range 5 {
+		res := f.pools.Run(t.Context(), f.command("cat"), 2)
+		if res.State != api.StateSucceeded || res.Cold || res.Worker != first.Worker {
+			t.Fatalf("Run %d = %+v, want warm on %s", i, res, first.Worker)
+		}
+	}
+	if s := f.pools.Stats(); s.Idle != 1 || s.Busy != 0 || s.ColdStarts != 1 || len(s.Keys) != 1 {
+		t.Fatalf("Stats = %+v, want 1 idle, 1 cold start, 1 key", s)
+	}
+}
+
+func TestCommandKilled(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		cancel  bool
+		state   api.State
+		err     string
+	}{
+		{"timeout", 300 * time.Millisecond, false, api.StateTimedOut, "timed out after 300ms"},
+		{"cancel", 30 * time.Second, true, api.StateCancelled, "cancelled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.cancel {
+				time.AfterFunc(300*time.Millisecond, cancel)
+			}
+			j := f.command("sh", "-c", "sleep 100 & sleep 100")
+			j.Timeout = tt.timeout
+			res := f.pools.Run(ctx, j, 2)
+			if res.State != tt.state || !strings.Contains(res.Error, tt.err) {
+				t.Fatalf("Run = %+v, want %s with %q", res, tt.state, tt.err)
+			}
+			f.noProcsLeft(t)
+			if f.real {
+				if cg := cgroupsNamed(res.Worker); len(cg) != 0 {
+					t.Errorf("cgroups left after %s: %v", tt.name, cg)
+				}
+			}
+			if s := f.pools.Stats(); s.Idle+s.Busy != 0 {
+				t.Errorf("Stats = %+v, want the worker discarded", s)
+			}
+			next := f.pools.Run(t.Context(), f.command("true"), 2)
+			if next.State != api.StateSucceeded || !next.Cold || next.Worker == res.Worker {
+				t.Fatalf("next Run = %+v, want a cold success on a new worker", next)
+			}
+		})
+	}
+}
+
+func TestCommandLeftBehind(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	res := f.pools.Run(t.Context(), f.command("sh", "-c", "sleep 100 > /dev/null 2>&1 & echo started"), 2)
+	if res.State != api.StateSucceeded || string(res.Output) != "started\n" {
+		t.Fatalf("Run = %+v, want success", res)
+	}
+	if s := f.pools.Stats(); s.Idle+s.Busy != 0 {
+		t.Fatalf("Stats = %+v, want the worker discarded", s)
+	}
+	f.noProcsLeft(t)
+	next := f.pools.Run(t.Context(), f.command("true"), 2)
+	if !next.Cold {
+		t.Fatalf("next Run = %+v, want a cold start", next)
+	}
+}
+
+func TestCommandOOM(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	if !f.real {
+		testenv.Unavailable(t, "needs the real executor (isolation/plain) with cgroups")
+	}
+	limit := int64(32 << 20)
+	j := f.command("dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1")
+	j.Limits = specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+	res := f.pools.Run(t.Context(), j, 2)
+	want := "out of memory: the worker's memory limit (32 MiB) was exceeded"
+	if res.State != api.StateFailed || !strings.HasPrefix(res.Error, want) {
+		t.Fatalf("Run = %+v, want failed with %q", res, want)
+	}
+}
+
+func TestMaxWorkers(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	const tasks, maxWorkers = 10, 2
+	var wg sync.WaitGroup
+	results := make([]Result, tasks)
+	for i := range tasks {
+		wg.Go(func() { results[i] = f.pools.Run(t.Context(), f.command("sleep", "0.1"), maxWorkers) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	most := 0
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(2 * time.Millisecond):
+		}
+		s := f.pools.Stats()
+		most = max(most, s.Idle+s.Busy)
+	}
+	workers := map[string]bool{}
+	for i, r := range results {
+		if r.State != api.StateSucceeded {
+			t.Fatalf("task %d = %+v", i, r)
+		}
+		workers[r.Worker] = true
+	}
+	if most > maxWorkers || len(workers) > maxWorkers {
+		t.Fatalf("saw %d workers at once and %d in all, want at most %d", most, len(workers), maxWorkers)
+	}
+}
+
+func TestEvictOtherKey(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	cmd := f.pools.Run(t.Context(), f.command("true"), 1)
+	srv := f.pools.Run(t.Context(), f.servable(python(t, "servable.py")...), 1)
+	if cmd.State != api.StateSucceeded || srv.State != api.StateSucceeded || !srv.Cold {
+		t.Fatalf("Run = %+v then %+v, want two cold successes", cmd, srv)
+	}
+	if s := f.pools.Stats(); s.Idle != 1 {
+		t.Fatalf("Stats = %+v, want the command worker stopped for the servable", s)
+	}
+	// With the only worker busy, a task of another key waits until its ctx ends.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	busy := make(chan Result)
+	go func() { busy <- f.pools.Run(ctx, f.servable(python(t, "servable.py")...).with("sleep"), 1) }()
+	for i := 0; f.pools.Stats().Busy == 0 && i < 250; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer wcancel()
+	if res := f.pools.Run(wctx, f.command("true"), 1); res.State != api.StateCancelled || !strings.Contains(res.Error, "waiting for a worker") {
+		t.Fatalf("Run while the only worker is busy = %+v, want cancelled while waiting", res)
+	}
+	cancel()
+	if res := <-busy; res.State != api.StateCancelled {
+		t.Fatalf("busy Run = %+v, want cancelled", res)
+	}
+}
+
+func TestServable(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	argv := python(t, "upper.py")
+	var worker string
+	for i := range 50 {
+		j := f.servable(argv...)
+		j.Input = []byte(fmt.Sprintf("hello %d", i))
+		res := f.pools.Run(t.Context(), j, 2)
+		if res.State != api.StateSucceeded || string(res.Output) != fmt.Sprintf("HELLO %d", i) || res.Cold != (i == 0) {
+			t.Fatalf("Run %d = %+v, want HELLO %d", i, res, i)
+		}
+		if worker == "" {
+			worker = res.Worker
+		}
+		if res.Worker != worker {
+			t.Fatalf("Run %d on %s, want %s", i, res.Worker, worker)
+		}
+	}
+}
+
+func TestServableAnswers(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	argv := python(t, "servable.py")
+	tests := []struct {
+		input, output string
+		state         api.State
+		err           string
+	}{
+		{"ping", "ping", api.StateSucceeded, ""},
+		{"error", "", api.StateFailed, "servable error: bad input"},
+		{"big", "", api.StateFailed, "output of 4.9 KiB exceeds limits.max_result_bytes (1000 B)"},
+		{"env", f.acct.Name + "/f hi", api.StateSucceeded, ""},
+	}
+	var worker string
+	for _, tt := range tests {
+		t.Run(tt.input, func(t *testing.T) {
+			j := f.servable(argv...)
+			j.Function.Env = map[string]string{"GREETING": "hi"}
+			j.Input, j.MaxOutput = []byte(tt.input), 1000
+			res := f.pools.Run(t.Context(), j, 2)
+			if res.State != tt.state || string(res.Output) != tt.output || !strings.Contains(res.Error, tt.err) {
+				t.Fatalf("Run(%q) = %+v, want %s %q %q", tt.input, res, tt.state, tt.output, tt.err)
+			}
+			if worker == "" {
+				worker = res.Worker
+			}
+			if res.Worker != worker {
+				t.Fatalf("Run(%q) on %s, want the worker kept (%s)", tt.input, res.Worker, worker)
+			}
+		})
+	}
+}
+
+func TestServableCrash(t *testing.T) {
+	tests := []struct {
+		name  string
+		retry bool
+		input string
+		state api.State
+	}{
+		{"fails", false, "crash", api.StateFailed},
+		{"retried", true, "crash-once", api.StateSucceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, conf.Workers{ServableRetry: tt.retry})
+			j := f.servable(python(t, "servable.py")...)
+			first := f.pools.Run(t.Context(), j, 2)
+			j.Input = []byte(tt.input)
+			res := f.pools.Run(t.Context(), j, 2)
+			if res.State != tt.state {
+				t.Fatalf("Run(%s) = %+v, want %s", tt.input, res, tt.state)
+			}
+			if tt.state == api.StateFailed {
+				want := "servable exited with status 1 while running the task: boom: asked to crash"
+				if res.Error != want || res.Stderr != "boom: asked to crash\n" || res.Worker != first.Worker {
+					t.Fatalf("Run(crash) = %+v, want error %q on %s", res, want, first.Worker)
+				}
+			} else if string(res.Output) != "crash-once" || res.Worker == first.Worker {
+				t.Fatalf("Run(crash-once) = %+v, want it retried on a new worker", res)
+			}
+			j.Input = []byte("pong")
+			next := f.pools.Run(t.Context(), j, 2)
+			if next.State != api.StateSucceeded || string(next.Output) != "pong" || next.Worker == first.Worker {
+				t.Fatalf("next Run = %+v, want success on a new worker", next)
+			}
+		})
+	}
+}
+
+func TestServableTimeout(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	j := f.servable(python(t, "servable.py")...)
+	j.Input, j.Timeout = []byte("sleep"), 500*time.Millisecond
+	res := f.pools.Run(t.Context(), j, 2)
+	if res.State != api.StateTimedOut {
+		t.Fatalf("Run = %+v, want timed out", res)
+	}
+	f.noProcsLeft(t)
+}
+
+func TestReap(t *testing.T) {
+	f := newFixture(t, conf.Workers{IdleTimeout: conf.Duration(time.Minute)})
+	if res := f.pools.Run(t.Context(), f.command("true"), 2); res.State != api.StateSucceeded {
+		t.Fatalf("Run = %+v", res)
+	}
+	if n := f.pools.reap(time.Now()); n != 0 {
+		t.Fatalf("reap(now) stopped %d workers, want 0", n)
+	}
+	if n := f.pools.reap(time.Now().Add(time.Minute + time.Second)); n != 1 {
+		t.Fatalf("reap(in a minute) stopped %d workers, want 1", n)
+	}
+	if s := f.pools.Stats(); s.Idle+s.Busy != 0 {
+		t.Fatalf("Stats = %+v, want no workers", s)
+	}
+}
+
+func TestReapLoop(t *testing.T) {
+	f := newFixture(t, conf.Workers{IdleTimeout: conf.Duration(50 * time.Millisecond)})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- f.pools.Reap(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Reap = %v", err)
+		}
+	}()
+	if res := f.pools.Run(t.Context(), f.command("true"), 2); res.State != api.StateSucceeded {
+		t.Fatalf("Run = %+v", res)
+	}
+	for range 250 {
+		if s := f.pools.Stats(); s.Idle == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("Stats = %+v after 5s, want the idle worker reaped", f.pools.Stats())
+}
+
+func TestRefused(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	tests := []struct {
+		name string
+		edit func(*Job)
+		err  string
+	}{
+		{"root", func(j *Job) { j.Account.UID = 0 }, "uid 0 is refused"},
+		{"runtime", func(j *Job) { j.Function.Runtime = "pytorch.sif" }, `runtime "pytorch.sif": only "host"`},
+		{"no command", func(j *Job) { j.Function.Command = nil }, "has no command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := f.command("true")
+			tt.edit(&j)
+			if res := f.pools.Run(t.Context(), j, 1); res.State != api.StateFailed || !strings.Contains(res.Error, tt.err) {
+				t.Fatalf("Run = %+v, want failed with %q", res, tt.err)
+			}
+		})
+	}
+}
+
+func TestClose(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	ctx := t.Context()
+	busy := make(chan Result)
+	go func() { busy <- f.pools.Run(ctx, f.command("sleep", "100"), 2) }()
+	for range 250 {
+		if f.pools.Stats().Busy == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := f.pools.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if res := <-busy; res.State != api.StateFailed {
+		t.Fatalf("busy Run after Close = %+v, want failed", res)
+	}
+	if res := f.pools.Run(ctx, f.command("true"), 2); res.State != api.StateFailed || !strings.Contains(res.Error, "closed") {
+		t.Fatalf("Run after Close = %+v, want failed", res)
+	}
+	f.noProcsLeft(t)
+}
+
+func TestFindShim(t *testing.T) {
+	if _, err := findShim("/nonexistent/fxd-shim"); err == nil || !strings.Contains(err.Error(), "workers.shim") {
+		t.Fatalf("findShim(missing) = %v, want an error naming workers.shim", err)
+	}
+	if _, err := findShim(""); err == nil || !strings.Contains(err.Error(), "set workers.shim") {
+		t.Fatalf("findShim(\"\") = %v, want an error saying how to fix it", err)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 64 << 20: "64 MiB", 3 << 29: "1.5 GiB"} {
+		if got := bytesText(n); got != want {
+			t.Errorf("bytesText(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

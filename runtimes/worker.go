@@ -1,0 +1,275 @@
+package runtimes
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/isolation"
+)
+
+// worker is one warm process tree.
+type worker struct {
+	id     string
+	key    key
+	proc   isolation.Process
+	stdin  *os.File      // to the worker
+	stdout *bufio.Reader // from the worker
+	rd     *os.File      // under stdout
+	stderr *ring
+	env    []string // the worker's environment
+
+	idleSince time.Time // guarded by Pools.mu
+
+	dead    chan struct{} // closed when the worker has exited and its tree is gone
+	exit    isolation.ExitStatus
+	exitErr error
+}
+
+// acquire returns a worker of k for j, marked busy, and whether it was
+// started for j.
+func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*worker, bool, error) {
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, fmt.Errorf("run task: the worker pools are closed (the daemon is stopping): %w", api.ErrUnavailable)
+		}
+		a := p.accounts[k.uid]
+		if a == nil {
+			a = &account{busy: make(map[*worker]struct{}), wake: make(chan struct{})}
+			p.accounts[k.uid] = a
+		}
+		if w := a.takeIdle(func(w *worker) bool { return w.key == k }); w != nil {
+			select {
+			case <-w.dead: // died while idle
+				a.n--
+				p.mu.Unlock()
+				w.stop()
+				p.mu.Lock()
+				continue
+			default:
+			}
+			a.busy[w] = struct{}{}
+			p.mu.Unlock()
+			return w, false, nil
+		}
+		var victim *worker
+		if a.n >= maxWorkers {
+			victim = a.takeIdle(func(*worker) bool { return true })
+		}
+		if a.n < maxWorkers || victim != nil {
+			if victim == nil {
+				a.n++
+			}
+			p.mu.Unlock()
+			if victim != nil {
+				p.log.Debug().Str("worker", victim.id).Str("account", j.Account.Name).Msg("stop idle worker of another key to make room")
+				victim.stop()
+			}
+			w, err := p.start(ctx, k, j)
+			p.mu.Lock()
+			if err != nil {
+				a.n--
+				a.broadcast()
+				p.mu.Unlock()
+				return nil, true, err
+			}
+			if p.closed {
+				a.n--
+				p.mu.Unlock()
+				w.stop()
+				return nil, true, fmt.Errorf("run task: the worker pools are closed (the daemon is stopping): %w", api.ErrUnavailable)
+			}
+			a.busy[w] = struct{}{}
+			p.cold++
+			p.mu.Unlock()
+			return w, true, nil
+		}
+		wake := a.wake
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-wake:
+		}
+		p.mu.Lock()
+	}
+}
+
+// takeIdle removes and returns the newest idle worker that ok accepts.
+func (a *account) takeIdle(ok func(*worker) bool) *worker {
+	for i := len(a.idle) - 1; i >= 0; i-- {
+		if w := a.idle[i]; ok(w) {
+			a.idle = append(a.idle[:i], a.idle[i+1:]...)
+			return w
+		}
+	}
+	return nil
+}
+
+// release makes a busy worker idle again.
+func (p *Pools) release(w *worker) {
+	p.mu.Lock()
+	a := p.accounts[w.key.uid]
+	delete(a.busy, w)
+	if p.closed {
+		a.n--
+		p.mu.Unlock()
+		w.stop()
+		return
+	}
+	w.idleSince = time.Now()
+	a.idle = append(a.idle, w)
+	a.broadcast()
+	p.mu.Unlock()
+}
+
+// discard stops a busy worker and frees its place.
+func (p *Pools) discard(w *worker) {
+	w.stop()
+	p.mu.Lock()
+	a := p.accounts[w.key.uid]
+	delete(a.busy, w)
+	a.n--
+	a.broadcast()
+	p.mu.Unlock()
+}
+
+// start starts a worker of k as j's account.
+func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
+	p.mu.Lock()
+	p.seq++
+	id := "fxd-w-" + p.tag + "-" + strconv.FormatInt(p.seq, 10)
+	p.mu.Unlock()
+	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{})}
+	w.env = append(accountEnv(j.Account), "FXD_WORKER="+id)
+	argv := []string{p.shim}
+	var err error
+	if k.kind == api.KindServable {
+		argv = j.Function.Command
+		w.env = append(w.env, mapEnv(j.Function.Env)...)
+		w.env = append(w.env, "FXD_FUNCTION="+j.Function.Ref())
+	}
+	// Every stream is a pipe of our own, so no executor has to copy them
+	// and processes a task leaves behind cannot hold up its Wait.
+	var pipes [6]*os.File // stdin r/w, stdout r/w, stderr r/w
+	for i := 0; i < len(pipes); i += 2 {
+		if pipes[i], pipes[i+1], err = os.Pipe(); err != nil {
+			closeAll(pipes[:i])
+			return nil, fmt.Errorf("start worker: %w", err)
+		}
+	}
+	inR, inW, outR, outW, errR, errW := pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5]
+	// The worker outlives the task that started it: only the start itself
+	// follows ctx.
+	proc, err := p.exec.Start(context.WithoutCancel(ctx), isolation.Spec{
+		ID:      id,
+		Account: j.Account,
+		Rootfs:  "",
+		Argv:    argv,
+		Env:     w.env,
+		Dir:     j.Account.Home,
+		Limits:  j.Limits,
+		Stdin:   inR,
+		Stdout:  outW,
+		Stderr:  errW,
+	})
+	closeAll([]*os.File{inR, outW, errW})
+	if err != nil {
+		closeAll([]*os.File{inW, outR, errR})
+		return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(w.stderr, errR)
+		errR.Close()
+		close(copied)
+	}()
+	w.proc, w.stdin, w.rd, w.stdout = proc, inW, outR, bufio.NewReaderSize(outR, 64<<10)
+	go func() {
+		w.exit, w.exitErr = proc.Wait()
+		// The tree is gone, so stderr ends now; a process that escaped it
+		// must not hold the worker up.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-copied:
+		case <-t.C:
+			errR.Close()
+			<-copied
+		}
+		t.Stop()
+		close(w.dead)
+	}()
+	p.log.Debug().Str("worker", id).Str("account", j.Account.Name).Uint32("uid", k.uid).Str("runtime", k.runtime).Str("kind", string(k.kind)).Msg("worker started")
+	return w, nil
+}
+
+// stop kills the worker's tree and waits until it is gone. Idempotent.
+func (w *worker) stop() error {
+	w.stdin.Close()
+	err := w.proc.Kill()
+	<-w.dead
+	w.rd.Close()
+	if err != nil {
+		return fmt.Errorf("stop worker %s: %w", w.id, err)
+	}
+	if w.exitErr != nil {
+		return fmt.Errorf("stop worker %s: %w", w.id, w.exitErr)
+	}
+	return nil
+}
+
+// kill kills the worker's tree and waits until it is gone, for a task that
+// must end now; the worker is discarded afterwards.
+func (w *worker) kill() {
+	w.proc.Kill()
+	<-w.dead
+	w.stdin.Close()
+	w.rd.Close()
+}
+
+// died reports whether the worker has exited, waiting up to d for it.
+func (w *worker) died(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.dead:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// accountEnv is the clean environment of a worker of a.
+func accountEnv(a isolation.Account) []string {
+	return []string{
+		"HOME=" + a.Home,
+		"USER=" + a.Name,
+		"LOGNAME=" + a.Name,
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LANG=C.UTF-8",
+	}
+}
+
+// mapEnv turns a function's env into KEY=value entries, sorted.
+func mapEnv(m map[string]string) []string {
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
