@@ -1,21 +1,37 @@
 package runtimes
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/internal/testenv"
 	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/plain"
 )
 
 // realExecutor returns the executor the tests run on and whether it is the
-// real one (cgroups, limits, OOM counts).
-//
-// TODO(integration): isolation/plain did not exist when this was written.
-// Once it compiles, as root return it instead of groupExecutor:
-//
-//	testenv.RequireCgroup(t)
-//	ex, err := plain.New(plain.Config{CgroupParent: "fxd-test"}, zerolog.New(zerolog.NewTestWriter(t)))
-//	if err != nil { t.Fatalf("plain.New: %v", err) }
-//	return ex, true
+// real one (cgroups, limits, OOM counts). As root it is isolation/plain under
+// a cgroup parent of the test's own; elsewhere it is groupExecutor, and the
+// tests that need limits say they cannot run.
 func realExecutor(t testing.TB) (isolation.Executor, bool) {
-	return groupExecutor{}, false
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return groupExecutor{}, false
+	}
+	testenv.RequireCgroup(t)
+	parent := fmt.Sprintf("fxd-test-runtimes-%d", os.Getpid())
+	ex, err := plain.New(plain.Config{CgroupParent: parent}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatalf("plain.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ex.Cleanup(); err != nil {
+			t.Errorf("remove test cgroups: %v", err)
+		}
+		testenv.RemoveCgroupParent(t, parent)
+	})
+	return ex, true
 }

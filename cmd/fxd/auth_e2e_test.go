@@ -29,6 +29,7 @@ import (
 // pki is a throwaway CA and the certificates it signed, as PEM files.
 type pki struct {
 	dir    string
+	name   string
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
 }
@@ -46,12 +47,12 @@ func newPKI(t *testing.T, dir, name string) *pki {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	p := &pki{dir: dir, caCert: cert, caKey: key}
+	p := &pki{dir: dir, name: name, caCert: cert, caKey: key}
 	writePEM(t, filepath.Join(dir, name+"-ca.pem"), "CERTIFICATE", der)
 	return p
 }
 
-// issue writes name.pem and name-key.pem signed by the CA.
+// issue writes CA-name.pem and CA-name-key.pem signed by the CA.
 func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,7 +71,8 @@ func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile s
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(p.dir, name+".pem"), filepath.Join(p.dir, name+"-key.pem")
+	base := filepath.Join(p.dir, p.name+"-"+name)
+	certFile, keyFile = base+".pem", base+"-key.pem"
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
 	return certFile, keyFile

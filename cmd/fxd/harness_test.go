@@ -225,12 +225,7 @@ func (s *site) checkNoCgroups() {
 	if len(left) > 0 {
 		s.t.Errorf("worker cgroups left after fxd stopped: %s", strings.Join(left, " "))
 	}
-	for _, p := range []string{"/sys/fs/cgroup/*/" + s.cgParent, "/sys/fs/cgroup/" + s.cgParent} {
-		ds, _ := filepath.Glob(p)
-		for _, d := range ds {
-			os.Remove(d)
-		}
-	}
+	testenv.RemoveCgroupParent(s.t, s.cgParent)
 }
 
 // token issues a bearer token for identity with the real admin command.

@@ -105,3 +105,17 @@ func NewUser(t testing.TB) User {
 	}
 	return User{Name: name, UID: uint32(uid), GID: uint32(gid), Home: home}
 }
+
+// RemoveCgroupParent removes the (empty) cgroup directory parent from every
+// hierarchy, v1 and v2. Trees under it must already be gone.
+func RemoveCgroupParent(t testing.TB, parent string) {
+	t.Helper()
+	for _, p := range []string{"/sys/fs/cgroup/*/" + parent, "/sys/fs/cgroup/" + parent} {
+		dirs, _ := filepath.Glob(p)
+		for _, d := range dirs {
+			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+				t.Errorf("remove test cgroup parent: %v", err)
+			}
+		}
+	}
+}

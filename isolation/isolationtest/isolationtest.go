@@ -5,6 +5,7 @@ package isolationtest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +26,7 @@ import (
 func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation.Executor) {
 	testenv.RequireCgroup(t)
 	parent := fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { removeParent(parent) })
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
 	e := newExec(t, parent)
 	u := testenv.NewUser(t)
 	acct := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Groups: []uint32{u.GID}, Home: u.Home}
@@ -47,11 +48,8 @@ func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation
 	}
 }
 
-var seq int
-
 func spec(a isolation.Account, argv ...string) isolation.Spec {
-	seq++
-	return isolation.Spec{ID: fmt.Sprintf("t%d-%d", os.Getpid(), seq), Account: a, Argv: argv, Env: a.Env()}
+	return isolation.Spec{ID: "t-" + rand.Text()[:12], Account: a, Argv: argv, Env: a.Env()}
 }
 
 func start(t *testing.T, e isolation.Executor, s isolation.Spec) isolation.Process {
@@ -186,13 +184,4 @@ func groupDirs(parent, id string) []string {
 		out = append(out, ds...)
 	}
 	return out
-}
-
-func removeParent(parent string) {
-	for _, p := range []string{"/sys/fs/cgroup/*/" + parent, "/sys/fs/cgroup/" + parent} {
-		ds, _ := filepath.Glob(p)
-		for _, d := range ds {
-			os.Remove(d)
-		}
-	}
 }
