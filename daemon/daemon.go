@@ -68,7 +68,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 		d.pools.Close()
 		return nil, err
 	}
-	d.metrics = newMetrics(d.pools.Stats)
+	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
 	d.disp = &dispatcher{
 		store: d.store, pools: d.pools, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},

@@ -83,12 +83,7 @@ func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
 		if err := <-done; err != nil {
 			tb.Errorf("daemon run: %v", err)
 		}
-		for _, p := range []string{"/sys/fs/cgroup/*/" + cfg.Workers.CgroupParent, "/sys/fs/cgroup/" + cfg.Workers.CgroupParent} {
-			ds, _ := filepath.Glob(p)
-			for _, d := range ds {
-				os.Remove(d)
-			}
-		}
+		testenv.RemoveCgroupParent(tb, cfg.Workers.CgroupParent)
 	})
 	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok}
 	c := s.client(tb)

@@ -128,6 +128,13 @@ func (d *dispatcher) lookup(id string) (api.Task, *job, bool) {
 	return j.task, j, true
 }
 
+// snapshot returns a copy of j's task as it is now.
+func (d *dispatcher) snapshot(j *job) api.Task {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return j.task
+}
+
 // run executes one job on a worker and records its outcome.
 func (d *dispatcher) run(ctx context.Context, j *job) {
 	defer d.wg.Done()
@@ -143,30 +150,49 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	d.mu.Unlock()
 	d.metrics.queueWait.Observe(now.Sub(running.ReceivedAt).Seconds())
 
-	stored := d.persistRunning(j, running)
+	record := d.persistRunning(j, running)
 	res := d.execute(ctx, j)
 	if errors.Is(context.Cause(ctx), errDraining) {
-		d.requeue(j, stored)
+		d.requeue(j, record)
 		return
 	}
-	d.finish(j, res, stored)
+	d.finish(j, res, record)
 }
 
-// persistRunning writes the running state in the background; the final
-// write waits for it so states never go backwards in the store.
-func (d *dispatcher) persistRunning(j *job, t api.Task) <-chan struct{} {
-	done := make(chan struct{})
+// runningRecordDelay is how long a task runs before its running state is
+// written to the store. Most tasks end sooner and are written once, final;
+// the cost is that a crash within this time of a start re-runs the task
+// under the same attempt number (docs/api.md says so).
+const runningRecordDelay = 50 * time.Millisecond
+
+// runningRecord is the pending write of a task's running state.
+type runningRecord struct {
+	timer *time.Timer
+	done  chan struct{} // closed when the write has ended, if it began
+}
+
+// persistRunning writes the running state if the task is still running
+// after runningRecordDelay.
+func (d *dispatcher) persistRunning(j *job, t api.Task) *runningRecord {
 	if j.sync {
-		close(done)
-		return done
+		return nil
 	}
-	go func() {
-		defer close(done)
+	r := &runningRecord{done: make(chan struct{})}
+	r.timer = time.AfterFunc(runningRecordDelay, func() {
+		defer close(r.done)
 		if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
 			d.log.Error().Err(err).Str("task", t.ID).Msg("store running state")
 		}
-	}()
-	return done
+	})
+	return r
+}
+
+// wait cancels the running-state write, or waits for it to end if it has
+// begun, so that states never go backwards in the store.
+func (r *runningRecord) wait() {
+	if r != nil && !r.timer.Stop() {
+		<-r.done
+	}
 }
 
 func (d *dispatcher) execute(ctx context.Context, j *job) runtimes.Result {
@@ -191,7 +217,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job) runtimes.Result {
 
 // finish records a final result: durably first for queued tasks; for the
 // synchronous path the caller is answered first and the record follows.
-func (d *dispatcher) finish(j *job, res runtimes.Result, stored <-chan struct{}) {
+func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord) {
 	now := time.Now()
 	d.mu.Lock()
 	prev := j.task.State
@@ -212,7 +238,7 @@ func (d *dispatcher) finish(j *job, res runtimes.Result, stored <-chan struct{})
 	if j.sync {
 		close(j.done)
 	}
-	<-stored
+	running.wait()
 	var err error
 	if j.sync {
 		err = d.store.CreateTasks(context.Background(), []store.Record{{Task: final}})
@@ -238,14 +264,14 @@ func (d *dispatcher) releaseLocked(j *job) {
 }
 
 // requeue puts a task stopped by shutdown back to queued in the store.
-func (d *dispatcher) requeue(j *job, stored <-chan struct{}) {
+func (d *dispatcher) requeue(j *job, running *runningRecord) {
 	d.mu.Lock()
 	d.metrics.transition(j.task.State, api.StateQueued)
 	j.task.State = api.StateQueued
 	t := j.task
 	d.tenant(j.acct.Name).running--
 	d.mu.Unlock()
-	<-stored
+	running.wait()
 	if !j.sync {
 		if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
 			d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
@@ -276,11 +302,9 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 	}
 	t.running++ // finish releases a slot
 	d.mu.Unlock()
-	d.finish(j, runtimes.Result{State: api.StateCancelled, Error: "cancelled before it started"}, closedChan)
+	d.finish(j, runtimes.Result{State: api.StateCancelled, Error: "cancelled before it started"}, nil)
 	return j, true
 }
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // drain stops starting tasks, waits up to grace for running ones, then
 // stops the rest, which return to queued.

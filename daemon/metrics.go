@@ -18,7 +18,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec // fxd_http_requests_total{code}
 }
 
-func newMetrics(pools func() runtimes.Stats) *metrics {
+func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 	buckets := prometheus.ExponentialBuckets(0.0001, 2, 22) // 100µs … ~3.5 min
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
@@ -43,7 +43,10 @@ func newMetrics(pools func() runtimes.Stats) *metrics {
 	}
 	m.reg.MustRegister(m.tasks, m.finishes, m.latency, m.queueWait, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&poolCollector{stats: pools})
+		&poolCollector{stats: pools},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fxd_store_commits_total", Help: "Write transactions of the task store, each one fsync.",
+		}, func() float64 { return float64(commits()) }))
 	return m
 }
 

@@ -184,9 +184,7 @@ func (d *Daemon) waitTasks(ctx context.Context, c caller, ids []string, wait tim
 			if _, j, ok := d.disp.lookup(id); ok {
 				select {
 				case <-j.done:
-					if t, err = d.getTask(c, id); err != nil {
-						return nil, err
-					}
+					t = d.disp.snapshot(j)
 				case <-timer.C:
 					wait = 0
 				case <-ctx.Done():

@@ -12,7 +12,6 @@ import (
 
 // runCommand runs a command task on a shim worker.
 func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
-	oom, _ := w.proc.OOMKills()
 	run := wire.Run{Argv: expand(j.Function.Command, j), Env: taskEnv(w, j), Dir: j.Account.Home, MaxOutput: j.MaxOutput}
 	var res wire.Result
 	var out []byte
@@ -36,7 +35,7 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 		w.kill()
 		o.keep, o.res.State, o.res.ExitCode = false, api.StateFailed, -1
 		switch {
-		case oomGrew(w, oom):
+		case oomKilled(w):
 			o.res.Error = oomReason(j)
 		case exited:
 			o.res.Error = "the worker's shim ended (" + exitText(w.exit.Code, w.exit.Signal) + ") while running the task: " + lastLines(w.stderr.since(0), 1024)
@@ -47,7 +46,7 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 		return o
 	}
 	switch {
-	case oomGrew(w, oom):
+	case oomKilled(w): // even if the task survived it: a process of its was killed
 		o.res.State, o.res.Error = api.StateFailed, oomReason(j)
 	case res.Error != "":
 		o.res.State, o.res.Error = api.StateFailed, "start the command: "+res.Error
@@ -58,10 +57,10 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 	default:
 		o.res.State, o.res.Output = api.StateSucceeded, out
 	}
-	// Anything but the shim left in the cgroup was left behind by the task:
-	// discard the worker so nothing of this task survives it.
-	if n, err := w.proc.Procs(); err != nil || n > 1 {
-		p.log.Debug().Str("worker", w.id).Str("task", j.TaskID).Int("procs", n).Msg("task left processes behind; discarding its worker")
+	// Processes the task left running (the shim, their subreaper, saw
+	// them) must not survive it: discarding the worker kills its cgroup.
+	if res.LeftBehind {
+		p.log.Debug().Str("worker", w.id).Str("task", j.TaskID).Msg("task left processes behind; discarding its worker")
 		o.keep = false
 	}
 	return o

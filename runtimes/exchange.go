@@ -3,6 +3,7 @@ package runtimes
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -11,32 +12,43 @@ import (
 // exchange runs talk (one request and its answer on w) and returns its
 // error, or kills w's whole tree and returns an outcome when the task
 // times out or ctx is done first. The worker is then to be discarded.
+// talk runs on the caller's goroutine; a kill ends it by closing the
+// worker's pipes.
 func (p *Pools) exchange(ctx context.Context, w *worker, j Job, talk func() error) (error, *outcome) {
-	done := make(chan error, 1)
-	go func() { done <- talk() }()
-	var timeout <-chan time.Time
-	if j.Timeout > 0 {
-		t := time.NewTimer(j.Timeout)
-		defer t.Stop()
-		timeout = t.C
+	const (
+		running int32 = iota
+		timedOut
+		cancelled
+	)
+	var stop atomic.Int32
+	killFor := func(why int32) func() {
+		return func() {
+			if stop.CompareAndSwap(running, why) {
+				w.proc.Kill()
+			}
+		}
 	}
-	select {
-	case err := <-done:
+	if j.Timeout > 0 {
+		t := time.AfterFunc(j.Timeout, killFor(timedOut))
+		defer t.Stop()
+	}
+	unwatch := context.AfterFunc(ctx, killFor(cancelled))
+	err := talk()
+	unwatch()
+	// Claim the outcome, so a kill cannot start after talk ended.
+	if stop.CompareAndSwap(running, -1) {
 		return err, nil
-	case <-timeout:
-		w.kill()
-		<-done
+	}
+	w.kill()
+	if stop.Load() == timedOut {
 		return nil, &outcome{res: Result{State: api.StateTimedOut, ExitCode: -1,
 			Error: fmt.Sprintf("timed out after %v; its processes were killed. Raise the task's timeout or the function's limits.timeout", j.Timeout)}}
-	case <-ctx.Done():
-		w.kill()
-		<-done
-		msg := "cancelled"
-		if c := context.Cause(ctx); c != nil && c != context.Canceled {
-			msg = "cancelled: " + c.Error()
-		}
-		return nil, &outcome{res: Result{State: api.StateCancelled, ExitCode: -1, Error: msg}}
 	}
+	msg := "cancelled"
+	if c := context.Cause(ctx); c != nil && c != context.Canceled {
+		msg = "cancelled: " + c.Error()
+	}
+	return nil, &outcome{res: Result{State: api.StateCancelled, ExitCode: -1, Error: msg}}
 }
 
 // oomReason explains a task killed for memory.
@@ -47,11 +59,15 @@ func oomReason(j Job) string {
 	return "out of memory: the worker's memory limit was exceeded; raise limits.memory_bytes (within the account's quota) or use less memory"
 }
 
-// oomGrew reports whether w's tree lost processes to the OOM killer since
-// before.
-func oomGrew(w *worker, before int) bool {
+// oomKilled reports whether w's tree lost processes to the OOM killer
+// since the last time it was asked.
+func oomKilled(w *worker) bool {
 	n, err := w.proc.OOMKills()
-	return err == nil && n > before
+	if err != nil || n <= w.oomSeen {
+		return false
+	}
+	w.oomSeen = n
+	return true
 }
 
 // exitText describes how a process ended: "exit status 3" or "killed by

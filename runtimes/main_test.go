@@ -218,3 +218,5 @@ func cgroupsNamed(id string) []string {
 	}
 	return found
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -88,7 +88,17 @@ type account struct {
 	n    int                  // workers counted against max_workers, starting ones included
 	idle []*worker            // oldest first
 	busy map[*worker]struct{} // running a task
-	wake chan struct{}        // closed and replaced when a worker is released or removed
+	// waiters are the tasks waiting for a worker, first come first served.
+	waiters []*waiter
+}
+
+// waiter is a task waiting for a worker of its key. A released worker of
+// that key is handed to it directly (already busy); nil on wake means room
+// may have freed (a worker stopped or went idle under another key) and it
+// should look again. wake has room for one value, so senders never block.
+type waiter struct {
+	key  key
+	wake chan *worker
 }
 
 // key says which tasks a worker can run.
@@ -281,7 +291,9 @@ func (p *Pools) Close() error {
 			all = append(all, w)
 		}
 		a.idle = nil
-		a.broadcast()
+		for len(a.waiters) > 0 {
+			a.wakeFirst()
+		}
 	}
 	p.mu.Unlock()
 	var errs []error
@@ -300,7 +312,38 @@ func (p *Pools) Close() error {
 	return errors.Join(errs...)
 }
 
-func (a *account) broadcast() {
-	close(a.wake)
-	a.wake = make(chan struct{})
+// handOff gives w, busy, to the first waiter for its key and reports
+// whether there was one.
+func (a *account) handOff(w *worker) bool {
+	for i, wt := range a.waiters {
+		if wt.key == w.key {
+			a.waiters = append(a.waiters[:i], a.waiters[i+1:]...)
+			a.busy[w] = struct{}{}
+			wt.wake <- w
+			return true
+		}
+	}
+	return false
+}
+
+// wakeFirst tells the first waiter, if any, to look again.
+func (a *account) wakeFirst() {
+	if len(a.waiters) == 0 {
+		return
+	}
+	wt := a.waiters[0]
+	a.waiters = a.waiters[1:]
+	wt.wake <- nil
+}
+
+// removeWaiter takes wt out of the queue and reports whether it was
+// still there (false: it was woken meanwhile).
+func (a *account) removeWaiter(wt *waiter) bool {
+	for i, q := range a.waiters {
+		if q == wt {
+			a.waiters = append(a.waiters[:i], a.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
 }

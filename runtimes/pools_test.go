@@ -109,19 +109,33 @@ func TestCommandKilled(t *testing.T) {
 	}
 }
 
+// A task that leaves processes running, even daemonized ones, costs its
+// worker; one whose background processes end in time keeps it warm.
 func TestCommandLeftBehind(t *testing.T) {
-	f := newFixture(t, conf.Workers{})
-	res := f.pools.Run(t.Context(), f.command("sh", "-c", "sleep 100 > /dev/null 2>&1 & echo started"), 2)
-	if res.State != api.StateSucceeded || string(res.Output) != "started\n" {
-		t.Fatalf("Run = %+v, want success", res)
-	}
-	if s := f.pools.Stats(); s.Idle+s.Busy != 0 {
-		t.Fatalf("Stats = %+v, want the worker discarded", s)
-	}
-	f.noProcsLeft(t)
-	next := f.pools.Run(t.Context(), f.command("true"), 2)
-	if !next.Cold {
-		t.Fatalf("next Run = %+v, want a cold start", next)
+	for _, tc := range []struct {
+		name, script string
+		discarded    bool
+	}{
+		{"background", "sleep 100 > /dev/null 2>&1 & echo started", true},
+		{"daemonized", "(setsid sleep 100 > /dev/null 2>&1 &); echo started", true},
+		{"ended in time", "(sleep 0.01 &); sleep 0.2; echo started", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, conf.Workers{})
+			res := f.pools.Run(t.Context(), f.command("sh", "-c", tc.script), 2)
+			if res.State != api.StateSucceeded || string(res.Output) != "started\n" {
+				t.Fatalf("Run = %+v, want success", res)
+			}
+			if s := f.pools.Stats(); (s.Idle+s.Busy == 0) != tc.discarded {
+				t.Fatalf("Stats = %+v, want the worker discarded: %v", s, tc.discarded)
+			}
+			if tc.discarded {
+				f.noProcsLeft(t)
+			}
+			if next := f.pools.Run(t.Context(), f.command("true"), 2); next.Cold != tc.discarded {
+				t.Fatalf("next Run = %+v, want a cold start: %v", next, tc.discarded)
+			}
+		})
 	}
 }
 
@@ -169,6 +183,43 @@ func TestMaxWorkers(t *testing.T) {
 	}
 	if most > maxWorkers || len(workers) > maxWorkers {
 		t.Fatalf("saw %d workers at once and %d in all, want at most %d", most, len(workers), maxWorkers)
+	}
+}
+
+// Tasks of two keys contending for fewer workers than they need all run:
+// released workers go to waiters of their key, and waiters of the other
+// key get room by stopping idle ones. Some waiters give up meanwhile.
+func TestWaitersMixedKeys(t *testing.T) {
+	f := newFixture(t, conf.Workers{})
+	const tasks, maxWorkers = 40, 2
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	results := make([]Result, tasks)
+	var wg sync.WaitGroup
+	for i := range tasks {
+		job := f.command("true")
+		if i%2 == 1 { // another key: other limits
+			job.Limits.Pids = &specs.LinuxPids{Limit: ptr(int64(100))}
+		}
+		if i%3 == 0 { // a third wait with a short deadline
+			wg.Go(func() {
+				short, stop := context.WithTimeout(ctx, time.Millisecond)
+				defer stop()
+				results[i] = f.pools.Run(short, job, maxWorkers)
+			})
+			continue
+		}
+		wg.Go(func() { results[i] = f.pools.Run(ctx, job, maxWorkers) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		ok := r.State == api.StateSucceeded || (i%3 == 0 && r.State == api.StateCancelled)
+		if !ok {
+			t.Errorf("task %d = %+v", i, r)
+		}
+	}
+	if s := f.pools.Stats(); s.Busy != 0 || s.Idle > maxWorkers {
+		t.Errorf("Stats after = %+v, want no busy worker and at most %d idle", s, maxWorkers)
 	}
 }
 

@@ -37,15 +37,13 @@ func (p *Pools) reap(now time.Time) int {
 			if w.idleSince.Before(cutoff) {
 				stale = append(stale, w)
 				a.n--
+				a.wakeFirst() // its room is free
 			} else {
 				kept = append(kept, w)
 			}
 		}
 		clear(a.idle[len(kept):])
 		a.idle = kept
-		if len(stale) > 0 {
-			a.broadcast()
-		}
 	}
 	p.mu.Unlock()
 	for _, w := range stale {

@@ -13,7 +13,6 @@ import (
 
 // runServable sends one task to a servable worker.
 func (p *Pools) runServable(ctx context.Context, w *worker, j Job) outcome {
-	oom, _ := w.proc.OOMKills()
 	mark := w.stderr.mark()
 	var status byte
 	var out []byte
@@ -47,7 +46,7 @@ func (p *Pools) runServable(ctx context.Context, w *worker, j Job) outcome {
 		o.keep, o.res.State, o.res.ExitCode = false, api.StateFailed, -1
 		o.res.Stderr = w.stderr.since(mark)
 		switch {
-		case oomGrew(w, oom):
+		case oomKilled(w):
 			o.res.Error = oomReason(j)
 		case exited:
 			o.crashed = true

@@ -24,6 +24,9 @@ type worker struct {
 	rd     *os.File      // under stdout
 	stderr *ring
 	env    []string // the worker's environment
+	// oomSeen is the tree's OOM-kill count already reported; only the task
+	// holding the worker reads or writes it.
+	oomSeen int
 
 	idleSince time.Time // guarded by Pools.mu
 
@@ -43,7 +46,7 @@ func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*wor
 		}
 		a := p.accounts[k.uid]
 		if a == nil {
-			a = &account{busy: make(map[*worker]struct{}), wake: make(chan struct{})}
+			a = &account{busy: make(map[*worker]struct{})}
 			p.accounts[k.uid] = a
 		}
 		if w := a.takeIdle(func(w *worker) bool { return w.key == k }); w != nil {
@@ -77,7 +80,7 @@ func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*wor
 			p.mu.Lock()
 			if err != nil {
 				a.n--
-				a.broadcast()
+				a.wakeFirst()
 				p.mu.Unlock()
 				return nil, true, err
 			}
@@ -92,12 +95,36 @@ func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*wor
 			p.mu.Unlock()
 			return w, true, nil
 		}
-		wake := a.wake
+		wt := &waiter{key: k, wake: make(chan *worker, 1)}
+		a.waiters = append(a.waiters, wt)
 		p.mu.Unlock()
+		var w *worker
 		select {
+		case w = <-wt.wake:
 		case <-ctx.Done():
+			p.mu.Lock()
+			if a.removeWaiter(wt) {
+				p.mu.Unlock()
+				return nil, false, ctx.Err()
+			}
+			p.mu.Unlock()
+			// Woken at the same time: pass on what it was given.
+			if w = <-wt.wake; w != nil {
+				p.release(w)
+			} else {
+				p.mu.Lock()
+				a.wakeFirst()
+				p.mu.Unlock()
+			}
 			return nil, false, ctx.Err()
-		case <-wake:
+		}
+		if w != nil {
+			select {
+			case <-w.dead: // died between its last task and this one
+				p.discard(w)
+			default:
+				return w, false, nil
+			}
 		}
 		p.mu.Lock()
 	}
@@ -125,9 +152,14 @@ func (p *Pools) release(w *worker) {
 		w.stop()
 		return
 	}
+	if a.handOff(w) {
+		p.mu.Unlock()
+		return
+	}
 	w.idleSince = time.Now()
 	a.idle = append(a.idle, w)
-	a.broadcast()
+	// A waiter for another key may stop this idle worker to make room.
+	a.wakeFirst()
 	p.mu.Unlock()
 }
 
@@ -138,7 +170,7 @@ func (p *Pools) discard(w *worker) {
 	a := p.accounts[w.key.uid]
 	delete(a.busy, w)
 	a.n--
-	a.broadcast()
+	a.wakeFirst()
 	p.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ type benchConfig struct {
 	n, conc, batch    int
 	input             []byte
 	duration, pollFor time.Duration
+	execBaseline      bool
 }
 
 // benchSummary is bench's report; --json prints it as is.
@@ -36,8 +38,10 @@ type benchSummary struct {
 	TasksPerSecond float64   `json:"tasks_per_second"`
 	LatencyMs      latencyMs `json:"latency_ms"`
 	FirstError     string    `json:"first_error,omitempty"`
-	latency        latencies // for the table
-	wall           time.Duration
+	// Baseline is this machine's own fork/exec rate, when asked for.
+	Baseline *execBaseline `json:"exec_baseline,omitempty"`
+	latency  latencies     // for the table
+	wall     time.Duration
 }
 
 type latencyMs struct {
@@ -69,6 +73,7 @@ func cmdBench(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []
 	fs.StringVar(&cfg.mode, "mode", "run", "run (synchronous runs) or submit (batches, then batched waits)")
 	input := fs.String("input", "", "input `STRING` of every task")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Minute, "stop after this long even if -n tasks have not run")
+	fs.BoolVar(&cfg.execBaseline, "exec-baseline", false, "also fork/exec /bin/true here -n times with -c callers and report the rate of fxd's tasks as a share of it")
 	pos, err := parseN(fs, args, 1, 1, "the function NAME (or owner/name)")
 	if err != nil {
 		return err
@@ -87,6 +92,16 @@ func cmdBench(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []
 		return err
 	}
 	s := runBench(ctx, cl, cfg, c.progress())
+	if cfg.execBaseline {
+		b, err := measureExec(ctx, cfg.n, cfg.conc, cfg.duration)
+		if err != nil {
+			return err
+		}
+		if b.TasksPerSecond > 0 {
+			b.Ratio = s.TasksPerSecond / b.TasksPerSecond
+		}
+		s.Baseline = &b
+	}
 	if g.json {
 		err = printJSON(c.stdout, s)
 	} else {
@@ -256,6 +271,9 @@ func printBench(w io.Writer, s benchSummary) error {
 	}
 	l := s.latency
 	fmt.Fprintf(tw, "%s:\tp50 %s  p90 %s  p99 %s  max %s\n", what, fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max))
+	if b := s.Baseline; b != nil {
+		fmt.Fprintf(tw, "fork/exec here:\t%.1f /s (%d of /bin/true, concurrency %d); fxd at %.0f%% of it\n", b.TasksPerSecond, b.Runs, b.Concurrency, 100*b.Ratio)
+	}
 	return tw.Flush()
 }
 
@@ -280,4 +298,44 @@ func (c *cli) progress() func(ended, errs, n int64, elapsed time.Duration, final
 			fmt.Fprintln(c.stderr, line)
 		}
 	}
+}
+
+// execBaseline is the machine's own rate of fork/exec of /bin/true, the
+// yardstick for command functions.
+type execBaseline struct {
+	Runs           int     `json:"runs"`
+	Concurrency    int     `json:"concurrency"`
+	TasksPerSecond float64 `json:"tasks_per_second"`
+	Ratio          float64 `json:"ratio"` // fxd's tasks/s over this one's
+}
+
+// measureExec runs /bin/true n times from conc goroutines, each run a plain
+// fork/exec and wait, and returns the rate.
+func measureExec(ctx context.Context, n, conc int, limit time.Duration) (execBaseline, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var next, done atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for ctx.Err() == nil && next.Add(1) <= int64(n) {
+				if err := exec.CommandContext(ctx, "/bin/true").Run(); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil && ctx.Err() == nil {
+		return execBaseline{}, fmt.Errorf("exec baseline: run /bin/true: %w", err)
+	}
+	b := execBaseline{Runs: int(done.Load()), Concurrency: conc}
+	if wall := time.Since(start); wall > 0 {
+		b.TasksPerSecond = float64(b.Runs) / wall.Seconds()
+	}
+	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -13,6 +14,16 @@ import (
 // maxBatchTasks bounds the tasks the committer gathers into one
 // transaction; a single larger call still goes whole, on its own.
 const maxBatchTasks = 10000
+
+// commitInterval is the least time from one commit's start to the next
+// under load. An op that finds the committer idle commits at once (a lone
+// writer never waits); when ops queued up during a commit, the next one
+// gathers them for the rest of the interval so that many share one fsync,
+// which costs the daemon about as much CPU as running a small command task.
+const commitInterval = 4 * time.Millisecond
+
+// lingerGap ends the gathering early when no op came for this long.
+const lingerGap = 500 * time.Microsecond
 
 // fillPercent packs pages fuller than bbolt's default: task IDs and expiry
 // keys grow in time order, so most inserts append.
@@ -103,35 +114,78 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 
 // commitLoop is the committer: it takes one op, adds every op already
 // waiting (up to maxBatchTasks tasks), commits them in one transaction and
-// answers each. A lone op commits at once; ops that arrive during a commit
-// wait for the next one and share it.
+// answers each. An op that finds the committer idle commits at once; when
+// ops arrived during a commit (many writers), the next commit starts no
+// sooner than commitInterval after the last and takes all that came.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	var batch []*op
+	var last time.Time // start of the last commit
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
+		busy := true // an op came during the last commit: writers are many
 		select {
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
-		case <-s.quit:
-			return
-		}
-		n := batch[0].size()
-	drain:
-		for n < maxBatchTasks {
+		default:
+			busy = false
 			select {
 			case o := <-s.ops:
-				batch = append(batch, o)
-				n += o.size()
-			default:
-				break drain
+				batch = append(batch[:0], o)
+			case <-s.quit:
+				return
 			}
 		}
+		n := batch[0].size()
+		batch, n = s.gather(batch, n, nil)
+		// Under load, gather more while they keep coming: until the
+		// interval is over or none came for lingerGap (every writer may
+		// already be waiting in this batch).
+		deadline := last.Add(commitInterval)
+		for busy && n < maxBatchTasks {
+			wait := min(time.Until(deadline), lingerGap)
+			if wait <= 0 {
+				break
+			}
+			linger.Reset(wait)
+			had := len(batch)
+			batch, n = s.gather(batch, n, linger.C)
+			linger.Stop()
+			if len(batch) == had {
+				break
+			}
+		}
+		last = time.Now()
 		s.commit(batch)
 		for i, o := range batch {
 			close(o.done)
 			batch[i] = nil
 		}
 	}
+}
+
+// gather adds ops to batch until it holds maxBatchTasks tasks: those
+// already waiting and, if until is not nil, those arriving before it fires.
+func (s *Store) gather(batch []*op, n int, until <-chan time.Time) ([]*op, int) {
+	for n < maxBatchTasks {
+		select {
+		case o := <-s.ops:
+			batch, n = append(batch, o), n+o.size()
+			continue
+		default:
+		}
+		if until == nil {
+			break
+		}
+		select {
+		case o := <-s.ops:
+			batch, n = append(batch, o), n+o.size()
+		case <-until:
+			return batch, n
+		}
+	}
+	return batch, n
 }
 
 // commit applies a batch of ops in one transaction. An op refused inside

@@ -156,3 +156,7 @@ func (s *Store) Close() error {
 
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
+
+// Commits returns how many write transactions (each one fsync) the store
+// has committed since Open; tasks written over commits is the batching.
+func (s *Store) Commits() int64 { return s.commits.Load() }

@@ -3,11 +3,13 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +29,9 @@ type Group struct {
 	path string
 	v1   cgroup1.Cgroup   // legacy or hybrid hosts
 	v2   *cgroup2.Manager // unified hosts
+
+	oomMu   sync.Mutex
+	oomFile *os.File // memory.oom_control or memory.events, kept open: read after every task
 }
 
 // Unified reports whether the host runs the unified v2 hierarchy only.
@@ -138,21 +143,42 @@ func (g *Group) Procs() ([]int, error) {
 }
 
 // OOMKills counts processes the kernel killed in the group for memory.
+// The counter file stays open between calls (re-read from offset 0), as
+// the daemon asks after every task.
 func (g *Group) OOMKills() (int, error) {
 	file, key := filepath.Join(g.dir(), "memory.oom_control"), "oom_kill"
 	if g.v2 != nil {
 		file = filepath.Join(g.dir(), "memory.events")
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
+	g.oomMu.Lock()
+	defer g.oomMu.Unlock()
+	if g.oomFile == nil {
+		f, err := os.Open(file)
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", file, err)
+		}
+		g.oomFile = f
+	}
+	var buf [512]byte
+	n, err := g.oomFile.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("read %s: %w", file, err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == key {
 			return strconv.Atoi(f[1])
 		}
 	}
 	return 0, nil
+}
+
+func (g *Group) closeOOMFile() {
+	g.oomMu.Lock()
+	defer g.oomMu.Unlock()
+	if g.oomFile != nil {
+		g.oomFile.Close()
+		g.oomFile = nil
+	}
 }
 
 // Kill sends SIGKILL to every process of the group and waits, at most
@@ -195,6 +221,7 @@ func (g *Group) waitEmpty() error {
 
 // Delete kills what is left and removes the group from every hierarchy.
 func (g *Group) Delete() error {
+	g.closeOOMFile()
 	if err := g.Kill(); err != nil {
 		return err
 	}

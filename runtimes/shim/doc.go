@@ -6,5 +6,6 @@
 // runs one task at a time; timeouts and cleanup of what a task leaves
 // behind are the daemon's job (it kills the worker's whole cgroup).
 //
-// It must stay small and free of cgo; it imports only runtimes/wire.
+// It must stay small and free of cgo; it imports only runtimes/wire and
+// golang.org/x/sys/unix.
 package shim

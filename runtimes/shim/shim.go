@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"fxd.dev/fxd/runtimes/wire"
 )
 
@@ -27,8 +29,14 @@ const waitDelay = 200 * time.Millisecond
 
 // Serve runs the tasks of the Run frames read from r, one at a time, and
 // writes a Result frame for each to w. It returns nil when r ends cleanly
-// and an error when a frame is malformed or w fails.
+// and an error when a frame is malformed or w fails. It makes the process
+// a child subreaper, so that what a task leaves behind stays its
+// descendant and is reported (Result.LeftBehind): Serve must own the
+// process, as fxd-shim's main does.
 func Serve(r io.Reader, w io.Writer) error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
 	for {
 		run, input, err := wire.ReadRun(r, MaxInput)
 		if errors.Is(err, io.EOF) {
@@ -38,6 +46,7 @@ func Serve(r io.Reader, w io.Writer) error {
 			return fmt.Errorf("read task: %w", err)
 		}
 		res, out := Exec(run, input)
+		res.LeftBehind = reapOrphans()
 		if err := wire.WriteResult(w, res, out); err != nil {
 			return fmt.Errorf("answer task: %w", err)
 		}
@@ -86,6 +95,22 @@ func Exec(run wire.Run, input []byte) (wire.Result, []byte) {
 		res.Signal = ws.Signal().String()
 	}
 	return res, stdout.b
+}
+
+// reapOrphans reaps the task's descendants that have exited since it did
+// and reports whether any still run.
+func reapOrphans() bool {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case err != nil: // ECHILD: no children at all
+			return false
+		case pid == 0: // children, none exited
+			return true
+		}
+	}
 }
 
 // lookPath finds file on the PATH of env (not the shim's own), as a shell

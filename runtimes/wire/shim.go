@@ -42,6 +42,10 @@ type Result struct {
 	// Error is set when the command could not be started, e.g.
 	// `exec: "nosuch": executable file not found in $PATH`.
 	Error string `json:"error,omitempty"`
+	// LeftBehind says processes the task started still run after it
+	// exited (the shim is their subreaper, so it sees even daemonized
+	// ones). The worker must then be discarded.
+	LeftBehind bool `json:"left_behind,omitempty"`
 }
 
 // WriteRun writes a Run frame with input as its payload.

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Measure a live fxd with `fx bench`: starts bin/fxd on a unix socket and on
+# HTTPS on loopback, state in a temp dir; creates a throwaway local user, registers a
+# Python echo servable and a /bin/true command as that user, runs the load
+# shapes of the README's performance section, then stops fxd and removes the
+# user. Run as root after `make build`; ROUNDS=N repeats each shape.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+bin=$PWD/bin
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
+[ -x "$bin/fxd" ] && [ -x "$bin/fx" ] || { echo "bench: run make build first" >&2; exit 1; }
+
+state=$(mktemp -d /tmp/fxd-bench.XXXXXX)
+chmod 755 "$state"
+user=fxb$$
+fxd_pid=
+cleanup() {
+  [ -n "$fxd_pid" ] && kill -TERM "$fxd_pid" 2>/dev/null && wait "$fxd_pid" 2>/dev/null || true
+  userdel -r "$user" 2>/dev/null || true
+  rmdir /sys/fs/cgroup/*/"fxd-bench-$$" /sys/fs/cgroup/"fxd-bench-$$" 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+useradd --create-home --home-dir "$state/home" --shell /bin/sh "$user"
+
+# A site with the unix socket and HTTPS on loopback (a throwaway CA).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+  -keyout "$state/ca.key" -out "$state/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+  -keyout "$state/server.key" -out "$state/server.csr" 2>/dev/null
+openssl x509 -req -in "$state/server.csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -days 1 \
+  -extfile <(echo "subjectAltName=IP:127.0.0.1") -out "$state/server.pem" 2>/dev/null
+chmod 644 "$state/ca.pem"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$state/fxd.toml" <<EOF
+[site]
+state_dir = "$state/fxd"
+[endpoint]
+socket = "$state/fxd/fxd.sock"
+listen = "127.0.0.1:$port"
+tls_cert = "$state/server.pem"
+tls_key = "$state/server.key"
+[workers]
+cgroup_parent = "fxd-bench-$$"
+[log]
+level = "warn"
+[[auth.map]]
+regex = '^uid:([0-9]+)$'
+account = "\$1"
+[[auth.map]]
+match = "bench@local"
+account = "$user"
+EOF
+"$bin/fxd" config check "$state/fxd.toml" >/dev/null
+token=$("$bin/fxd" token issue --config "$state/fxd.toml" --identity bench@local)
+"$bin/fxd" serve --config "$state/fxd.toml" 2>"$state/fxd.log" &
+fxd_pid=$!
+for _ in $(seq 100); do [ -S "$state/fxd/fxd.sock" ] && break; sleep 0.1; done
+[ -S "$state/fxd/fxd.sock" ] || { cat "$state/fxd.log" >&2; exit 1; }
+
+as_user() { runuser -u "$user" -- env HOME="$state/home" FX_ENDPOINT="unix://$state/fxd/fxd.sock" "$@"; }
+cat >"$state/home/echo.py" <<'EOF'
+import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(5)
+    if len(head) < 5:
+        break
+    n = struct.unpack(">BI", head)[1]
+    data = inp.read(n)
+    out.write(struct.pack(">BI", 0, len(data)) + data)
+    out.flush()
+EOF
+as_user "$bin/fx" register echo --kind servable -- /usr/bin/python3 "$state/home/echo.py" >/dev/null
+as_user "$bin/fx" register true -- /bin/true >/dev/null
+
+shape() {
+  echo "== fx bench $*"
+  for _ in $(seq "$ROUNDS"); do as_user "$bin/fx" bench "$@" </dev/null | tail -n +2; done
+}
+shape echo --mode run -c 1 -n 5000 --input x
+echo "== over HTTPS (token, keep-alive): fx bench echo --mode run -c 1 -n 5000 --input x"
+for _ in $(seq "$ROUNDS"); do as_user env FX_ENDPOINT="https://127.0.0.1:$port" FX_CA="$state/ca.pem" FX_TOKEN="$token" "$bin/fx" bench echo --mode run -c 1 -n 5000 --input x </dev/null | tail -n +2; done
+shape echo --mode submit -c 4 -b 1000 -n 200000
+shape true --mode submit -c 2 -b 100 -n 3000 --exec-baseline
+echo "== fxd metrics after the runs"
+curl -s --unix-socket "$state/fxd/fxd.sock" http://fxd/metrics | grep -E "^fxd_(cold_starts_total|workers|tasks_finished_total|store_commits_total)" || true
