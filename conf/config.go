@@ -1,5 +1,7 @@
 package conf
 
+import "regexp"
+
 // Config is the whole site configuration, one TOML file (/etc/fxd/fxd.toml).
 // Every field's default is in default.toml, which is embedded and is the one
 // place defaults are defined.
@@ -52,8 +54,9 @@ type Auth struct {
 }
 
 // MapRule maps identities to an account. Exactly one of Match and Regex is
-// set. With Regex, Account may use capture groups ("$1", "${name}").
-// An Account of digits only names the account by UID.
+// set. Regex must match the whole identity (it is anchored at both ends).
+// With Regex, Account may use capture groups ("$1", "${name}"). An Account
+// of digits only names the account by UID.
 type MapRule struct {
 	Match   string `toml:"match"`
 	Regex   string `toml:"regex"`
@@ -131,4 +134,14 @@ func (t Tenants) QuotaFor(account string) Quota {
 		q.Pids = o.Pids
 	}
 	return q
+}
+
+// CompileRegex compiles r.Regex anchored at both ends, so that it matches
+// whole identities only: "alice@lab" must not admit "xalice@lab.evil".
+// Group numbers and names are those of r.Regex.
+func (r MapRule) CompileRegex() (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(r.Regex); err != nil {
+		return nil, err // reported against the text the admin wrote
+	}
+	return regexp.Compile(`^(?:` + r.Regex + `)$`)
 }

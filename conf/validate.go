@@ -191,7 +191,7 @@ func validateRule(ps *problems, key string, r MapRule, minUID uint32) {
 		ps.add(key, "rule has both match and regex; keep one of them")
 	case r.Regex != "":
 		var err error
-		if re, err = regexp.Compile(r.Regex); err != nil {
+		if re, err = r.CompileRegex(); err != nil {
 			ps.add(key+".regex", "%q does not compile: %v; write a Go regular expression (https://pkg.go.dev/regexp/syntax), in single quotes to keep backslashes", r.Regex, err)
 		}
 	}

@@ -42,7 +42,7 @@ func newMapper(a conf.Auth) (*mapper, error) {
 	for i, r := range a.Map {
 		mr := mapRule{match: r.Match, account: r.Account}
 		if r.Regex != "" {
-			re, err := regexp.Compile(r.Regex)
+			re, err := r.CompileRegex()
 			if err != nil {
 				return nil, fmt.Errorf("auth.map[%d].regex: %w", i, err)
 			}

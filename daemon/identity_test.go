@@ -16,6 +16,7 @@ func TestMapperRules(t *testing.T) {
 		{Regex: `^([a-z]+)@example\.org$`, Account: "$1"},
 		{Regex: `^uid:([0-9]+)$`, Account: "$1"},
 		{Regex: `^CN=(?P<user>[a-z]+),O=Lab$`, Account: "lab-${user}"},
+		{Regex: `([a-z]+)@lab`, Account: "$1"}, // unanchored as written
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,9 @@ func TestMapperRules(t *testing.T) {
 		{"named group", "CN=bob,O=Lab", "lab-bob", nil},
 		{"unmapped", "mallory@evil.example", "", api.ErrDenied},
 		{"root refused", "uid:0", "", api.ErrDenied},
+		{"regex is whole-identity", "carol@lab", "carol", nil},
+		{"regex suffix refused", "carol@lab.evil.example", "", api.ErrDenied},
+		{"regex prefix refused", "evil/carol@lab", "", api.ErrDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			acct, err := m.account(tc.identity)

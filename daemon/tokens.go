@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -133,20 +135,29 @@ func withLockedFile(path string, fn func(*os.File) error) error {
 	return f.Sync()
 }
 
-// tokenSet is the daemon's view of the token file, reloaded on SIGHUP and
-// whenever an unknown token arrives after the file changed.
+// tokenCheckInterval is how long a known token is trusted before the
+// token file is looked at again (one stat), so a revocation takes effect
+// within it without SIGHUP.
+const tokenCheckInterval = time.Second
+
+// tokenSet is the daemon's view of the token file: reloaded on SIGHUP,
+// when an unknown token arrives after the file changed, and when a known
+// one arrives over tokenCheckInterval after the last look and the file
+// changed.
 type tokenSet struct {
 	path string
 
-	mu      sync.RWMutex
-	byHash  map[string]string // hash -> identity
-	version fileVersion
+	mu        sync.RWMutex
+	byHash    map[string]string // hash -> identity
+	version   fileVersion
+	lastCheck atomic.Int64 // Unix ns of the last look at the file
 }
 
 // fileVersion tells whether a file changed since it was read.
 type fileVersion struct {
 	modTime time.Time
 	size    int64
+	inode   uint64
 }
 
 func versionOf(path string) fileVersion {
@@ -154,7 +165,11 @@ func versionOf(path string) fileVersion {
 	if err != nil {
 		return fileVersion{}
 	}
-	return fileVersion{st.ModTime(), st.Size()}
+	v := fileVersion{modTime: st.ModTime(), size: st.Size()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		v.inode = sys.Ino
+	}
+	return v
 }
 
 func newTokenSet(path string) (*tokenSet, error) {
@@ -175,22 +190,27 @@ func (t *tokenSet) reload() error {
 	t.mu.Lock()
 	t.byHash, t.version = m, v
 	t.mu.Unlock()
+	t.lastCheck.Store(time.Now().UnixNano())
 	return nil
 }
 
-// identity returns who tok authenticates, or "" for an unknown token. An
-// unknown token makes it look at the file (one stat), since the admin may
-// just have issued it.
+// identity returns who tok authenticates, or "" for an unknown or revoked
+// token.
 func (t *tokenSet) identity(tok string) string {
 	h := hashToken(tok)
 	t.mu.RLock()
 	id, v := t.byHash[h], t.version
 	t.mu.RUnlock()
-	if id != "" || versionOf(t.path) == v {
+	now := time.Now().UnixNano()
+	if id != "" && now-t.lastCheck.Load() < int64(tokenCheckInterval) {
 		return id
 	}
-	if t.reload() != nil {
-		return ""
+	t.lastCheck.Store(now)
+	if versionOf(t.path) == v {
+		return id
+	}
+	if err := t.reload(); err != nil {
+		return "" // unreadable now: trust nothing until it reads again
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()

@@ -3,15 +3,20 @@ package isolation
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os/user"
 	"strconv"
 
 	"fxd.dev/fxd/api"
 )
 
+// overflowUID is nobody: the UID of files from unmapped owners (NFS
+// root squash, user namespaces). Code running as it could touch them all.
+const overflowUID = 65534
+
 // LookupAccount resolves a local account through NSS (files, LDAP, SSSD):
-// name is a user name, or all digits for a UID. Root is always refused, and
-// so is any UID below minUID.
+// name is a user name, or all digits for a UID. Root and nobody (65534)
+// are always refused, and so is any UID below minUID.
 func LookupAccount(name string, minUID uint32) (Account, error) {
 	var u *user.User
 	var err error
@@ -35,6 +40,9 @@ func LookupAccount(name string, minUID uint32) (Account, error) {
 	}
 	if uid == 0 {
 		return Account{}, fmt.Errorf("account %q: uid 0 is refused; map the identity to an unprivileged user in [[auth.map]]: %w", name, api.ErrDenied)
+	}
+	if uid == overflowUID || uid == math.MaxUint32 {
+		return Account{}, fmt.Errorf("account %q: uid %d is the kernel's overflow user (nobody), shared by unmapped files and NFS; map the identity to a regular user: %w", name, uid, api.ErrDenied)
 	}
 	if uint32(uid) < minUID {
 		return Account{}, fmt.Errorf("account %q: uid %d is below auth.min_uid (%d), which keeps system accounts out; map the identity to a regular user: %w", name, uid, minUID, api.ErrDenied)
