@@ -1,8 +1,21 @@
 # fxd: thin wrappers around the go tool. `make help` lists the targets.
+
+# Go from the official tarball lives in /usr/local/go/bin, which sudo's
+# secure_path leaves out.
+export PATH := $(PATH):/usr/local/go/bin
+
 GO      ?= go
 BIN     ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# DEV_DIR is the dev daemon's state dir (fxd serve --dev uses the same
+# default); make run installs the binaries into DEV_DIR/bin, where tenant
+# accounts can execute fxd-shim and fx even when the checkout is private
+# (/root, a 0700 home). /tmp is shared, so run refuses a DEV_DIR that is a
+# symlink or not root's: root executes what is in it.
+DEV_DIR ?= /tmp/fxd-dev
+# SERVE_FLAGS are more flags for make run's fxd serve, e.g. --cgroup-parent NAME.
+SERVE_FLAGS ?=
 
 .PHONY: build run test test-deps check bench help
 
@@ -11,8 +24,17 @@ build: ## build bin/fxd, bin/fxd-shim (static) and bin/fx
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/fxd-shim ./cmd/fxd-shim
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/fx ./cmd/fx
 
-run: build ## build, then run the daemon with the embedded dev config (as root; socket /tmp/fxd-dev/fxd.sock)
-	$(BIN)/fxd serve --dev
+run: build ## as root: install the binaries into /tmp/fxd-dev/bin and serve the dev config (socket /tmp/fxd-dev/fxd.sock)
+	@test "$$(id -u)" = 0 || { echo "make run: fxd must start as root to run tasks as their callers' accounts; run: sudo make run" >&2; exit 1; }
+	install -d -m 0711 $(DEV_DIR)
+	install -d -m 0755 $(DEV_DIR)/bin
+	@for d in $(DEV_DIR) $(DEV_DIR)/bin; do \
+	  if [ -L "$$d" ] || [ "$$(stat -c %u "$$d")" != 0 ]; then \
+	    echo "make run: $$d is a symlink or not owned by root; remove it (rm -rf $$d) and run again" >&2; exit 1; \
+	  fi; \
+	done
+	install -m 0755 $(BIN)/fxd $(BIN)/fxd-shim $(BIN)/fx $(DEV_DIR)/bin/
+	$(DEV_DIR)/bin/fxd serve --dev --state-dir $(DEV_DIR) $(SERVE_FLAGS)
 
 test-deps: ## install what the test suite needs (Debian packages; as root)
 	./scripts/install-test-deps.sh

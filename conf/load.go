@@ -30,12 +30,14 @@ func Default() *Config {
 
 // Dev returns the default config adjusted for a developer run
 // (`fxd serve --dev`): state in stateDir, the socket at stateDir/fxd.sock,
-// console logs.
+// workers under the cgroup "fxd-dev" (not the installed daemon's "fxd"),
+// console logs on a terminal.
 func Dev(stateDir string) *Config {
 	c := Default()
 	c.Site.StateDir = stateDir
 	c.Endpoint.Socket = filepath.Join(stateDir, "fxd.sock")
-	c.Log.Format = "console"
+	c.Workers.CgroupParent = "fxd-dev"
+	c.Log.Format = "auto"
 	return c
 }
 

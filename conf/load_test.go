@@ -122,7 +122,7 @@ func TestDefaultValidates(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Errorf("Dev(%s).Validate() = %v", dir, err)
 	}
-	if d.Endpoint.Socket != filepath.Join(dir, "fxd.sock") || d.Site.StateDir != dir || d.Log.Format != "console" {
+	if d.Endpoint.Socket != filepath.Join(dir, "fxd.sock") || d.Site.StateDir != dir || d.Workers.CgroupParent != "fxd-dev" || d.Log.Format != "auto" {
 		t.Errorf("Dev(%s) = %+v", dir, d)
 	}
 	if Default().Site.StateDir != "/var/lib/fxd" {

@@ -44,7 +44,7 @@ func (d *Daemon) identityOf(r *http.Request) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("authorization header: want \"Bearer <token>\": %w", api.ErrUnauthenticated)
 		}
-		id := d.tokens.identity(strings.TrimSpace(tok))
+		id := d.tokens.Load().identity(strings.TrimSpace(tok))
 		if id == "" {
 			return "", fmt.Errorf("unknown or revoked token; ask the site admin for a new one (fxd token issue): %w", api.ErrUnauthenticated)
 		}
@@ -52,7 +52,7 @@ func (d *Daemon) identityOf(r *http.Request) (string, error) {
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		cert := r.TLS.VerifiedChains[0][0]
-		if d.cfg.Auth.CertIdentity == "subject" {
+		if d.mapper().certIdentity == "subject" {
 			return cert.Subject.String(), nil
 		}
 		if cert.Subject.CommonName == "" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // Daemon is the facility endpoint of one node: it authenticates callers,
 // stores their tasks durably and runs them on warm workers.
 type Daemon struct {
+	// cfg is the config the daemon started with. What SIGHUP reloads
+	// lives elsewhere: [auth] in mapperP, the token file in tokens, and
+	// [tenants] in the dispatcher.
 	cfg     *conf.Config
 	log     zerolog.Logger
 	version string
@@ -33,8 +37,9 @@ type Daemon struct {
 	exec     *plain.Executor
 	disp     *dispatcher
 	metrics  *metrics
-	tokens   *tokenSet
+	tokens   atomic.Pointer[tokenSet]
 	mapperP  atomic.Pointer[mapper]
+	reloadMu sync.Mutex // one Reload at a time
 	draining atomic.Bool
 }
 
@@ -52,9 +57,11 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 		return nil, err
 	}
 	d.mapperP.Store(m)
-	if d.tokens, err = newTokenSet(cfg.TokenFile()); err != nil {
+	tokens, err := newTokenSet(cfg.TokenFile())
+	if err != nil {
 		return nil, err
 	}
+	d.tokens.Store(tokens)
 	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
@@ -62,10 +69,12 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
 	if d.pools, err = runtimes.New(cfg.Workers, d.exec, log); err != nil {
+		d.exec.Close()
 		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
 		d.pools.Close()
+		d.exec.Close()
 		return nil, err
 	}
 	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
@@ -109,13 +118,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.pools.Reap(gctx) })
 	g.Go(func() error { d.expireLoop(gctx); return nil })
-	g.Go(func() error { d.watchdog(gctx); return nil })
+	// The watchdog pings through the drain, which can outlast a short
+	// WatchdogSec, and stops only once the daemon is about to exit.
+	wdCtx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
+	wdDone := make(chan struct{})
+	go func() { d.watchdog(wdCtx); close(wdDone) }()
 	d.log.Info().Str("site", d.cfg.Site.Name).Strs("listen", lns.addrs()).Int("recovered", n).Msg("serving")
-	notify("READY=1", fmt.Sprintf("STATUS=serving on %s", strings.Join(lns.addrs(), ", ")))
+	if err := notify("READY=1", fmt.Sprintf("STATUS=serving on %s", strings.Join(lns.addrs(), ", "))); err != nil {
+		d.log.Warn().Err(err).Msg("tell systemd the daemon is ready")
+	}
 
 	<-gctx.Done()
 	d.shutdown(srv)
 	err = g.Wait()
+	stopWatchdog()
+	<-wdDone
 	lns.close()
 	d.close()
 	if ctx.Err() != nil && err == nil {
@@ -128,7 +145,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) shutdown(srv *http.Server) {
 	grace := d.cfg.Endpoint.DrainGrace.D()
 	d.log.Info().Dur("dur", grace).Msg("draining")
-	notify("STOPPING=1", "STATUS=draining")
+	// EXTEND_TIMEOUT_USEC keeps systemd from killing the daemon mid-drain
+	// when drain_grace is longer than the unit's TimeoutStopSec.
+	if err := notify("STOPPING=1", fmt.Sprintf("STATUS=draining: running tasks have up to %s to end", grace),
+		fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", (grace+10*time.Second).Microseconds())); err != nil {
+		d.log.Warn().Err(err).Msg("tell systemd the daemon is stopping")
+	}
 	d.draining.Store(true)
 	done := make(chan struct{})
 	go func() { d.disp.drain(grace); close(done) }()
@@ -145,6 +167,7 @@ func (d *Daemon) close() {
 	if err := d.store.Close(); err != nil {
 		d.log.Error().Err(err).Msg("close task store")
 	}
+	d.exec.Close()
 }
 
 // recover queues again every task that was accepted but not finished when
@@ -218,35 +241,52 @@ func (d *Daemon) expireLoop(ctx context.Context) {
 	}
 }
 
-// Reload applies what can change without a restart (tokens, identity
-// rules, quotas) and logs what needs one.
+// Reload applies what can change without a restart: [auth] (identity
+// rules, min_uid, cert_identity, token_file) and [tenants] (quotas, for
+// tasks that start from now on). It re-reads the token file. Changes to
+// any other section are logged as needing a restart and not applied; the
+// running config stays the reference, so they are logged again at every
+// reload until the restart. On error nothing is applied.
 func (d *Daemon) Reload(cfg *conf.Config) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	m, err := newMapper(cfg.Auth)
 	if err != nil {
 		return err
 	}
-	if err := d.tokens.reload(); err != nil {
+	tokens := d.tokens.Load()
+	if cfg.TokenFile() != tokens.path {
+		if tokens, err = newTokenSet(cfg.TokenFile()); err != nil {
+			return err
+		}
+	} else if err := tokens.reload(); err != nil {
 		return err
 	}
-	d.mapperP.Store(m)
-	d.disp.mu.Lock()
-	d.disp.quotas = cfg.Tenants
-	d.disp.mu.Unlock()
-	old := *d.cfg
+
+	var restart []string
 	for _, s := range []struct {
 		name      string
 		unchanged bool
 	}{
-		{"site", old.Site == cfg.Site},
-		{"endpoint", old.Endpoint == cfg.Endpoint},
-		{"limits", old.Limits == cfg.Limits},
-		{"workers", old.Workers == cfg.Workers},
-		{"log", old.Log == cfg.Log},
+		{"site", d.cfg.Site == cfg.Site},
+		{"endpoint", d.cfg.Endpoint == cfg.Endpoint},
+		{"limits", d.cfg.Limits == cfg.Limits},
+		{"workers", d.cfg.Workers == cfg.Workers},
+		{"log", d.cfg.Log == cfg.Log},
 	} {
 		if !s.unchanged {
-			d.log.Warn().Str("section", s.name).Msg("config section changed; it takes effect after a restart")
+			restart = append(restart, s.name)
 		}
 	}
-	d.log.Info().Msg("reloaded tokens, identity rules and quotas")
+	if len(restart) > 0 {
+		d.log.Warn().Strs("sections", restart).Msg("config changed in sections SIGHUP cannot apply; they keep their running values until fxd restarts")
+	}
+	// The identity rules go last: a caller they admit or refuse sees the
+	// rest of the reload in effect.
+	d.disp.setQuotas(cfg.Tenants)
+	d.tokens.Store(tokens)
+	d.mapperP.Store(m)
+	d.log.Info().Int("map_rules", len(m.rules)).Str("token_file", tokens.path).Int("tokens", tokens.count()).
+		Msg("reloaded [auth], [tenants] and the token file")
 	return nil
 }

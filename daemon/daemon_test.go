@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +50,7 @@ type testSite struct {
 	socket string
 	user   testenv.User
 	token  string
+	stop   func() error // shuts the daemon down (drains) and returns Run's error
 }
 
 func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
@@ -78,14 +81,14 @@ func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			tb.Errorf("daemon run: %v", err)
 		}
 		testenv.RemoveCgroupParent(tb, cfg.Workers.CgroupParent)
 	})
-	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok}
+	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok, stop: stop}
 	c := s.client(tb)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -171,6 +174,75 @@ func TestSyncAndAsync(t *testing.T) {
 			t.Fatalf("sync task not stored: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDrainEndsSyncRuns: at shutdown a synchronous run that is running
+// past the grace, or still queued, is answered (failed, with a reason)
+// instead of holding its caller until the connection is cut.
+func TestDrainEndsSyncRuns(t *testing.T) {
+	s := startTestSite(t, func(c *conf.Config) {
+		c.Endpoint.DrainGrace = conf.Duration(300 * time.Millisecond)
+		c.Tenants.Default.MaxRunning = 1
+	})
+	c := s.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "sleep", Command: []string{"/bin/sleep", "60"}}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		task api.Task
+		err  error
+	}
+	running, queued := make(chan answer, 1), make(chan answer, 1)
+	go func() { task, err := c.Run(ctx, "sleep", api.TaskSpec{}); running <- answer{task, err} }()
+	waitFor(t, "the first run to start", func() bool { r, _ := s.d.disp.counts(); return r == 1 })
+	go func() { task, err := c.Run(ctx, "sleep", api.TaskSpec{}); queued <- answer{task, err} }()
+	waitFor(t, "the second run to queue", func() bool { _, q := s.d.disp.counts(); return q == 1 })
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	for name, ch := range map[string]chan answer{"running": running, "queued": queued} {
+		select {
+		case a := <-ch:
+			if a.err != nil || a.task.State != api.StateFailed || !strings.Contains(a.task.Error, "shut") {
+				t.Errorf("%s sync run at shutdown = %s %q, %v; want failed, saying the daemon shut down", name, a.task.State, a.task.Error, a.err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s sync run not answered at shutdown", name)
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("daemon run: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("daemon did not stop")
+	}
+}
+
+// counts returns the tasks running and queued over all tenants.
+func (d *dispatcher) counts() (running, queued int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.tenants {
+		running += t.running
+		queued += len(t.queue)
+	}
+	return running, queued
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -117,6 +117,17 @@ func (d *dispatcher) startNextLocked(t *tenant) {
 	}
 }
 
+// setQuotas applies new tenant quotas to tasks that start from now on,
+// and starts queued tasks a raised max_running lets through.
+func (d *dispatcher) setQuotas(q conf.Tenants) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.quotas = q
+	for _, t := range d.tenants {
+		d.startNextLocked(t)
+	}
+}
+
 // lookup returns a copy of an active task.
 func (d *dispatcher) lookup(id string) (api.Task, *job, bool) {
 	d.mu.Lock()
@@ -147,14 +158,21 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	j.task.StartedAt = now
 	running := j.task
 	d.metrics.transition(prev, api.StateRunning)
+	quota := d.quotas.QuotaFor(j.acct.Name)
 	d.mu.Unlock()
 	d.metrics.queueWait.Observe(now.Sub(running.ReceivedAt).Seconds())
 
 	record := d.persistRunning(j, running)
-	res := d.execute(ctx, j)
+	res := d.execute(ctx, j, quota)
 	if errors.Is(context.Cause(ctx), errDraining) {
-		d.requeue(j, record)
-		return
+		if !j.sync {
+			d.requeue(j, record)
+			return
+		}
+		// The caller holds the connection and the task is in no store
+		// to run again from: it fails, and the caller may retry.
+		res = runtimes.Result{State: api.StateFailed, ExitCode: -1,
+			Error: "stopped: the daemon shut down while the task ran (endpoint.drain_grace passed); run it again"}
 	}
 	d.finish(j, res, record)
 }
@@ -195,7 +213,9 @@ func (r *runningRecord) wait() {
 	}
 }
 
-func (d *dispatcher) execute(ctx context.Context, j *job) runtimes.Result {
+// execute runs j on a worker within quota, the tenant's quota when j
+// started.
+func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota) runtimes.Result {
 	input := j.input
 	if input == nil && !j.sync {
 		var err error
@@ -208,11 +228,11 @@ func (d *dispatcher) execute(ctx context.Context, j *job) runtimes.Result {
 		Attempt:   j.task.Attempts,
 		Function:  j.fn,
 		Account:   j.acct,
-		Limits:    limitsFor(j.fn.Limits, d.quotas.QuotaFor(j.acct.Name)),
+		Limits:    limitsFor(j.fn.Limits, quota),
 		Input:     input,
 		Timeout:   j.timeout,
 		MaxOutput: int64(d.limits.MaxResultBytes),
-	}, d.quotas.QuotaFor(j.acct.Name).MaxWorkers)
+	}, quota.MaxWorkers)
 }
 
 // finish records a final result: durably first for queued tasks; for the
@@ -302,7 +322,7 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 	}
 	t.running++ // finish releases a slot
 	d.mu.Unlock()
-	d.finish(j, runtimes.Result{State: api.StateCancelled, Error: "cancelled before it started"}, nil)
+	d.finish(j, runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled before it started"}, nil)
 	return j, true
 }
 
@@ -311,7 +331,27 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 func (d *dispatcher) drain(grace time.Duration) {
 	d.mu.Lock()
 	d.draining = true
+	// Queued synchronous runs will not start and are in no store to be
+	// recovered from: they end now, failed, and their callers may retry.
+	var syncQueued []*job
+	for _, t := range d.tenants {
+		kept := t.queue[:0]
+		for _, j := range t.queue {
+			if j.sync {
+				syncQueued = append(syncQueued, j)
+				t.running++ // finish releases a slot
+			} else {
+				kept = append(kept, j)
+			}
+		}
+		clear(t.queue[len(kept):])
+		t.queue = kept
+	}
 	d.mu.Unlock()
+	for _, j := range syncQueued {
+		d.finish(j, runtimes.Result{State: api.StateFailed, ExitCode: -1,
+			Error: "not started: the daemon is shutting down; run it again in a moment"}, nil)
+	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {

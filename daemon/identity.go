@@ -16,10 +16,12 @@ import (
 const accountCacheTTL = time.Minute
 
 // mapper turns identities into local accounts with the [[auth.map]] rules.
+// It holds the whole [auth] policy, so SIGHUP swaps it in one step.
 type mapper struct {
-	rules  []mapRule
-	minUID uint32
-	lookup func(name string, minUID uint32) (isolation.Account, error)
+	rules        []mapRule
+	minUID       uint32
+	certIdentity string // conf.Auth.CertIdentity
+	lookup       func(name string, minUID uint32) (isolation.Account, error)
 
 	mu    sync.Mutex
 	cache map[string]cachedAccount
@@ -38,7 +40,7 @@ type cachedAccount struct {
 }
 
 func newMapper(a conf.Auth) (*mapper, error) {
-	m := &mapper{minUID: a.MinUID, lookup: isolation.LookupAccount, cache: map[string]cachedAccount{}}
+	m := &mapper{minUID: a.MinUID, certIdentity: a.CertIdentity, lookup: isolation.LookupAccount, cache: map[string]cachedAccount{}}
 	for i, r := range a.Map {
 		mr := mapRule{match: r.Match, account: r.Account}
 		if r.Regex != "" {
@@ -51,6 +53,18 @@ func newMapper(a conf.Auth) (*mapper, error) {
 		m.rules = append(m.rules, mr)
 	}
 	return m, nil
+}
+
+// MappedAccount applies the [[auth.map]] rules of a to identity as the
+// daemon does and returns the account name the first matching rule gives,
+// before that account is looked up. ok is false when no rule matches.
+func MappedAccount(a conf.Auth, identity string) (account string, ok bool, err error) {
+	m, err := newMapper(a)
+	if err != nil {
+		return "", false, err
+	}
+	account, ok = m.accountName(identity)
+	return account, ok, nil
 }
 
 // accountName applies the rules: the first that matches names the account.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"strings"
 	"time"
@@ -10,33 +11,70 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// notify sends state lines to systemd's notify socket; it does nothing
-// when the daemon does not run under systemd (no NOTIFY_SOCKET).
-func notify(states ...string) {
-	for _, s := range states {
-		daemon.SdNotify(false, s)
+// systemd integration (Type=notify, sd_notify(3)): Run sends READY=1 with a
+// STATUS= line once every listener is open and accepting, the watchdog
+// pings WATCHDOG=1 at half of WatchdogSec while the task store answers,
+// and shutdown sends STOPPING=1 when the drain begins. Socket activation
+// is in listen.go. Outside systemd (no NOTIFY_SOCKET) all of it is a no-op.
+
+// notify sends states to systemd's notify socket in one datagram, so that
+// systemd applies them together (READY=1 with its STATUS=, as sd_notify
+// does). It does nothing and returns nil when NOTIFY_SOCKET is unset.
+func notify(states ...string) error {
+	msg := strings.Join(states, "\n")
+	if _, err := daemon.SdNotify(false, msg); err != nil {
+		return fmt.Errorf("notify systemd of %s: %w", strings.Join(states, " "), err)
 	}
+	return nil
 }
 
-// watchdog pings systemd at half the WatchdogSec interval while the task
-// store answers, so a wedged daemon is restarted.
+// watchdogInterval is how often to ping systemd's watchdog: half of
+// WATCHDOG_USEC, as sd_watchdog_enabled(3) advises. It is 0 when systemd
+// asked for no pings from this process: WATCHDOG_USEC unset, or
+// WATCHDOG_PID naming another process.
+func watchdogInterval() (time.Duration, error) {
+	timeout, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		return 0, fmt.Errorf("read the systemd watchdog timeout: %w", err)
+	}
+	return timeout / 2, nil
+}
+
+// watchdog pings systemd's watchdog until ctx is done, so that systemd
+// restarts a wedged daemon (WatchdogSec= in the unit).
 func (d *Daemon) watchdog(ctx context.Context) {
-	every, err := daemon.SdWatchdogEnabled(false)
-	if err != nil || every == 0 {
+	every, err := watchdogInterval()
+	if err != nil {
+		d.log.Warn().Err(err).Msg("systemd watchdog: not pinging")
 		return
 	}
-	tick := time.NewTicker(every / 2)
+	if every == 0 {
+		return
+	}
+	d.log.Info().Dur("dur", every).Msg("systemd watchdog: pinging")
+	alive := func() error { _, err := d.store.Counts(); return err }
+	ping := func() error { return notify(daemon.SdNotifyWatchdog) }
+	watchdogLoop(ctx, every, alive, ping, d.log)
+}
+
+// watchdogLoop calls ping every interval while alive returns nil, until
+// ctx is done. A failing alive check skips the ping, so systemd restarts
+// the daemon once its watchdog timeout passes.
+func watchdogLoop(ctx context.Context, every time.Duration, alive, ping func() error, log zerolog.Logger) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if _, err := d.store.Counts(); err != nil {
-				d.log.Error().Err(err).Msg("watchdog: task store does not answer; not pinging systemd")
-				continue
-			}
-			notify("WATCHDOG=1")
+		}
+		if err := alive(); err != nil {
+			log.Error().Err(err).Msg("systemd watchdog: the task store does not answer; not pinging, so systemd restarts fxd")
+			continue
+		}
+		if err := ping(); err != nil {
+			log.Warn().Err(err).Msg("systemd watchdog: ping")
 		}
 	}
 }

@@ -34,9 +34,14 @@ type TokenEntry struct {
 
 // IssueToken makes a new random token for identity, appends its hash to the
 // token file (created 0600) and returns the token, which is shown once.
+// Identities "uid:N" are refused: they name local socket callers, and a
+// token for one would let its bearer act as that local user from afar.
 func IssueToken(path, identity string) (string, error) {
 	if identity == "" || strings.ContainsAny(identity, " \t\r\n") {
 		return "", fmt.Errorf("identity %q: must be non-empty with no spaces", identity)
+	}
+	if strings.HasPrefix(identity, "uid:") {
+		return "", fmt.Errorf("identity %q: uid:N identities are reserved for local callers on the unix socket, who need no token; issue the token for a name such as alice@example.org and map it in [[auth.map]]", identity)
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -44,10 +49,22 @@ func IssueToken(path, identity string) (string, error) {
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	line := fmt.Sprintf("%s %s %s\n", hashToken(tok), identity, time.Now().UTC().Format(time.RFC3339))
-	if err := withLockedFile(path, func(f *os.File) error {
-		_, err := f.WriteString(line)
-		return err
-	}); err != nil {
+	err := withTokenLock(path, func() error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteString(line); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
 		return "", fmt.Errorf("write token file %s: %w", path, err)
 	}
 	return tok, nil
@@ -55,31 +72,57 @@ func IssueToken(path, identity string) (string, error) {
 
 // RevokeTokens removes every entry whose hash starts with prefix (at least
 // 8 hex digits) or whose identity equals it, and returns how many went.
+// The file is replaced atomically, under the lock IssueToken takes.
 func RevokeTokens(path, hashPrefixOrIdentity string) (int, error) {
-	entries, err := ReadTokens(path)
-	if err != nil {
-		return 0, err
-	}
-	var keep strings.Builder
 	n := 0
-	for _, e := range entries {
-		if e.Identity == hashPrefixOrIdentity || (len(hashPrefixOrIdentity) >= 8 && strings.HasPrefix(e.Hash, hashPrefixOrIdentity)) {
-			n++
-			continue
+	err := withTokenLock(path, func() error {
+		entries, err := ReadTokens(path)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(&keep, "%s %s %s\n", e.Hash, e.Identity, e.Issued.Format(time.RFC3339))
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(keep.String()), 0o600); err != nil {
-		return 0, fmt.Errorf("write token file %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return 0, fmt.Errorf("replace token file %s: %w", path, err)
+		var keep strings.Builder
+		for _, e := range entries {
+			if e.Identity == hashPrefixOrIdentity || (len(hashPrefixOrIdentity) >= 8 && strings.HasPrefix(e.Hash, hashPrefixOrIdentity)) {
+				n++
+				continue
+			}
+			fmt.Fprintf(&keep, "%s %s %s\n", e.Hash, e.Identity, e.Issued.Format(time.RFC3339))
+		}
+		if n == 0 {
+			return nil
+		}
+		return replaceFile(path, []byte(keep.String()))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke in token file %s: %w", path, err)
 	}
 	return n, nil
+}
+
+// replaceFile writes data to a new file beside path and renames it over
+// path, so readers see the old file or the new one, never a part.
+func replaceFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // ReadTokens parses the token file; a missing file has no tokens.
@@ -117,22 +160,22 @@ func hashToken(tok string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func withLockedFile(path string, fn func(*os.File) error) error {
+// withTokenLock runs fn holding an exclusive lock on path+".lock", which
+// every writer of the token file takes (the file itself is replaced by
+// revoke, so it cannot carry the lock).
+func withTokenLock(path string, fn func() error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	l, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	defer l.Close()
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
 		return err
 	}
-	if err := fn(f); err != nil {
-		return err
-	}
-	return f.Sync()
+	return fn()
 }
 
 // tokenCheckInterval is how long a known token is trusted before the
@@ -215,4 +258,11 @@ func (t *tokenSet) identity(tok string) string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.byHash[h]
+}
+
+// count returns how many tokens are known.
+func (t *tokenSet) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byHash)
 }

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -52,5 +54,57 @@ func TestReadTokensRejectsGarbage(t *testing.T) {
 	os.WriteFile(path, []byte("not a token line\n"), 0o600)
 	if _, err := ReadTokens(path); err == nil || !strings.Contains(err.Error(), ":1:") {
 		t.Errorf("ReadTokens(garbage) = %v, want an error naming line 1", err)
+	}
+}
+
+func TestIssueTokenRefusesLocalIdentities(t *testing.T) {
+	if _, err := IssueToken(filepath.Join(t.TempDir(), "tokens"), "uid:1000"); err == nil || !strings.Contains(err.Error(), "reserved for local callers") {
+		t.Errorf("IssueToken(uid:1000) = %v, want a refusal", err)
+	}
+}
+
+// Issue and revoke at the same time lose no token that was handed out.
+func TestTokenWritersDoNotLoseTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	var wg sync.WaitGroup
+	issued := make(chan string, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			tok, err := IssueToken(path, fmt.Sprintf("user%d@example.org", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			issued <- tok
+		})
+		wg.Go(func() {
+			if _, err := IssueToken(path, "doomed@example.org"); err != nil {
+				t.Error(err)
+			}
+			if _, err := RevokeTokens(path, "doomed@example.org"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	close(issued)
+	set, err := newTokenSet(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok := range issued {
+		if set.identity(tok) == "" {
+			t.Errorf("token %s… lost by a concurrent revoke", tok[:10])
+		}
+	}
+	if entries, _ := ReadTokens(path); len(entries) != 40 {
+		t.Errorf("token file has %d entries, want the 40 not revoked", len(entries))
+	}
+	if files, _ := os.ReadDir(filepath.Dir(path)); len(files) != 2 { // tokens, tokens.lock
+		var names []string
+		for _, f := range files {
+			names = append(names, f.Name())
+		}
+		t.Errorf("files in the token dir: %v, want the token file and its lock", names)
 	}
 }

@@ -31,6 +31,7 @@ func realExecutor(t testing.TB) (isolation.Executor, bool) {
 		if err := ex.Cleanup(); err != nil {
 			t.Errorf("remove test cgroups: %v", err)
 		}
+		ex.Close()
 		testenv.RemoveCgroupParent(t, parent)
 	})
 	return ex, true

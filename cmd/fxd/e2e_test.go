@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -98,14 +99,16 @@ func TestTenantsAreIsolated(t *testing.T) {
 }
 
 // A task past its memory limit fails as out of memory; the daemon and
-// other tasks are unharmed.
+// other tasks, the tenant's own and another tenant's running at the same
+// time, are unharmed.
 func TestMemoryLimit(t *testing.T) {
-	tenants, rules := newTenants(t, 1)
+	tenants, rules := newTenants(t, 2)
 	s := startSite(t, rules)
-	c := s.client(tenants[0].id)
+	c, other := s.client(tenants[0].id), s.client(tenants[1].id)
 	register(t, c, api.FunctionSpec{Name: "hog", Command: []string{"/bin/sh", "-c", "head -c 300000000 /dev/zero | tail > /dev/null; echo survived"},
 		Limits: api.Limits{MemoryBytes: 32 << 20}})
 	register(t, c, api.FunctionSpec{Name: "echo", Command: []string{"/bin/cat"}})
+	bystander := startBystander(t, other)
 	task := run(t, c, "hog", "")
 	if task.State != api.StateFailed || !strings.Contains(task.Error, "out of memory") {
 		t.Errorf("hog: state %s error %q output %q, want failed with an out-of-memory reason", task.State, task.Error, task.Output)
@@ -113,28 +116,56 @@ func TestMemoryLimit(t *testing.T) {
 	if task := run(t, c, "echo", "still fine"); task.State != api.StateSucceeded || string(task.Output) != "still fine" {
 		t.Errorf("echo after the hog: %s %q %q", task.State, task.Output, task.Error)
 	}
+	bystander.check(t)
 }
 
-// A fork bomb hits the pids limit and is killed at its timeout; the
-// daemon goes on serving.
+// A fork bomb is held at the pids limit (the kernel refuses its forks)
+// and killed at its timeout with its whole tree; the daemon and another
+// tenant's task running at the same time are unharmed.
 func TestForkBomb(t *testing.T) {
-	tenants, rules := newTenants(t, 1)
+	tenants, rules := newTenants(t, 2)
 	s := startSite(t, rules)
-	c := s.client(tenants[0].id)
+	c, other := s.client(tenants[0].id), s.client(tenants[1].id)
+	const pidsLimit = 64
 	register(t, c, api.FunctionSpec{Name: "bomb", Command: []string{"/bin/sh", "-c", "b() { b | b & }; b; sleep 30"},
-		Limits: api.Limits{Pids: 64, Timeout: api.Duration(3 * time.Second)}})
+		Limits: api.Limits{Pids: pidsLimit, Timeout: api.Duration(5 * time.Second)}})
 	register(t, c, api.FunctionSpec{Name: "echo", Command: []string{"/bin/cat"}})
-	task := run(t, c, "bomb", "")
-	if task.State != api.StateTimedOut {
-		t.Errorf("fork bomb: state %s error %q, want timed_out", task.State, task.Error)
+	bystander := startBystander(t, other)
+	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "bomb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, ids[0], api.StateRunning)
+
+	// While it runs, its worker's pids cgroup refuses forks at the limit.
+	var refused int
+	deadline := time.Now().Add(4 * time.Second)
+	for refused == 0 && time.Now().Before(deadline) {
+		for _, dir := range workerPidsCgroups(t, s) {
+			refused = max(refused, pidsEventsMax(dir))
+			if cur := readInt(filepath.Join(dir, "pids.current")); cur > pidsLimit {
+				t.Errorf("%s: pids.current %d over the limit %d", dir, cur, pidsLimit)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if refused == 0 {
+		t.Errorf("no fork refused by the pids limit (pids.events max = 0) while the bomb ran")
+	}
+	task, err := c.Task(ctxT(t, time.Minute), ids[0], 30*time.Second)
+	if err != nil || task.State != api.StateTimedOut {
+		t.Errorf("fork bomb: %v, state %s error %q, want timed_out", err, task.State, task.Error)
 	}
 	assertNoProcs(t, tenants[0].user.Name)
+	assertWorkerCgroupGone(t, s, task.Worker)
 	if task := run(t, c, "echo", "ok"); task.State != api.StateSucceeded {
 		t.Errorf("echo after the bomb: %s %q", task.State, task.Error)
 	}
+	bystander.check(t)
 }
 
-// Timeout and cancel kill the whole tree, daemonized children included.
+// Timeout and cancel kill the whole tree, daemonized children included,
+// and remove its cgroup.
 func TestTimeoutAndCancelKillTree(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
 	s := startSite(t, rules)
@@ -146,6 +177,7 @@ func TestTimeoutAndCancelKillTree(t *testing.T) {
 		t.Errorf("sleepy: state %s, want timed_out", task.State)
 	}
 	assertNoProcs(t, tenants[0].user.Name)
+	assertWorkerCgroupGone(t, s, task.Worker)
 
 	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "sleepy", Timeout: api.Duration(time.Minute)}})
 	if err != nil {
@@ -157,9 +189,94 @@ func TestTimeoutAndCancelKillTree(t *testing.T) {
 		t.Fatalf("cancel: %v, state %s", err, got.State)
 	}
 	assertNoProcs(t, tenants[0].user.Name)
+	assertWorkerCgroupGone(t, s, got.Worker)
 	if _, err := c.Cancel(ctxT(t, 10*time.Second), ids[0]); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("second cancel: err = %v, want conflict", err)
 	}
+}
+
+// bystander is another tenant's task running while a test abuses limits.
+type bystander struct {
+	id string
+	c  *api.Client
+}
+
+// startBystander starts a task of c's tenant that reads for a second
+// and echoes its input, and waits until it runs.
+func startBystander(t *testing.T, c *api.Client) bystander {
+	t.Helper()
+	register(t, c, api.FunctionSpec{Name: "steady", Command: []string{"/bin/sh", "-c", "sleep 2; cat"}})
+	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "steady", InputBase64: []byte("unharmed")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, ids[0], api.StateRunning)
+	return bystander{id: ids[0], c: c}
+}
+
+func (b bystander) check(t *testing.T) {
+	t.Helper()
+	task, err := b.c.Task(ctxT(t, time.Minute), b.id, 30*time.Second)
+	if err != nil || task.State != api.StateSucceeded || string(task.Output) != "unharmed" {
+		t.Errorf("other tenant's task = %s %q %q, %v; want succeeded, unharmed", task.State, task.Output, task.Error, err)
+	}
+}
+
+// workerPidsCgroups lists the worker cgroups of s in the pids hierarchy.
+func workerPidsCgroups(t *testing.T, s *site) []string {
+	pattern := filepath.Join("/sys/fs/cgroup/pids", s.cgParent, "*")
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		pattern = filepath.Join("/sys/fs/cgroup", s.cgParent, "*") // unified
+	}
+	dirs, _ := filepath.Glob(pattern)
+	var out []string
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// pidsEventsMax is the "max" count of a pids.events file: forks refused
+// at pids.max.
+func pidsEventsMax(dir string) int {
+	b, _ := os.ReadFile(filepath.Join(dir, "pids.events"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "max "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+func readInt(path string) int {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+// assertWorkerCgroupGone fails if the cgroup of the worker that ran a
+// killed task is still there, in any hierarchy, 5 s after the task ended.
+func assertWorkerCgroupGone(t *testing.T, s *site, worker string) {
+	t.Helper()
+	if worker == "" {
+		t.Error("task names no worker; cannot check its cgroup is gone")
+		return
+	}
+	var left []string
+	for range 50 {
+		left, _ = filepath.Glob(filepath.Join("/sys/fs/cgroup/*", s.cgParent, worker))
+		if unified, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", s.cgParent, worker)); len(unified) > 0 {
+			left = append(left, unified...)
+		}
+		if len(left) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("worker cgroup still there after its task was killed: %s", strings.Join(left, " "))
 }
 
 func waitState(t *testing.T, c *api.Client, id string, want api.State) {

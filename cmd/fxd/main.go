@@ -13,6 +13,10 @@ type command func(args []string, stdout, stderr io.Writer) error
 
 func main() {
 	cmds := map[string]command{"serve": cmdServe, "config": cmdConfig, "token": cmdToken, "version": cmdVersion}
+	if len(os.Args) == 2 && (os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help") {
+		fmt.Fprint(os.Stdout, usage)
+		return
+	}
 	if len(os.Args) < 2 || cmds[os.Args[1]] == nil {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

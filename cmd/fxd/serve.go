@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,69 +19,176 @@ import (
 	"fxd.dev/fxd/daemon"
 )
 
+// defaultConfigPath is the site config of an installed fxd.
 const defaultConfigPath = "/etc/fxd/fxd.toml"
 
+// devStateDir is the state dir of the dev daemon (`fxd serve --dev`, which
+// `make run` starts): fixed rather than under $TMPDIR, so that `sudo fxd
+// token --dev`, `make run` and the README's socket path agree whatever
+// TMPDIR a shell sets.
+const devStateDir = "/tmp/fxd-dev"
+
+const serveUsage = `usage: fxd serve [--config FILE | --dev [--state-dir DIR] [--cgroup-parent NAME]]
+
+Run the daemon until SIGTERM (drain) or SIGINT; SIGHUP reloads tokens,
+identity rules and quotas. fxd must start as root: it runs every task as its
+caller's own account in a cgroup. From a checkout: sudo make run. Installed:
+systemctl start fxd.
+
+`
+
+// cmdServe is `fxd serve`: it runs the daemon in the foreground.
 func cmdServe(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fxd serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfigPath, "site config `file`")
-	dev := fs.Bool("dev", false, "run with the embedded default config, state in a temp dir, the socket at <state>/fxd.sock")
-	stateDir := fs.String("state-dir", "", "with --dev: the state `dir` (default $TMPDIR/fxd-dev)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: fxd serve [--config FILE | --dev [--state-dir DIR]]\n\nRun the daemon until SIGTERM (drain) or SIGINT; SIGHUP reloads tokens, identity rules and quotas.\n\n")
-		fs.PrintDefaults()
+	fl := flag.NewFlagSet("fxd serve", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var site siteFlags
+	site.register(fl)
+	fl.StringVar(&site.cgroupParent, "cgroup-parent", "", "with --dev: the cgroup `name` workers go under, instead of workers.cgroup_parent of the default config")
+	fl.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		fl.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fl.Parse(args); err != nil {
+		return helpOK(err)
+	}
+	if fl.NArg() > 0 {
+		fl.Usage()
+		return fmt.Errorf("unexpected argument %q; serve takes only flags (a config file goes after --config)", fl.Arg(0))
+	}
+	if err := site.check(fl); err != nil {
 		return err
 	}
-	cfg, err := loadServeConfig(*path, *dev, *stateDir)
+	if euid := os.Geteuid(); euid != 0 {
+		return fmt.Errorf("running as uid %d, but fxd must start as root: it runs each task as its caller's own account, "+
+			"in a cgroup, which only root may do (it never runs a task as root). "+
+			"From a checkout, run the dev daemon with: sudo make run; an installed fxd runs from systemd: sudo systemctl start fxd", euid)
+	}
+	cfg, err := site.load()
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	if os.Geteuid() != 0 {
-		log.Warn().Msg("not running as root: tasks can only run as this user's own account, without cgroup limits; run fxd as root (systemd does) for multi-tenant service")
-	}
+	warnUnreachableShim(cfg.Workers, log)
 	d, err := daemon.New(cfg, log, fxdVersion())
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go reloadOnHUP(ctx, d, *path, *dev, *stateDir, log)
+	// Catch SIGHUP before serving, so an early one reloads instead of
+	// killing the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, hup, d, site.load, log)
 	return d.Run(ctx)
 }
 
-func loadServeConfig(path string, dev bool, stateDir string) (*conf.Config, error) {
-	if !dev {
-		cfg, err := conf.Load(path)
+// siteFlags choose the site config: a file (--config) or the embedded dev
+// config (--dev). serve and token share them, so `fxd token --dev` writes
+// the token file that `fxd serve --dev` reads.
+type siteFlags struct {
+	path         string
+	dev          bool
+	stateDir     string
+	cgroupParent string          // serve only; "" keeps the config's
+	set          map[string]bool // the flags of the command line, by name (after check)
+}
+
+// register adds --config, --dev and --state-dir to fl.
+func (s *siteFlags) register(fl *flag.FlagSet) {
+	fl.StringVar(&s.path, "config", defaultConfigPath, "site config `file`")
+	fl.BoolVar(&s.dev, "dev", false, "use the embedded default config with state and the socket in "+devStateDir+" (what make run serves)")
+	fl.StringVar(&s.stateDir, "state-dir", "", "with --dev: the state `dir` instead of "+devStateDir)
+}
+
+// check refuses flag combinations that would silently do something else
+// than asked. Call it after fl.Parse.
+func (s *siteFlags) check(fl *flag.FlagSet) error {
+	s.set = map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { s.set[f.Name] = true })
+	if s.dev && s.set["config"] {
+		return errors.New("--config and --dev exclude each other; give --config FILE for a site config, or --dev for the dev daemon")
+	}
+	for _, f := range []struct{ flag, key string }{{"state-dir", "site.state_dir"}, {"cgroup-parent", "workers.cgroup_parent"}} {
+		if s.set[f.flag] && !s.dev {
+			return fmt.Errorf("--%s applies only with --dev; for a site config set %s in the file", f.flag, f.key)
+		}
+	}
+	return nil
+}
+
+// load reads and validates the config the flags choose.
+func (s *siteFlags) load() (*conf.Config, error) {
+	if !s.dev {
+		cfg, err := conf.Load(s.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w; write one with: fxd config default > %s, give another with --config FILE, or use --dev for the dev daemon of make run", err, s.path)
+		}
 		if err != nil {
 			return nil, err
 		}
 		return cfg, cfg.Validate()
 	}
-	if stateDir == "" {
-		stateDir = filepath.Join(os.TempDir(), "fxd-dev")
-	}
-	abs, err := filepath.Abs(stateDir)
+	dir, err := filepath.Abs(cmp.Or(s.stateDir, devStateDir))
 	if err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
+		return nil, fmt.Errorf("state dir %s: %w", s.stateDir, err)
 	}
-	cfg := conf.Dev(abs)
+	cfg := conf.Dev(dir)
+	if s.cgroupParent != "" {
+		cfg.Workers.CgroupParent = s.cgroupParent
+	}
 	return cfg, cfg.Validate()
 }
 
-func reloadOnHUP(ctx context.Context, d *daemon.Daemon, path string, dev bool, stateDir string, log zerolog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// warnUnreachableShim logs an error when fxd-shim next to this binary (or
+// at workers.shim) sits under a directory other users cannot enter, such
+// as a checkout in /root: workers run it as the tenant's account, so every
+// task would fail. Group or ACL access may still allow it, so this only
+// warns; the worker start reports the real failure.
+func warnUnreachableShim(w conf.Workers, log zerolog.Logger) {
+	shim := w.Shim
+	if shim == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return
+		}
+		shim = filepath.Join(filepath.Dir(self), "fxd-shim")
+		if _, err := os.Stat(shim); err != nil {
+			return // found elsewhere or missing: the worker pools report that
+		}
+	}
+	for p := shim; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return
+		}
+		need := os.FileMode(0o001) // search (x) for directories, x for the shim
+		if !st.IsDir() {
+			need = 0o005
+		}
+		if st.Mode().Perm()&need != need {
+			log.Error().Str("shim", shim).Str("path", p).Str("mode", fmt.Sprintf("%04o", st.Mode().Perm())).
+				Msg("other users cannot reach fxd-shim here, and workers run it as the tenant's account, so tasks will fail; " +
+					"install it under directories every user can enter (make run copies it to " + devStateDir + "/bin) or set workers.shim")
+			return
+		}
+		if p == filepath.Dir(p) {
+			return
+		}
+	}
+}
+
+// reloadOnHUP reloads the config on each signal from hup until ctx is
+// done; a config that does not load keeps the running one.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, d *daemon.Daemon, load func() (*conf.Config, error), log zerolog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
 		}
-		cfg, err := loadServeConfig(path, dev, stateDir)
+		cfg, err := load()
 		if err == nil {
 			err = d.Reload(cfg)
 		}

@@ -99,7 +99,8 @@ func TestMetrics(t *testing.T) {
 }
 
 // SIGTERM drains: a running task finishes within the grace period and
-// the daemon exits cleanly; SIGHUP reloads identity rules.
+// the daemon exits cleanly; SIGHUP reloads identity rules and quotas and
+// logs the changes that need a restart.
 func TestSignals(t *testing.T) {
 	tenants, rules := newTenants(t, 2)
 	s := startSite(t, rules)
@@ -111,8 +112,11 @@ func TestSignals(t *testing.T) {
 	if _, err := b.Site(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatalf("B before reload: %v", err)
 	}
+	// The same reload lowers the tenants' queue quota (applied) and
+	// changes [limits] (needs a restart: logged, not applied).
 	cfg, _ := os.ReadFile(s.configPath())
 	cut := strings.Replace(string(cfg), "match = \""+tenants[1].id+"\"", "match = \"nobody@example.org\"", 1)
+	cut += "\n[tenants.default]\nmax_queued = 2\n\n[limits]\nmax_input_bytes = \"1MiB\"\n"
 	os.WriteFile(s.configPath(), []byte(cut), 0o600)
 	s.cmd.Process.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
@@ -125,6 +129,14 @@ func TestSignals(t *testing.T) {
 			t.Fatal("B still accepted 10s after SIGHUP dropped its rule")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	three := []api.TaskSpec{{Function: "slow"}, {Function: "slow"}, {Function: "slow"}}
+	if _, err := a.Submit(ctxT(t, 10*time.Second), three); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "max_queued") {
+		t.Errorf("3 tasks after SIGHUP set max_queued = 2: err %v, want unavailable naming max_queued", err)
+	}
+	if logs := s.logs(); !strings.Contains(logs, `"sections":["limits"]`) || !strings.Contains(logs, "until fxd restarts") {
+		t.Errorf("reload log does not say [limits] needs a restart:\n%s", logs)
 	}
 
 	ids, err := a.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "slow"}})

@@ -257,3 +257,33 @@ func (g *Group) startV2(cmd *exec.Cmd) error {
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 	return cmd.Start()
 }
+
+// ErrParentHeld is returned by ClaimParent when another process holds the
+// parent.
+var ErrParentHeld = errors.New("cgroup parent held by another process")
+
+// ClaimParent creates the parent group (in the pids hierarchy on v1, the
+// only one on v2) and takes an exclusive lock on it, so that two daemons
+// cannot share a parent and remove each other's groups. The lock lasts
+// until the returned file is closed or the process exits.
+func ClaimParent(parent string) (*os.File, error) {
+	dir := filepath.Join(root, parent)
+	if !Unified() {
+		dir = filepath.Join(root, "pids", parent)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %s: %w", dir, ErrParentHeld)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}

@@ -30,6 +30,7 @@ type Config struct {
 // never does. Safe for concurrent use.
 type Executor struct {
 	parent string
+	lock   *os.File // holds the parent cgroup for this process
 	log    zerolog.Logger
 }
 
@@ -47,8 +48,19 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 	if c.CgroupParent == "" || path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent {
 		return nil, fmt.Errorf("workers.cgroup_parent %q: want a clean relative path like \"fxd\": %w", c.CgroupParent, api.ErrInvalid)
 	}
-	return &Executor{parent: "/" + c.CgroupParent, log: log.With().Str("component", "isolation.plain").Logger()}, nil
+	lock, err := cgroup.ClaimParent(c.CgroupParent)
+	if errors.Is(err, cgroup.ErrParentHeld) {
+		return nil, fmt.Errorf("workers.cgroup_parent %q is in use by another fxd on this host (%w); stop it, or give each daemon its own cgroup_parent", c.CgroupParent, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workers.cgroup_parent %q: %w", c.CgroupParent, err)
+	}
+	return &Executor{parent: "/" + c.CgroupParent, lock: lock, log: log.With().Str("component", "isolation.plain").Logger()}, nil
 }
+
+// Close releases the parent cgroup for another daemon. Trees still
+// running are not stopped.
+func (e *Executor) Close() error { return e.lock.Close() }
 
 // Cleanup kills and removes every tree cgroup a previous run left under
 // the parent (after a crash of the daemon).

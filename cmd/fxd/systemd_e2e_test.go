@@ -1,0 +1,392 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
+)
+
+// notifySocket is systemd's end of NOTIFY_SOCKET for a spawned fxd: a
+// unixgram socket whose datagrams the test reads.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatalf("listen on the notify socket: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &notifySocket{path: path, conn: conn}
+}
+
+// read returns the next datagram, or "", false if none comes within wait.
+func (n *notifySocket) read(t *testing.T, wait time.Duration) (string, bool) {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	n.conn.SetReadDeadline(time.Now().Add(wait))
+	k, err := n.conn.Read(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("read the notify socket: %v", err)
+	}
+	return string(buf[:k]), true
+}
+
+// await returns the next datagram with the line want and the datagrams
+// before it. It fails the test after timeout, or once fxd has exited and
+// all it sent is read.
+func (n *notifySocket) await(s *site, want string, timeout time.Duration) (msg string, skipped []string) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		// What fxd sent before it exited is queued on the socket: one
+		// more read after the exit was seen gets it.
+		exited := false
+		select {
+		case <-s.exited:
+			exited = true
+		default:
+		}
+		m, ok := n.read(s.t, 100*time.Millisecond)
+		switch {
+		case ok && notifyHasLine(m, want):
+			return m, skipped
+		case ok:
+			skipped = append(skipped, m)
+		case exited:
+			s.t.Fatalf("fxd exited without sending %q (got %q):\n%s", want, skipped, s.logs())
+		case time.Now().After(deadline):
+			s.t.Fatalf("no %q from fxd within %s (got %q):\n%s", want, timeout, skipped, s.logs())
+		}
+	}
+}
+
+// drain returns the datagrams queued on the socket.
+func (n *notifySocket) drain(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for {
+		m, ok := n.read(t, 100*time.Millisecond)
+		if !ok {
+			return out
+		}
+		out = append(out, m)
+	}
+}
+
+func notifyHasLine(msg, line string) bool {
+	for l := range strings.SplitSeq(msg, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// newSystemdSite writes a site config like startSiteWith but does not
+// start fxd: startUnderSystemd does.
+func newSystemdSite(t *testing.T, endpoint, extra string) *site {
+	t.Helper()
+	testenv.RequireCgroup(t)
+	if testing.Short() {
+		t.Skip("skipped with -short: starts the fxd binary")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	s := &site{t: t, dir: dir, socket: filepath.Join(dir, "fxd.sock"), cgParent: randomName("fxdtest-")}
+	cfg := siteConfig(filepath.Join(dir, "state"), s.socket, s.cgParent, endpoint, extra)
+	if err := os.WriteFile(s.configPath(), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startUnderSystemd starts fxd serve as systemd does: env added to a clean
+// environment, files as fd 3, 4, …, and each of pidVars (LISTEN_PID,
+// WATCHDOG_PID) set to fxd's own PID, which sh knows as $$ and keeps
+// through exec. It does not wait for fxd to serve. fxd is stopped (SIGTERM,
+// then checked for leftover cgroups) when the test ends.
+func startUnderSystemd(s *site, env []string, files []*os.File, pidVars ...string) {
+	t := s.t
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(s.dir, "fxd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.log = logf
+	script := "exec \"$0\" \"$@\""
+	for _, v := range pidVars {
+		script = v + "=$$ " + script
+	}
+	s.cmd = exec.Command("/bin/sh", "-c", script, filepath.Join(binDir, "fxd"), "serve", "--config", s.configPath())
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, env...)
+	s.cmd.ExtraFiles = files
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start fxd: %v", err)
+	}
+	for _, f := range files {
+		f.Close() // fxd has its copies; the test keeps the sockets open, as systemd does
+	}
+	s.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.exited)
+	t.Cleanup(s.stop)
+}
+
+// sigterm stops fxd as systemd does.
+func sigterm(s *site) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatalf("SIGTERM fxd: %v", err)
+	}
+}
+
+// waitExit waits up to 30 s for fxd to exit and returns its exit code.
+func waitExit(s *site) int {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("fxd did not exit within 30s:\n%s", s.logs())
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+// getHealthz is one GET /healthz with no retries.
+func getHealthz(c *http.Client) (int, error) {
+	resp, err := c.Get("http://fxd/healthz")
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Under Type=notify fxd says READY=1 with a STATUS line once it serves,
+// pings the watchdog that WATCHDOG_USEC asks for, says STOPPING=1 on
+// SIGTERM and exits cleanly.
+func TestSystemdNotify(t *testing.T) {
+	s := newSystemdSite(t, "", "")
+	n := listenNotify(t)
+	// No WATCHDOG_PID: the watchdog is meant for whoever reads the variable.
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, nil)
+
+	ready, _ := n.await(s, "READY=1", 20*time.Second)
+	if want := "STATUS=serving on unix:" + s.socket; !notifyHasLine(ready, want) {
+		t.Errorf("READY datagram = %q, want the line %q", ready, want)
+	}
+	if code, err := getHealthz(s.rawHTTP()); err != nil || code != http.StatusOK {
+		t.Errorf("GET /healthz right after READY=1 = %d, %v; want 200", code, err)
+	}
+	n.await(s, "WATCHDOG=1", 10*time.Second)
+	n.await(s, "WATCHDOG=1", 10*time.Second)
+
+	sigterm(s)
+	n.await(s, "STOPPING=1", 10*time.Second)
+	if code := waitExit(s); code != 0 {
+		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
+	}
+	if _, err := os.Lstat(s.socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket fxd created is still there after it stopped: %v", err)
+	}
+}
+
+// SIGTERM drains: fxd stops accepting at once, lets the running task run
+// for drain_grace, then stops and requeues it; the next start runs it to
+// the end.
+func TestSystemdDrainRequeues(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := newSystemdSite(t, "", rules) // drain_grace = "5s"
+	n := listenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path}, nil)
+	n.await(s, "READY=1", 20*time.Second)
+	c := s.client(tenants[0].id)
+	register(t, c, api.FunctionSpec{Name: "long", Command: []string{"/bin/sh", "-c", "sleep 8; echo done"}})
+	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "long"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, ids[0], api.StateRunning)
+
+	start := time.Now()
+	sigterm(s)
+	n.await(s, "STOPPING=1", 10*time.Second)
+	if code, err := getHealthz(s.rawHTTP()); err == nil && code == http.StatusOK {
+		t.Errorf("GET /healthz during the drain = 200; want it refused or 503")
+	}
+	code := waitExit(s)
+	took := time.Since(start)
+	if code != 0 {
+		t.Errorf("fxd exit code after the drain = %d, want 0:\n%s", code, s.logs())
+	}
+	if took < 5*time.Second {
+		t.Errorf("fxd exited %s after SIGTERM, before drain_grace (5s) let the running task go on", took)
+	}
+
+	s.stop() // fxd has exited: this closes its log and checks its cgroups
+	s.start()
+	c = s.client(tenants[0].id)
+	task, err := c.Task(ctxT(t, 40*time.Second), ids[0], 30*time.Second)
+	if err != nil || task.State != api.StateSucceeded || string(task.Output) != "done\n" || task.Attempts != 2 {
+		t.Errorf("task stopped by the drain = %+v, %v; want requeued, then succeeded on attempt 2", task, err)
+	}
+}
+
+// socketInode is the inode number of the file at path.
+func socketInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatalf("socket file: %v", err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// fxd serves on the sockets systemd passes (matched to [endpoint] by
+// address), leaves them in place, and still talks Type=notify.
+func TestSocketActivation(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	certDir := t.TempDir()
+	ca := newPKI(t, certDir, "site")
+	serverCert, serverKey := ca.issue(t, "fxd-server", true)
+	tcpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcpLn.Close() })
+	addr := tcpLn.Addr().String()
+	s := newSystemdSite(t, fmt.Sprintf("listen = %q\ntls_cert = %q\ntls_key = %q\n", addr, serverCert, serverKey), rules)
+
+	// The unix socket, as systemd makes it for ListenStream=<endpoint.socket>.
+	unixLn, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unixLn.SetUnlinkOnClose(false)
+	t.Cleanup(func() { unixLn.Close(); os.Remove(s.socket) })
+	if err := os.Chmod(s.socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	ino := socketInode(t, s.socket)
+	var files []*os.File
+	for _, l := range []interface{ File() (*os.File, error) }{unixLn, tcpLn.(*net.TCPListener)} {
+		f, err := l.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+
+	n := listenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "LISTEN_FDS=2", "LISTEN_FDNAMES=api:https"}, files, "LISTEN_PID")
+	ready, _ := n.await(s, "READY=1", 20*time.Second)
+	if want := fmt.Sprintf("STATUS=serving on unix:%s (systemd), tcp:%s (systemd)", s.socket, addr); !notifyHasLine(ready, want) {
+		t.Errorf("READY datagram = %q, want the line %q", ready, want)
+	}
+
+	// The API answers on both inherited sockets: over the unix socket
+	// (the test's own listener is never accepted on, so fxd answers) …
+	if info, err := s.client(tenants[0].id).Site(ctxT(t, 10*time.Second)); err != nil || info.Identity != tenants[0].id {
+		t.Errorf("site over the inherited unix socket = %+v, %v; want identity %s", info, err, tenants[0].id)
+	}
+	// … and over HTTPS on the inherited TCP socket, which fxd could not have
+	// bound itself while the test holds it.
+	https, err := api.NewClient("https://"+addr, api.ClientOptions{CAFile: filepath.Join(certDir, "site-ca.pem"), Token: s.token(tenants[0].id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := https.Site(ctxT(t, 10*time.Second)); err != nil || info.Identity != tenants[0].id {
+		t.Errorf("site over HTTPS on the inherited TCP socket = %+v, %v; want identity %s", info, err, tenants[0].id)
+	}
+	if got := socketInode(t, s.socket); got != ino {
+		t.Errorf("fxd replaced the inherited socket file (inode %d, was %d)", got, ino)
+	}
+
+	sigterm(s)
+	n.await(s, "STOPPING=1", 10*time.Second)
+	if code := waitExit(s); code != 0 {
+		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
+	}
+	// The sockets are systemd's: still there, and still the test's.
+	if got := socketInode(t, s.socket); got != ino {
+		t.Errorf("the inherited socket file changed when fxd stopped (inode %d, was %d)", got, ino)
+	}
+	for _, ln := range []net.Listener{unixLn, tcpLn} {
+		assertStillListening(t, ln)
+	}
+}
+
+// assertStillListening dials ln's address and accepts the connection on ln.
+func assertStillListening(t *testing.T, ln net.Listener) {
+	t.Helper()
+	a := ln.Addr()
+	c, err := net.DialTimeout(a.Network(), a.String(), 5*time.Second)
+	if err != nil {
+		t.Errorf("dial %s after fxd stopped: %v", a, err)
+		return
+	}
+	defer c.Close()
+	type deadliner interface{ SetDeadline(time.Time) error }
+	ln.(deadliner).SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := ln.Accept()
+	if err != nil {
+		t.Errorf("accept on systemd's %s after fxd stopped: %v", a, err)
+		return
+	}
+	got.Close()
+}
+
+// A passed socket that [endpoint] does not name stops fxd at start, with
+// a message naming the socket; fxd never says READY=1.
+func TestSocketActivationUnknownSocket(t *testing.T) {
+	s := newSystemdSite(t, "", "")
+	other := filepath.Join(s.dir, "other.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: other, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := listenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "LISTEN_FDS=1", "LISTEN_FDNAMES=stray"}, []*os.File{f}, "LISTEN_PID")
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("fxd still running 20s after start with a socket its config does not name:\n%s", s.logs())
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("fxd exit code = 0, want a failure")
+	}
+	logs := s.logs()
+	for _, want := range []string{"fd 3 (stray) unix:" + other, "matches neither endpoint.socket"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("fxd output does not say %q:\n%s", want, logs)
+		}
+	}
+	for _, m := range n.drain(t) {
+		if notifyHasLine(m, "READY=1") {
+			t.Errorf("fxd sent READY=1 although it refused to start: %q", m)
+		}
+	}
+}
