@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages fxd's test suite needs: useradd/userdel for real
-# tenant accounts, python3 for the documented servable example, procps.
+# tenant accounts, python3 for the documented servable example, procps;
+# gcc and libc6-dev, since the tests build fxd with cgo (NSS accounts);
+# squashfs-tools (mksquashfs) and busybox-static (/bin/busybox) to build test
+# SIF images offline; crun and runc to run them as OCI containers.
 # Idempotent; run as root. Only the package registry is needed.
 set -euo pipefail
 need=()
-for p in passwd python3 procps util-linux; do
+for p in passwd python3 procps util-linux gcc libc6-dev squashfs-tools busybox-static crun runc; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -eq 0 ]; then

@@ -1,0 +1,255 @@
+package testenv
+
+import (
+	"debug/elf"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// BusyboxPath is where Debian's busybox-static package installs a static
+// busybox, the userland of the images BuildSIF makes.
+const BusyboxPath = "/bin/busybox"
+
+// SIFOption changes the image BuildSIF makes.
+type SIFOption func(*sifSpec)
+
+type sifFile struct {
+	name string
+	mode fs.FileMode
+	data []byte
+}
+
+type sifSpec struct {
+	bare    bool
+	files   []sifFile
+	arch    string
+	fs      sif.FSType
+	part    sif.PartType
+	comp    string
+	deffile bool
+}
+
+// SIFFile adds a file to the image's root filesystem at name (a path
+// relative to /, parent directories are made 0755). A later SIFFile, or one
+// naming a file of the busybox base such as etc/passwd, replaces it.
+func SIFFile(name string, mode fs.FileMode, data []byte) SIFOption {
+	return func(s *sifSpec) { s.files = append(s.files, sifFile{name, mode, data}) }
+}
+
+// SIFBare leaves busybox out: the root filesystem holds only the SIFFile
+// files. Such images are a few KiB (fuzz seeds) and need no busybox.
+func SIFBare() SIFOption { return func(s *sifSpec) { s.bare = true } }
+
+// SIFArch labels the root filesystem partition with a GOARCH-style
+// architecture instead of runtime.GOARCH (the content stays the host's).
+func SIFArch(goarch string) SIFOption { return func(s *sifSpec) { s.arch = goarch } }
+
+// SIFFSType labels the root filesystem partition with another file system
+// type (sif.FsExt3 makes an image fxd must refuse; the content stays squashfs).
+func SIFFSType(t sif.FSType) SIFOption { return func(s *sifSpec) { s.fs = t } }
+
+// SIFPartType gives the squashfs partition another partition type
+// (sif.PartData or sif.PartSystem make an image with no root filesystem).
+func SIFPartType(t sif.PartType) SIFOption { return func(s *sifSpec) { s.part = t } }
+
+// SIFCompression sets mksquashfs's compressor (default lz4: ten times faster
+// to build than gzip here, and the kernel and squashfuse both read it).
+func SIFCompression(comp string) SIFOption { return func(s *sifSpec) { s.comp = comp } }
+
+// SIFNoDeffile leaves out the definition-file object that images built by
+// apptainer carry, so the root filesystem is the only object.
+func SIFNoDeffile() SIFOption { return func(s *sifSpec) { s.deffile = false } }
+
+// BuildSIF builds a small SIF image offline and returns its path in a
+// temporary directory removed when the test ends. The image holds a
+// definition file and a primary system squashfs partition whose root
+// filesystem is a static busybox with its applets linked in /bin, a minimal
+// /etc/passwd and /etc/group (root, nobody), /tmp (1777), /proc, /sys and
+// /dev mount points, plus the SIFFile files. Images are deterministic: the
+// same options give the same bytes. It needs mksquashfs (squashfs-tools) and,
+// unless SIFBare, a static /bin/busybox (busybox-static); without them the
+// test skips, or fails in CI.
+func BuildSIF(tb testing.TB, opts ...SIFOption) string {
+	tb.Helper()
+	s := sifSpec{arch: runtime.GOARCH, fs: sif.FsSquash, part: sif.PartPrimSys, comp: "lz4", deffile: true}
+	for _, o := range opts {
+		o(&s)
+	}
+	mksquashfs := RequireCommand(tb, "mksquashfs")
+	dir := tb.TempDir()
+	root := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if !s.bare {
+		writeBusyboxRoot(tb, root)
+	}
+	for _, f := range s.files {
+		rel := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(f.name, "/")))
+		if rel == "." || !filepath.IsLocal(rel) {
+			tb.Fatalf("build SIF: file name %q is not a path inside the image", f.name)
+		}
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatalf("build SIF: %v", err)
+		}
+		os.Remove(p) // replace a symlink rather than write through it
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			tb.Fatalf("build SIF: %v", err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil { // not masked by the umask
+			tb.Fatalf("build SIF: %v", err)
+		}
+	}
+	sqfs := filepath.Join(dir, "rootfs.sqfs")
+	cmd := exec.Command(mksquashfs, root, sqfs, "-noappend", "-all-root", "-comp", s.comp,
+		"-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("mksquashfs %s: %v: %s", root, err, out)
+	}
+	path := filepath.Join(dir, "image.sif")
+	if err := writeSIF(path, sqfs, s); err != nil {
+		tb.Fatalf("build SIF %s: %v", path, err)
+	}
+	return path
+}
+
+// writeSIF wraps the squashfs file sqfs into a new SIF at path.
+func writeSIF(path, sqfs string, s sifSpec) error {
+	f, err := os.Open(sqfs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var dis []sif.DescriptorInput
+	if s.deffile {
+		di, err := sif.NewDescriptorInput(sif.DataDeffile, strings.NewReader("Bootstrap: scratch\n"))
+		if err != nil {
+			return err
+		}
+		dis = append(dis, di)
+	}
+	part, err := sif.NewDescriptorInput(sif.DataPartition, f,
+		sif.OptPartitionMetadata(s.fs, s.part, s.arch))
+	if err != nil {
+		return err
+	}
+	dis = append(dis, part)
+	img, err := sif.CreateContainerAtPath(path, sif.OptCreateDeterministic(), sif.OptCreateWithDescriptors(dis...))
+	if err != nil {
+		return err
+	}
+	return img.UnloadContainer()
+}
+
+// writeBusyboxRoot lays out a busybox root filesystem in root.
+func writeBusyboxRoot(tb testing.TB, root string) {
+	tb.Helper()
+	bb := requireStaticBusybox(tb)
+	for _, d := range []string{"bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "usr/bin", "usr/sbin", "var/tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, d := range []string{"tmp", "var/tmp"} {
+		if err := os.Chmod(filepath.Join(root, d), 0o1777); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := copyFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
+		tb.Fatalf("copy %s: %v", bb, err)
+	}
+	out, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		tb.Fatalf("%s --list: %v", bb, err)
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet == "busybox" || strings.Contains(applet, "/") {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	etc := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+		"etc/hosts":  "127.0.0.1 localhost\n",
+	}
+	for name, data := range etc {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// requireStaticBusybox returns the path of a statically linked busybox, or
+// calls Unavailable: a dynamic one cannot run inside a bare image.
+func requireStaticBusybox(tb testing.TB) string {
+	tb.Helper()
+	const why = "needs a static busybox at " + BusyboxPath + " (apt-get install busybox-static, or run scripts/install-test-deps.sh)"
+	f, err := elf.Open(BusyboxPath)
+	if err != nil {
+		Unavailable(tb, fmt.Sprintf("%s: %v", why, err))
+		return ""
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			Unavailable(tb, why+"; the installed one is dynamically linked")
+			return ""
+		}
+	}
+	return BusyboxPath
+}
+
+func copyFile(dst, src string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// TruncatedCopy writes the first n bytes of the file src to a new file in a
+// temporary directory and returns its path: a download or copy cut short.
+func TruncatedCopy(tb testing.TB, src string, n int64) string {
+	tb.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if n > int64(len(b)) {
+		tb.Fatalf("truncated copy of %s: %d bytes wanted, file has %d", src, n, len(b))
+	}
+	return WriteTemp(tb, filepath.Base(src), b[:n])
+}
+
+// WriteTemp writes data to a new file named name in a temporary directory
+// removed when the test ends, and returns its path.
+func WriteTemp(tb testing.TB, name string, data []byte) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}

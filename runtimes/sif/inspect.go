@@ -1,0 +1,179 @@
+package sif
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// Image is what Inspect learns about a valid SIF image.
+type Image struct {
+	// Digest is "sha256:" and the hex sha256 of the whole file: the
+	// image's content address.
+	Digest string
+	// Size is the file size in bytes.
+	Size int64
+	// Arch is the root file system's architecture, GOARCH-style ("amd64").
+	Arch string
+	// ID is the image's SIF UUID (not unique across copies; use Digest).
+	ID string
+	// Rootfs is the primary system partition: a squashfs whose bytes are
+	// Rootfs.Offset to Rootfs.Offset+Rootfs.Size of the file, for
+	// `mount -o loop,offset=,sizelimit=`, squashfuse -o offset= or
+	// unsquashfs -o.
+	Rootfs Object
+	// Compression is the root squashfs's compressor: gzip, lzma, lzo, xz,
+	// lz4 or zstd.
+	Compression string
+	// Objects summarizes every data object, in descriptor order.
+	Objects []Object
+}
+
+// Signed reports whether the image holds at least one signature object.
+// It checks nothing cryptographic: use Verify for that.
+func (im Image) Signed() bool {
+	for _, o := range im.Objects {
+		if o.Type == sif.DataSignature.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// Object summarizes one SIF data object (descriptor).
+type Object struct {
+	ID    uint32
+	Group uint32 // 0 when in no object group
+	// Type is sif/v2's name of the data type: "FS" (partition),
+	// "Def.FILE", "Signature", "JSON.Labels", "Env.Vars", …
+	Type   string
+	Name   string
+	Offset int64
+	Size   int64
+	// FS, Part and Arch describe partitions ("Squashfs", "*System"
+	// for the primary system partition, "amd64"); empty otherwise.
+	FS, Part, Arch string
+}
+
+func summarize(d sif.Descriptor) Object {
+	o := Object{ID: d.ID(), Group: d.GroupID(), Type: d.DataType().String(), Name: d.Name(), Offset: d.Offset(), Size: d.Size()}
+	if d.DataType() == sif.DataPartition {
+		if fs, pt, arch, err := d.PartitionMetadata(); err == nil {
+			o.FS, o.Part, o.Arch = fs.String(), pt.String(), arch
+		}
+	}
+	return o
+}
+
+// describe lists objects for messages: "1 Def.FILE, 2 FS Squashfs/Data/amd64".
+func describe(objs []Object) string {
+	if len(objs) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, o := range objs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d %s", o.ID, o.Type)
+		if o.FS != "" {
+			fmt.Fprintf(&b, " %s/%s/%s", o.FS, o.Part, o.Arch)
+		}
+	}
+	return b.String()
+}
+
+// Option changes what Inspect accepts.
+type Option func(*options)
+
+type options struct{ arch string }
+
+// WithArch sets the architecture the root file system must be built for, as
+// a GOARCH ("amd64", "arm64"); "" accepts any. The default is
+// runtime.GOARCH, the architecture of the node that runs the image.
+func WithArch(goarch string) Option { return func(o *options) { o.arch = goarch } }
+
+// Inspect reads and checks the SIF image at path and returns its digest,
+// architecture and root file system. It refuses, with an error wrapping one
+// of ErrNotSIF, ErrTruncated, ErrMalformed, ErrNoRootfs, ErrNotSquashfs or
+// ErrWrongArch that says how to fix the image, anything but a SIF whose
+// primary system partition is a squashfs for the wanted architecture.
+// Errors opening the file are the os ones (errors.Is fs.ErrNotExist,
+// fs.ErrPermission). It reads the whole file once to hash it, and stops
+// with ctx.Err() when ctx is done. The file must not change meanwhile:
+// inspect a private copy (Inspect reports a change of size it notices).
+// Inspect is safe for concurrent use and writes nothing.
+func Inspect(ctx context.Context, path string, opts ...Option) (Image, error) {
+	o := options{arch: runtime.GOARCH}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	img, err := inspect(ctx, path, o)
+	if err != nil {
+		return Image{}, fmt.Errorf("inspect %s: %w", path, err)
+	}
+	return img, nil
+}
+
+func inspect(ctx context.Context, path string, o options) (Image, error) {
+	im, err := open(ctx, path)
+	if err != nil {
+		return Image{}, err
+	}
+	defer im.close()
+	d, err := im.rootfs()
+	if err != nil {
+		return Image{}, err
+	}
+	root := summarize(d)
+	fs, _, arch, err := d.PartitionMetadata()
+	if err != nil {
+		return Image{}, fmt.Errorf("%w: partition %d: %v; rebuild the image", ErrMalformed, d.ID(), err)
+	}
+	if fs != sif.FsSquash {
+		return Image{}, fmt.Errorf("%w: the primary system partition (object %d) is %s; fxd runs squashfs root file systems only: rebuild the image with apptainer build (unencrypted, which makes squashfs)", ErrNotSquashfs, d.ID(), fs)
+	}
+	comp, err := checkSquashfs(im.r, d.Offset(), d.Size())
+	if err != nil {
+		return Image{}, fmt.Errorf("primary system partition (object %d): %w", d.ID(), err)
+	}
+	if o.arch != "" && arch != o.arch {
+		return Image{}, fmt.Errorf("%w: the root file system is built for %s, not %s; build or pull the image for linux/%s", ErrWrongArch, arch, o.arch, o.arch)
+	}
+	sum, err := digest(im.r, im.size)
+	if err != nil {
+		return Image{}, err
+	}
+	if st, err := im.f.Stat(); err == nil && st.Size() != im.size {
+		return Image{}, fmt.Errorf("%w: the file changed size while it was read (%d, now %d bytes); inspect a copy nothing writes to", ErrTruncated, im.size, st.Size())
+	}
+	return Image{
+		Digest:      sum,
+		Size:        im.size,
+		Arch:        arch,
+		ID:          im.fi.ID(),
+		Rootfs:      root,
+		Compression: comp,
+		Objects:     im.objects,
+	}, nil
+}
+
+// digest is "sha256:<hex>" of the first size bytes of r, read in 1 MiB
+// chunks so that images of many GiB take constant memory.
+func digest(r io.ReaderAt, size int64) (string, error) {
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, io.NewSectionReader(r, 0, size), make([]byte, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("hash image: %w", err)
+	}
+	if n != size {
+		return "", fmt.Errorf("%w: the file shrank to %d bytes while it was read; inspect a copy nothing writes to", ErrTruncated, n)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

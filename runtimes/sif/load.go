@@ -1,0 +1,149 @@
+package sif
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// image is a SIF file opened read-only and checked, as sif/v2 sees it.
+type image struct {
+	f       *os.File
+	size    int64
+	r       *reader
+	h       rawHeader
+	fi      *sif.FileImage
+	objects []Object
+}
+
+// open opens and checks the SIF image at path: header, descriptor bounds,
+// and one primary system partition. The caller closes it.
+func open(ctx context.Context, path string) (*image, error) {
+	// O_NONBLOCK: opening a FIFO planted at path must not hang the caller.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the caller names the path
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: it is %s, not a regular file; give the path of a .sif file", ErrNotSIF, fileKind(st.Mode()))
+	}
+	im := &image{f: f, size: st.Size(), r: &reader{done: ctx.Err, r: f}}
+	if err := im.load(); err != nil {
+		f.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return im, nil
+}
+
+func (im *image) close() error { return im.f.Close() }
+
+// fileKind names the type of a file that is not regular, for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
+}
+
+// load checks the header, loads it with sif/v2 and checks every descriptor.
+func (im *image) load() error {
+	h, err := readHeader(im.r, im.size)
+	if err != nil {
+		return err
+	}
+	im.h = h
+	fi, err := sif.LoadContainer(im.r, sif.OptLoadWithCloseOnUnload(false))
+	if err != nil {
+		return fmt.Errorf("%w: %v; rebuild the image", ErrMalformed, err)
+	}
+	im.fi = fi
+	descEnd := h.DescriptorsOffset + h.DescriptorsSize // checked by readHeader
+	fi.WithDescriptors(func(d sif.Descriptor) bool {
+		err = checkObject(d, h.DescriptorsOffset, descEnd, im.size)
+		if err != nil {
+			return true
+		}
+		im.objects = append(im.objects, summarize(d))
+		return false
+	})
+	return err
+}
+
+// checkObject checks that the data of d lies in the file, after the header
+// and outside the descriptor table [descOff, descEnd).
+func checkObject(d sif.Descriptor, descOff, descEnd, size int64) error {
+	off, n := d.Offset(), d.Size()
+	switch {
+	case off < 0 || n < 0:
+		return fmt.Errorf("%w: object %d (%s) at %d has size %d; the descriptor is corrupt, rebuild the image", ErrMalformed, d.ID(), d.DataType(), off, n)
+	case !within(off, n, size):
+		return fmt.Errorf("%w: object %d (%s) ends at byte %d, past the end of the %d-byte file; copy the image again", ErrTruncated, d.ID(), d.DataType(), end(off, n), size)
+	case n > 0 && (off < headerSize || (off < descEnd && off+n > descOff)):
+		return fmt.Errorf("%w: object %d (%s) at %d overlaps the SIF header or descriptors; rebuild the image", ErrMalformed, d.ID(), d.DataType(), off)
+	}
+	return nil
+}
+
+// rootfs returns the one primary system partition of the image.
+func (im *image) rootfs() (sif.Descriptor, error) {
+	ds, err := im.fi.GetDescriptors(sif.WithPartitionType(sif.PartPrimSys))
+	if err != nil && !errors.Is(err, sif.ErrNoObjects) {
+		return sif.Descriptor{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch len(ds) {
+	case 0:
+		return sif.Descriptor{}, fmt.Errorf("%w: no primary system partition among its objects (%s); build the image with apptainer build or singularity build, which makes one", ErrNoRootfs, describe(im.objects))
+	case 1:
+		return ds[0], nil
+	}
+	return sif.Descriptor{}, fmt.Errorf("%w: %d primary system partitions (%s); keep one (siftool setprim)", ErrMalformed, len(ds), describe(im.objects))
+}
+
+// reader is the image as sif/v2 reads it: reads fail once done returns an
+// error (the calling ctx's Err, so hashing and verifying gigabytes stop on
+// cancel), and the writes that sif.ReadWriter also asks for are refused.
+type reader struct {
+	done func() error
+	r    io.ReaderAt
+}
+
+var errReadOnly = errors.New("SIF image is opened read-only")
+
+func (r *reader) ReadAt(p []byte, off int64) (int, error) {
+	if err := r.done(); err != nil {
+		return 0, err
+	}
+	return r.r.ReadAt(p, off)
+}
+
+func (r *reader) Write([]byte) (int, error)      { return 0, errReadOnly }
+func (r *reader) Seek(int64, int) (int64, error) { return 0, errReadOnly }
+func (r *reader) Truncate(int64) error           { return errReadOnly }
+
+var _ sif.ReadWriter = (*reader)(nil)

@@ -1,0 +1,201 @@
+package sif
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/sylabs/sif/v2/pkg/integrity"
+	"github.com/sylabs/sif/v2/pkg/sif"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
+)
+
+func TestVerify(t *testing.T) {
+	signer, stranger := newKey(t, "signer"), newKey(t, "stranger")
+	unsigned := testenv.BuildSIF(t, testenv.SIFFile("opt/fn/serve.sh", 0o755, []byte(servable)))
+	signed := signedCopy(t, unsigned, signer)
+	fp := fingerprint(signer)
+
+	t.Run("good", func(t *testing.T) {
+		signers, err := Verify(t.Context(), signed, openpgp.EntityList{signer})
+		if err != nil || len(signers) != 1 || signers[0] != fp {
+			t.Fatalf("Verify = %v, %v; want [%s]", signers, err, fp)
+		}
+		img, err := Inspect(t.Context(), signed)
+		if err != nil {
+			t.Fatalf("Inspect(signed) = %v", err)
+		}
+		if !img.Signed() {
+			t.Errorf("Signed() = false for a signed image (objects %+v)", img.Objects)
+		}
+	})
+	t.Run("public keyring file", func(t *testing.T) {
+		kr, err := LoadKeyRing(publicKeyFile(t, signer, stranger))
+		if err != nil {
+			t.Fatalf("LoadKeyRing = %v", err)
+		}
+		if len(kr) != 2 || kr[0].PrivateKey != nil {
+			t.Fatalf("LoadKeyRing = %d entities (private key %v), want 2 public ones", len(kr), kr[0].PrivateKey != nil)
+		}
+		if signers, err := Verify(t.Context(), signed, kr); err != nil || len(signers) != 1 || signers[0] != fp {
+			t.Errorf("Verify(public keyring) = %v, %v; want [%s]", signers, err, fp)
+		}
+	})
+
+	data, err := os.ReadFile(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Inspect(t.Context(), signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := func(at int64, b byte) string {
+		d := bytes.Clone(data)
+		d[at] ^= b
+		return testenv.WriteTemp(t, "tampered.sif", d)
+	}
+	tests := []struct {
+		name string
+		path string
+		kr   openpgp.KeyRing
+		want error
+		says string
+	}{
+		{"unsigned", unsigned, openpgp.EntityList{signer}, ErrUnsigned, "no signature"},
+		{"unknown key", signed, openpgp.EntityList{stranger}, ErrUnknownSigner, fp},
+		{"root fs changed", tamper(img.Rootfs.Offset+img.Rootfs.Size/2, 0x55), openpgp.EntityList{signer}, ErrBadSignature, "changed after it was signed"},
+		{"header changed", tamper(3, 'x'), openpgp.EntityList{signer}, ErrBadSignature, "header integrity"},
+		{"signature corrupt", tamper(sigOffset(t, img)+100, 0x01), openpgp.EntityList{signer}, ErrBadSignature, "signature"},
+		{"no root fs", signedCopy(t, testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFPartType(sif.PartData)), signer), openpgp.EntityList{signer}, ErrNoRootfs, "primary system partition"},
+		{"not a SIF", testenv.WriteTemp(t, "x.sif", []byte("hello")), openpgp.EntityList{signer}, ErrNotSIF, "SIF"},
+		{"no keyring", signed, nil, api.ErrInvalid, "no keyring"},
+		{"empty keyring", signed, openpgp.EntityList{}, api.ErrInvalid, "no keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			signers, err := Verify(t.Context(), tt.path, tt.kr)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, %v; want %v", signers, err, tt.want)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "verify "+tt.path+": ") || !strings.Contains(msg, tt.says) {
+				t.Errorf("Verify error %q: want it to start with %q and say %q", msg, "verify "+tt.path+": ", tt.says)
+			}
+			switch tt.want {
+			case ErrUnsigned, ErrUnknownSigner, ErrBadSignature:
+				if !errors.Is(err, api.ErrDenied) {
+					t.Errorf("Verify error %v is not api.ErrDenied", err)
+				}
+			}
+		})
+	}
+
+	t.Run("canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := Verify(ctx, signed, openpgp.EntityList{signer}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Verify(canceled ctx) = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestLoadKeyRingRefuses(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"empty":           nil,
+		"garbage":         []byte("not a key\n"),
+		"armored garbage": []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := testenv.WriteTemp(t, "keys.asc", data)
+			if kr, err := LoadKeyRing(path); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "gpg --export") {
+				t.Errorf("LoadKeyRing(%s) = %d keys, %v; want api.ErrInvalid with a hint", name, len(kr), err)
+			}
+		})
+	}
+	if _, err := LoadKeyRing(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadKeyRing(missing) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// newKey makes an Ed25519 OpenPGP key (fast to generate) for a test.
+func newKey(t testing.TB, name string) *openpgp.Entity {
+	t.Helper()
+	e, err := openpgp.NewEntity(name, "fxd test", name+"@fxd.invalid", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func fingerprint(e *openpgp.Entity) string {
+	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
+}
+
+// signedCopy signs a copy of the image at path with e, as apptainer sign
+// does (one signature per object group), and returns the copy's path.
+func signedCopy(t testing.TB, path string, e *openpgp.Entity) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := testenv.WriteTemp(t, "signed.sif", data)
+	fi, err := sif.LoadContainerFromPath(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := integrity.NewSigner(fi, integrity.OptSignWithEntity(e))
+	if err == nil {
+		err = s.Sign()
+	}
+	if uerr := fi.UnloadContainer(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		t.Fatalf("sign %s: %v", out, err)
+	}
+	return out
+}
+
+// publicKeyFile writes the public keys of es, armored, as gpg --export
+// --armor does, and returns the file's path.
+func publicKeyFile(t testing.TB, es ...*openpgp.Entity) string {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if err := e.Serialize(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return testenv.WriteTemp(t, "keys.asc", b.Bytes())
+}
+
+// sigOffset is where the first signature object of img starts.
+func sigOffset(t testing.TB, img Image) int64 {
+	t.Helper()
+	for _, o := range img.Objects {
+		if o.Type == sif.DataSignature.String() {
+			return o.Offset
+		}
+	}
+	t.Fatalf("no signature object in %+v", img.Objects)
+	return 0
+}
