@@ -161,7 +161,7 @@ func writeBusyboxRoot(tb testing.TB, root string) {
 		}
 	}
 	for _, d := range []string{"tmp", "var/tmp"} {
-		if err := os.Chmod(filepath.Join(root, d), 0o1777); err != nil {
+		if err := os.Chmod(filepath.Join(root, d), os.ModeSticky|0o777); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -1,0 +1,14 @@
+// Package oci describes tenant containers in OCI runtime-spec terms and finds
+// the OCI runtime (crun or runc) that runs them.
+//
+// It owns the config.json of a container (NewSpec: read-only image root,
+// tenant UID/GIDs, no capabilities, no_new_privileges, private namespaces,
+// private /tmp and work dir, site bind mounts, the shim, cgroup limits) and
+// runtime discovery (FindRuntime). Starting, waiting for and killing
+// containers through the runtime is the executor's job, a later slice.
+//
+// Privilege: the runtime runs as root (as fxd does); the container process
+// never does: NewSpec refuses UID 0 and drops every capability.
+//
+// It imports only api, conf and isolation (its parent).
+package oci

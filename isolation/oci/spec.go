@@ -1,0 +1,361 @@
+package oci
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/isolation"
+)
+
+// ShimPath is where the static fxd shim appears in every container,
+// bind-mounted read-only from the host. It lies under /dev because the
+// runtime mounts a fresh tmpfs there in every container: image roots are
+// read-only squashfs, so the runtime cannot create a mount point such as
+// /.fxd in them.
+const ShimPath = "/dev/.fxd/fxd-shim"
+
+// Defaults of Site.
+const (
+	DefaultWorkDir = "/tmp/work"
+	DefaultTmpSize = 256 << 20 // bytes of /tmp, and again of the work dir
+)
+
+// Network is how a container reaches the network.
+type Network string
+
+const (
+	// NetworkHost shares the host's network namespace (the default).
+	NetworkHost Network = "host"
+	// NetworkNone gives the container a new, empty network namespace
+	// (only a loopback device, down).
+	NetworkNone Network = "none"
+)
+
+// Bind is a site-configured bind mount. Source and Destination may use
+// $USER and $HOME, which NewSpec replaces with the account's name and home
+// directory (the only variables; any other "$" is refused). The container
+// process reaches the source with the account's own permissions only: it
+// runs as the account with no capabilities.
+type Bind struct {
+	Source      string // host path, absolute
+	Destination string // container path, absolute; must exist in the image (see NewSpec)
+	ReadOnly    bool
+}
+
+// Site is what the site configures once for every container.
+type Site struct {
+	// CgroupParent is the group under which each container gets its own,
+	// relative to each hierarchy's root ("fxd"), as in isolation/plain.
+	CgroupParent string
+	Network      Network // "" is NetworkHost
+	Binds        []Bind
+	// Shim is the host path of the static fxd-shim binary, bind-mounted
+	// read-only at ShimPath; "" mounts none.
+	Shim string
+	// WorkDir is the container path of the private writable work dir, the
+	// process's cwd when the Spec names none; "" is DefaultWorkDir.
+	WorkDir string
+	// TmpSize caps /tmp and the work dir (each a tmpfs, charged to the
+	// container's memory cgroup); 0 is DefaultTmpSize.
+	TmpSize int64
+	// Hostname is the container's host name (its own UTS namespace); ""
+	// keeps "fxd".
+	Hostname string
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// NewSpec returns the runtime-spec configuration of the tenant container
+// that runs s under site's rules: the root file system s.Rootfs read-only;
+// s.Argv, s.Env (the whole environment) and s.Dir (default site.WorkDir) as
+// the process; s.Account's UID, GID and supplementary groups; no
+// capabilities in any set and no_new_privileges; new mount, pid, ipc and uts
+// namespaces (and network with NetworkNone); runc's default masked and
+// read-only /proc and /sys paths; the container's cgroups read-only at
+// /sys/fs/cgroup; a private /tmp (mode 1777) and work dir
+// (mode 0700, owned by the account), both size-limited tmpfs; the site's
+// binds; the shim; s.Limits in the cgroup /<CgroupParent>/<s.ID>, with all
+// devices denied but the runtime's defaults; RLIMIT_CORE 0 and RLIMIT_NOFILE
+// 1024/65536 (both capped at this process's hard limit: runc 1.1.5 cannot
+// raise a limit above its own and fails the start with EPERM).
+//
+// The image root is read-only, so the runtime cannot create mount points
+// in it: /proc, /dev, /sys, /tmp and every bind Destination must already
+// exist in the image, and so must s.Dir unless it lies under /tmp. NewSpec
+// does not read the file system; CheckMountpoints checks the mounts.
+//
+// Bad input fails with api.ErrInvalid, UID 0 with api.ErrDenied. The
+// Stdin/Stdout/Stderr of s are not part of the spec.
+func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
+	if err := checkSite(&site); err != nil {
+		return nil, err
+	}
+	if err := checkSpec(s); err != nil {
+		return nil, err
+	}
+	a := s.Account
+	cwd := s.Dir
+	if cwd == "" {
+		cwd = site.WorkDir
+	}
+	binds, err := expandBinds(site.Binds, a)
+	if err != nil {
+		return nil, err
+	}
+	res := s.Limits // copy; the devices rule below must not leak into the caller's
+	if res.Devices == nil {
+		res.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	}
+	hostname := site.Hostname
+	if hostname == "" {
+		hostname = "fxd"
+	}
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+	}
+	if site.Network == NetworkNone {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	none := []string{}
+	return &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: s.Rootfs, Readonly: true},
+		Process: &specs.Process{
+			User: specs.User{
+				UID: a.UID, GID: a.GID, AdditionalGids: append([]uint32(nil), a.Groups...),
+				Umask: ptr(uint32(0o022)),
+			},
+			Args: append([]string(nil), s.Argv...),
+			Env:  append([]string{}, s.Env...),
+			Cwd:  cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: none, Effective: none, Inheritable: none, Permitted: none, Ambient: none,
+			},
+			Rlimits:         rlimits(),
+			NoNewPrivileges: true,
+		},
+		Hostname: hostname,
+		Mounts:   mounts(site, a, binds),
+		Linux: &specs.Linux{
+			Resources:   &res,
+			CgroupsPath: "/" + site.CgroupParent + "/" + s.ID,
+			Namespaces:  ns,
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+			},
+			ReadonlyPaths: []string{
+				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+			},
+			RootfsPropagation: "private",
+		},
+	}, nil
+}
+
+// mounts lists the container's mounts in the order the runtime makes them:
+// a mount point inside another mount comes after it.
+func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
+	size := strconv.FormatInt(site.TmpSize, 10)
+	m := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		// not noexec: the shim is mounted below
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		// the container's own cgroups, read-only: runtimes (JVM, Go, Python) size themselves from them
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + size}},
+	}
+	if site.WorkDir != "/tmp" {
+		m = append(m, specs.Mount{Destination: site.WorkDir, Type: "tmpfs", Source: "tmpfs", Options: []string{
+			"nosuid", "nodev", "mode=0700", "size=" + size,
+			"uid=" + strconv.FormatUint(uint64(a.UID), 10), "gid=" + strconv.FormatUint(uint64(a.GID), 10),
+		}})
+	}
+	if site.Shim != "" {
+		m = append(m, specs.Mount{Destination: ShimPath, Type: "bind", Source: site.Shim, Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}})
+	}
+	for _, b := range binds {
+		opts := []string{"rbind", "rprivate", "nosuid", "nodev"}
+		if b.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		m = append(m, specs.Mount{Destination: b.Destination, Type: "bind", Source: b.Source, Options: opts})
+	}
+	return m
+}
+
+// checkSite validates site and fills in its defaults.
+func checkSite(site *Site) error {
+	p := site.CgroupParent
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "..") {
+		return fmt.Errorf("cgroup parent %q: want a clean relative path like \"fxd\": %w", p, api.ErrInvalid)
+	}
+	switch site.Network {
+	case "":
+		site.Network = NetworkHost
+	case NetworkHost, NetworkNone:
+	default:
+		return fmt.Errorf("network %q: want %q or %q: %w", site.Network, NetworkHost, NetworkNone, api.ErrInvalid)
+	}
+	if site.WorkDir == "" {
+		site.WorkDir = DefaultWorkDir
+	}
+	if err := checkPath("work dir", site.WorkDir); err != nil {
+		return err
+	}
+	if site.WorkDir == "/" {
+		return fmt.Errorf("work dir %q: the image root is read-only; pick a directory such as %q: %w", site.WorkDir, DefaultWorkDir, api.ErrInvalid)
+	}
+	if site.Shim != "" {
+		if err := checkPath("shim", site.Shim); err != nil {
+			return err
+		}
+	}
+	if site.TmpSize < 0 {
+		return fmt.Errorf("tmp size %d: want a positive number of bytes, or 0 for the default: %w", site.TmpSize, api.ErrInvalid)
+	}
+	if site.TmpSize == 0 {
+		site.TmpSize = DefaultTmpSize
+	}
+	if site.Hostname != "" && !validHostname.MatchString(site.Hostname) {
+		return fmt.Errorf("hostname %q: want letters, digits and '-' (RFC 1123): %w", site.Hostname, api.ErrInvalid)
+	}
+	return nil
+}
+
+var validHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// checkSpec validates the parts of s that go into the container.
+func checkSpec(s isolation.Spec) error {
+	if !validID.MatchString(s.ID) || s.ID == "." || s.ID == ".." {
+		return fmt.Errorf("container id %q: want 1-128 of [A-Za-z0-9_.-]: %w", s.ID, api.ErrInvalid)
+	}
+	if s.Account.UID == 0 {
+		return fmt.Errorf("account %q: uid 0 is refused; containers run as unprivileged accounts only: %w", s.Account.Name, api.ErrDenied)
+	}
+	if s.Rootfs == "" {
+		return fmt.Errorf("container %s: no root file system; a container needs the image's mounted root: %w", s.ID, api.ErrInvalid)
+	}
+	if err := checkPath("root file system", s.Rootfs); err != nil {
+		return err
+	}
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return fmt.Errorf("container %s: empty argv: %w", s.ID, api.ErrInvalid)
+	}
+	for _, e := range s.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("container %s: environment entry %q: want NAME=value: %w", s.ID, e, api.ErrInvalid)
+		}
+	}
+	if s.Dir != "" {
+		if err := checkPath("working directory", s.Dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPath refuses a path that is not absolute or not clean (".." in it,
+// doubled or trailing slashes) or holds a NUL byte.
+func checkPath(what, p string) error {
+	if !path.IsAbs(p) || path.Clean(p) != p || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%s %q: want an absolute path without \"..\", \".\" or doubled slashes: %w", what, p, api.ErrInvalid)
+	}
+	return nil
+}
+
+// expandBinds replaces $USER and $HOME in the binds and validates them.
+func expandBinds(binds []Bind, a isolation.Account) ([]Bind, error) {
+	out := make([]Bind, 0, len(binds))
+	seen := map[string]bool{}
+	for _, b := range binds {
+		src, err := expand(b.Source, a)
+		if err != nil {
+			return nil, fmt.Errorf("bind source %q: %w", b.Source, err)
+		}
+		dst, err := expand(b.Destination, a)
+		if err != nil {
+			return nil, fmt.Errorf("bind destination %q: %w", b.Destination, err)
+		}
+		if err := checkPath("bind source", src); err != nil {
+			return nil, err
+		}
+		if err := checkPath("bind destination", dst); err != nil {
+			return nil, err
+		}
+		if dst == "/" || reserved(dst) {
+			return nil, fmt.Errorf("bind destination %q: fxd mounts /, /proc, /sys, /dev and /tmp itself; bind below another directory: %w", dst, api.ErrInvalid)
+		}
+		if seen[dst] {
+			return nil, fmt.Errorf("bind destination %q: bound twice: %w", dst, api.ErrInvalid)
+		}
+		seen[dst] = true
+		out = append(out, Bind{Source: src, Destination: dst, ReadOnly: b.ReadOnly})
+	}
+	return out, nil
+}
+
+// reserved reports whether a bind at dst would hide or replace a mount
+// NewSpec makes.
+func reserved(dst string) bool {
+	for _, r := range []string{"/proc", "/sys", "/dev", "/tmp"} {
+		if dst == r || strings.HasPrefix(dst, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// expand replaces $USER and $HOME (also written ${USER}, ${HOME}).
+func expand(p string, a isolation.Account) (string, error) {
+	var err error
+	out := os.Expand(p, func(name string) string {
+		v := ""
+		switch name {
+		case "USER":
+			v = a.Name
+		case "HOME":
+			v = a.Home
+		default:
+			if err == nil {
+				err = fmt.Errorf("variable $%s: only $USER and $HOME are expanded: %w", name, api.ErrInvalid)
+			}
+			return ""
+		}
+		if v == "" && err == nil {
+			err = fmt.Errorf("variable $%s: account %d has none to expand: %w", name, a.UID, api.ErrInvalid)
+		}
+		return v
+	})
+	return out, err
+}
+
+// rlimits are the container's resource limits: no core dumps (tenant code
+// would fill node disks) and 1024 open files, raisable to 65536, but never
+// above this process's hard limit, which the runtime inherits.
+func rlimits() []specs.POSIXRlimit {
+	hard, soft := uint64(65536), uint64(1024)
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &own); err == nil {
+		hard = min(hard, own.Max)
+		soft = min(soft, hard)
+	}
+	return []specs.POSIXRlimit{
+		{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+		{Type: "RLIMIT_NOFILE", Hard: hard, Soft: soft},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
