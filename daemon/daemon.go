@@ -145,13 +145,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) shutdown(srv *http.Server) {
 	grace := d.cfg.Endpoint.DrainGrace.D()
 	d.log.Info().Dur("dur", grace).Msg("draining")
+	// Draining before STOPPING=1: whoever hears it finds /healthz failing.
+	d.draining.Store(true)
 	// EXTEND_TIMEOUT_USEC keeps systemd from killing the daemon mid-drain
 	// when drain_grace is longer than the unit's TimeoutStopSec.
 	if err := notify("STOPPING=1", fmt.Sprintf("STATUS=draining: running tasks have up to %s to end", grace),
 		fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", (grace+10*time.Second).Microseconds())); err != nil {
 		d.log.Warn().Err(err).Msg("tell systemd the daemon is stopping")
 	}
-	d.draining.Store(true)
 	done := make(chan struct{})
 	go func() { d.disp.drain(grace); close(done) }()
 	sctx, cancel := context.WithTimeout(context.Background(), grace+5*time.Second)
