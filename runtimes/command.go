@@ -2,6 +2,7 @@ package runtimes
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,8 +67,12 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 	return o
 }
 
-// expand fills the argv template of a command function.
+// expand fills the argv template of a command function. An argv without
+// placeholders, the common case, is returned as it is.
 func expand(argv []string, j Job) []string {
+	if !slices.ContainsFunc(argv, func(a string) bool { return strings.Contains(a, "{") }) {
+		return argv
+	}
 	r := strings.NewReplacer("{task_id}", j.TaskID, "{attempt}", strconv.Itoa(j.Attempt))
 	out := make([]string, len(argv))
 	for i, a := range argv {

@@ -3,10 +3,16 @@
 # HTTPS on loopback, state in a temp dir; creates a throwaway local user, registers a
 # Python echo servable and a /bin/true command as that user, runs the load
 # shapes of the README's performance section, then stops fxd and removes the
-# user. Run as root after `make build`; ROUNDS=N repeats each shape.
+# user. Run as root after `make build`; ROUNDS=N repeats each shape;
+# SHAPES=echo,https,stream,true runs only the shapes named (default: all);
+# CPU=1 runs the true shape without the exec baseline but prints, per round,
+# the CPU time per task of fxd, of the shims, of the tasks' processes (the
+# shims' reaped children) and of the rest of the machine, and its idle time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
+SHAPES=${SHAPES:-echo,https,stream,true}
+want() { [[ ",$SHAPES," == *",$1,"* ]]; }
 bin=$PWD/bin
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
 [ -x "$bin/fxd" ] && [ -x "$bin/fx" ] || { echo "bench: run make build first" >&2; exit 1; }
@@ -79,10 +85,38 @@ shape() {
   echo "== fx bench $*"
   for _ in $(seq "$ROUNDS"); do as_user "$bin/fx" bench "$@" </dev/null | tail -n +2; done
 }
-shape echo --mode run -c 1 -n 5000 --input x
-echo "== over HTTPS (token, keep-alive): fx bench echo --mode run -c 1 -n 5000 --input x"
-for _ in $(seq "$ROUNDS"); do as_user env FX_ENDPOINT="https://127.0.0.1:$port" FX_CA="$state/ca.pem" FX_TOKEN="$token" "$bin/fx" bench echo --mode run -c 1 -n 5000 --input x </dev/null | tail -n +2; done
-shape echo --mode submit -c 4 -b 1000 -n 200000
-shape true --mode submit -c 2 -b 100 -n 3000 --exec-baseline
+if want echo; then shape echo --mode run -c 1 -n 5000 --input x; fi
+if want https; then
+  echo "== over HTTPS (token, keep-alive): fx bench echo --mode run -c 1 -n 5000 --input x"
+  for _ in $(seq "$ROUNDS"); do as_user env FX_ENDPOINT="https://127.0.0.1:$port" FX_CA="$state/ca.pem" FX_TOKEN="$token" "$bin/fx" bench echo --mode run -c 1 -n 5000 --input x </dev/null | tail -n +2; done
+fi
+if want stream; then shape echo --mode submit -c 4 -b 1000 -n 200000; fi
+# cpu prints CPU clock ticks: fxd's own, the shims' own, the shims' reaped
+# children's (utime+stime, /proc/PID/stat), the machine's busy and idle.
+cpu() {
+  local f s=0 c=0 p
+  f=$(awk '{print $14+$15}' /proc/"$fxd_pid"/stat)
+  for p in $(pgrep -P "$fxd_pid" -x fxd-shim); do
+    read -r a b <<<"$(awk '{print $14+$15, $16+$17}' /proc/"$p"/stat 2>/dev/null || echo 0 0)"
+    s=$((s + a)) c=$((c + b))
+  done
+  echo "$f $s $c $(awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)"
+}
+if want true; then
+  if [ -n "${CPU:-}" ]; then
+    n=3000 hz=$(getconf CLK_TCK)
+    echo "== fx bench true --mode submit -c 2 -b 100 -n $n, with the CPU time per task"
+    as_user "$bin/fx" bench true --mode submit -c 2 -b 100 -n 200 </dev/null >/dev/null # warm the workers
+    for _ in $(seq "$ROUNDS"); do
+      read -r f0 s0 c0 b0 i0 <<<"$(cpu)"
+      as_user "$bin/fx" bench true --mode submit -c 2 -b 100 -n "$n" </dev/null | tail -n +2 | grep -E 'tasks/s'
+      read -r f1 s1 c1 b1 i1 <<<"$(cpu)"
+      awk -v f=$((f1 - f0)) -v s=$((s1 - s0)) -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v i=$((i1 - i0)) -v n="$n" -v hz="$hz" \
+        'BEGIN { u = 1e6 / hz / n; printf "cpu per task:      fxd %.0f µs  shims %.0f µs  tasks %.0f µs  rest of the machine %.0f µs  idle %.0f µs\n", f * u, s * u, c * u, (b - f - s - c) * u, i * u }'
+    done
+  else
+    shape true --mode submit -c 2 -b 100 -n 3000 --exec-baseline
+  fi
+fi
 echo "== fxd metrics after the runs"
 curl -s --unix-socket "$state/fxd/fxd.sock" http://fxd/metrics | grep -E "^fxd_(cold_starts_total|workers|tasks_finished_total|store_commits_total)" || true

@@ -15,21 +15,23 @@ import (
 )
 
 func main() {
-	// One task at a time: one P is enough, and fewer threads to wake.
+	// One task at a time, on one goroutine: one P, so that the runtime
+	// never has another thread to wake for it (see shim's rawWait).
 	runtime.GOMAXPROCS(1)
-	// The daemon's pipes, made non-blocking so that waiting for a frame
-	// parks a goroutine in the poller instead of a thread in read(2).
-	in, out := pollable(0, "stdin"), pollable(1, "stdout")
-	if err := shim.Serve(in, out); err != nil {
+	if err := serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "fxd-shim: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func pollable(fd int, name string) *os.File {
-	if err := unix.SetNonblock(fd, true); err != nil {
-		fmt.Fprintf(os.Stderr, "fxd-shim: %s: %v\n", name, err)
-		os.Exit(1)
+func serve() error {
+	in, err := shim.Input(0)
+	if err != nil {
+		return fmt.Errorf("stdin: %w", err)
 	}
-	return os.NewFile(uintptr(fd), name)
+	// Results are written in plain blocking write(2)s.
+	if err := unix.SetNonblock(1, false); err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	return shim.Serve(in, os.NewFile(1, "stdout"))
 }

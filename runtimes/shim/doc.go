@@ -6,6 +6,12 @@
 // runs one task at a time; timeouts and cleanup of what a task leaves
 // behind are the daemon's job (it kills the worker's whole cgroup).
 //
+// A task costs the shim little more than the fork/exec itself: no
+// os/exec and no goroutine per pipe, but one goroutine polling the task's
+// pipes and its pidfd (task_linux.go); the pipes of a task that left
+// nothing behind serve the next one; and the shim waits so as to keep the
+// Go runtime's sysmon quiet (wait_linux.go).
+//
 // It must stay small and free of cgo; it imports only runtimes/wire and
 // golang.org/x/sys/unix.
 package shim

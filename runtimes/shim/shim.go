@@ -1,15 +1,14 @@
 package shim
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,69 +31,145 @@ const waitDelay = 200 * time.Millisecond
 // and an error when a frame is malformed or w fails. It makes the process
 // a child subreaper, so that what a task leaves behind stays its
 // descendant and is reported (Result.LeftBehind): Serve must own the
-// process, as fxd-shim's main does.
+// process, as fxd-shim's main does, which also gives it its input (see
+// Input) and runs it on one P.
 func Serve(r io.Reader, w io.Writer) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
 	}
+	x := &runner{keep: true}
+	defer x.close()
+	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		run, input, err := wire.ReadRun(r, MaxInput)
+		run, input, err := wire.ReadRun(br, MaxInput)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read task: %w", err)
 		}
-		res, out := Exec(run, input)
-		res.LeftBehind = reapOrphans()
+		res, out := x.exec(run, input)
 		if err := wire.WriteResult(w, res, out); err != nil {
 			return fmt.Errorf("answer task: %w", err)
 		}
+		// Let sysmon see this goroutine make progress, so that it does
+		// not preempt it (see rawWait). With one P this is cheap: there
+		// is no other thread to wake and the goroutine runs on at once.
+		runtime.Gosched()
 	}
 }
 
 // Exec runs one task and reports how it ended with the stdout it kept.
+// It leaves Result.LeftBehind unset: only a subreaper (Serve) can tell.
 func Exec(run wire.Run, input []byte) (wire.Result, []byte) {
+	var x runner
+	return x.exec(run, input)
+}
+
+// runner runs tasks one at a time. With keep set, the process is the
+// subreaper of every process its tasks start, so that when a task has
+// exited leaving none behind, nothing else can hold its pipes: runner then
+// keeps them for the next task, and sets Result.LeftBehind.
+type runner struct {
+	keep  bool
+	spare *pipes // pipes kept from the last task
+	buf   []byte // what collect reads pipes into
+}
+
+func (x *runner) exec(run wire.Run, input []byte) (wire.Result, []byte) {
 	if len(run.Argv) == 0 || run.Argv[0] == "" {
-		return wire.Result{ExitCode: -1, Error: "empty command; give the function a command"}, nil
+		return x.failed("empty command; give the function a command"), nil
 	}
 	path, err := lookPath(run.Argv[0], run.Env)
 	if err != nil {
-		return wire.Result{ExitCode: -1, Error: err.Error()}, nil
+		return x.failed(err.Error()), nil
+	}
+	env, err := dedupEnv(run.Env)
+	if err != nil {
+		return x.failed(err.Error()), nil
+	}
+	t, err := start(path, run.Argv, env, run.Dir, input, x.spare)
+	x.spare = nil // the task owns them now
+	if err != nil {
+		return x.failed(err.Error()), nil
 	}
 	stdout := &capped{max: run.MaxOutput}
 	stderr := &tail{}
-	cmd := &exec.Cmd{
-		Path:      path,
-		Args:      run.Argv,
-		Env:       run.Env,
-		Dir:       run.Dir,
-		Stdin:     bytes.NewReader(input),
-		Stdout:    stdout,
-		Stderr:    stderr,
-		WaitDelay: waitDelay,
+	if x.buf == nil {
+		x.buf = make([]byte, 32<<10)
 	}
-	if len(input) == 0 {
-		cmd.Stdin = nil // /dev/null: no pipe to feed
-	}
-	if cmd.Env == nil {
-		cmd.Env = []string{}
-	}
-	err = cmd.Run()
+	ws, err := t.collect(x.buf, stdout, stderr, x.keep)
+	ended := t.ended
+	x.spare = t.close()
 	res := wire.Result{
 		Stderr:          stderr.String(),
 		OutputBytes:     stdout.n,
 		OutputTruncated: stdout.n > int64(len(stdout.b)),
+		// A task that ended found no process left; else look again:
+		// those it left may have exited meanwhile.
+		LeftBehind: x.keep && !ended && reapOrphans(),
 	}
-	if cmd.ProcessState == nil {
+	if err != nil {
 		res.ExitCode, res.Error = -1, err.Error()
 		return res, nil
 	}
-	res.ExitCode = cmd.ProcessState.ExitCode()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	res.ExitCode = ws.ExitStatus()
+	if ws.Signaled() {
 		res.Signal = ws.Signal().String()
 	}
 	return res, stdout.b
+}
+
+// failed is the result of a task that could not start.
+func (x *runner) failed(msg string) wire.Result {
+	return wire.Result{ExitCode: -1, Error: msg, LeftBehind: x.keep && reapOrphans()}
+}
+
+// close closes the pipes it kept.
+func (x *runner) close() {
+	if x.spare != nil {
+		x.spare.close()
+		x.spare = nil
+	}
+}
+
+// dedupEnv returns env as os/exec passes it: only the last entry of each
+// key, no empty entries, and no NUL bytes. It returns env itself when
+// there is nothing to drop.
+func dedupEnv(env []string) ([]string, error) {
+	drop := false
+	for i, kv := range env {
+		if strings.IndexByte(kv, 0) >= 0 {
+			return nil, errors.New("an environment variable contains a NUL byte; remove it from the function's env")
+		}
+		drop = drop || kv == "" || laterKey(env[i+1:], kv)
+	}
+	if !drop {
+		return env, nil
+	}
+	out := make([]string, 0, len(env))
+	for i, kv := range env {
+		if kv != "" && !laterKey(env[i+1:], kv) {
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
+// laterKey reports whether an entry of env sets the key that kv sets.
+// Entries without "=" have no key and are kept as they are.
+func laterKey(env []string, kv string) bool {
+	i := strings.IndexByte(kv[min(1, len(kv)):], '=')
+	if i < 0 {
+		return false
+	}
+	prefix := kv[:i+min(1, len(kv))+1] // "KEY="
+	for _, e := range env {
+		if strings.HasPrefix(e, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // reapOrphans reaps the task's descendants that have exited since it did

@@ -3,9 +3,12 @@ package shim
 import (
 	"bytes"
 	"io"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"fxd.dev/fxd/runtimes/wire"
 )
@@ -30,6 +33,14 @@ func TestExec(t *testing.T) {
 		{"no such command", []string{"nosuchcommand"}, "", 10, wire.Result{ExitCode: -1,
 			Error: `command "nosuchcommand": no such file on PATH /usr/bin:/bin; use an absolute path or fix PATH in the function's env`}, ""},
 		{"empty argv", nil, "", 10, wire.Result{ExitCode: -1, Error: "empty command; give the function a command"}, ""},
+		{"output at the cap", []string{"head", "-c", "10", "/dev/zero"}, "", 10, wire.Result{OutputBytes: 10}, strings.Repeat("\x00", 10)},
+		{"output one over the cap", []string{"head", "-c", "11", "/dev/zero"}, "", 10, wire.Result{OutputBytes: 11, OutputTruncated: true}, strings.Repeat("\x00", 10)},
+		{"no output kept", []string{"echo", "hi"}, "", 0, wire.Result{OutputBytes: 3, OutputTruncated: true}, ""},
+		{"stdin larger than a pipe buffer", []string{"cat"}, strings.Repeat("0123456789", 100_000), 1 << 20, wire.Result{OutputBytes: 1_000_000}, strings.Repeat("0123456789", 100_000)},
+		{"reads part of stdin", []string{"head", "-c", "5"}, strings.Repeat("x", 1<<20), 10, wire.Result{OutputBytes: 5}, "xxxxx"},
+		{"closes stdout early", []string{"sh", "-c", "echo out; exec >&-; echo err >&2; exit 4"}, "", 10, wire.Result{ExitCode: 4, Stderr: "err\n", OutputBytes: 4}, "out\n"},
+		{"closes every pipe early", []string{"sh", "-c", "exec <&- >&- 2>&-; sleep 0.1; exit 5"}, "in", 10, wire.Result{ExitCode: 5}, ""},
+		{"not executable", []string{"/etc/passwd"}, "", 10, wire.Result{ExitCode: -1, Error: "fork/exec /etc/passwd: permission denied"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,15 +59,105 @@ func TestExecStderrTail(t *testing.T) {
 	}
 }
 
+func TestExecDir(t *testing.T) {
+	dir := t.TempDir()
+	res, out := Exec(wire.Run{Argv: []string{"pwd"}, Env: env, Dir: dir, MaxOutput: 100}, nil)
+	if res != (wire.Result{OutputBytes: int64(len(dir) + 1)}) || string(out) != dir+"\n" {
+		t.Fatalf("Exec(pwd) in %s = %+v, %q", dir, res, out)
+	}
+	missing := filepath.Join(dir, "missing")
+	res, _ = Exec(wire.Run{Argv: []string{"pwd"}, Env: env, Dir: missing, MaxOutput: 100}, nil)
+	if want := "chdir " + missing + ": no such file or directory"; res.ExitCode != -1 || res.Error != want {
+		t.Fatalf("Exec(pwd) in a missing dir = %+v, want error %q", res, want)
+	}
+}
+
+func TestExecEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want wire.Result
+		out  string
+	}{
+		{"the last value wins", []string{"A=1", "PATH=/nowhere", "B=2", "A=3", "PATH=/usr/bin:/bin", ""}, wire.Result{OutputBytes: 22}, "3 2 /usr/bin:/bin A B\n"},
+		{"no duplicates", []string{"A=1", "B=2", "PATH=/usr/bin:/bin"}, wire.Result{OutputBytes: 22}, "1 2 /usr/bin:/bin A B\n"},
+		{"NUL byte", []string{"A=1\x00B=2", "PATH=/usr/bin:/bin"}, wire.Result{ExitCode: -1,
+			Error: "an environment variable contains a NUL byte; remove it from the function's env"}, ""},
+	}
+	script := `echo "$A $B $PATH $(env | cut -d= -f1 | grep -v -e PATH -e PWD -e SHLVL -e '^_' | sort | tr '\n' ' ' | sed 's/ $//')"`
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, out := Exec(wire.Run{Argv: []string{"/bin/sh", "-c", script}, Env: tt.env, MaxOutput: 100}, nil)
+			if res != tt.want || string(out) != tt.out {
+				t.Fatalf("Exec with env %q = %+v, %q; want %+v, %q", tt.env, res, out, tt.want, tt.out)
+			}
+		})
+	}
+}
+
 func TestExecLeftBehind(t *testing.T) {
-	// A background child keeps stdout open; the shim answers anyway.
-	start := time.Now()
-	res, out := Exec(wire.Run{Argv: []string{"sh", "-c", "sleep 3 & echo hi"}, Env: env, MaxOutput: 10}, nil)
-	if res.ExitCode != 0 || string(out) != "hi\n" {
+	// A background child keeps stdout open: the shim answers anyway, while
+	// it still runs, with what the task wrote.
+	res, out := Exec(wire.Run{Argv: []string{"sh", "-c", "sleep 30 & echo $!"}, Env: env, MaxOutput: 10}, nil)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if res.ExitCode != 0 || err != nil {
 		t.Fatalf("Exec = %+v, %q", res, out)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Exec waited %v for a background child", d)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the background sleep (pid %d) no longer runs: Exec waited for it", pid)
+	}
+}
+
+func TestExecWaitDelay(t *testing.T) {
+	// What a background child writes after the task exited, while it
+	// still holds stdout, is kept (within waitDelay).
+	res, out := Exec(wire.Run{Argv: []string{"sh", "-c", "echo fg; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo bg; echo bg2 >&2) &"},
+		Env: env, MaxOutput: 100}, nil)
+	if res != (wire.Result{OutputBytes: 6, Stderr: "bg2\n"}) || string(out) != "fg\nbg\n" {
+		t.Fatalf("Exec = %+v, %q; want the background child's output too", res, out)
+	}
+}
+
+func TestExecNoPidfd(t *testing.T) {
+	// Before Linux 5.2 there is no pidfd: the shim looks for the exit.
+	noPidfd.Store(true)
+	t.Cleanup(func() { noPidfd.Store(false) })
+	tests := []struct {
+		argv  []string
+		input string
+		want  wire.Result
+		out   string
+	}{
+		{[]string{"cat"}, "hello", wire.Result{OutputBytes: 5}, "hello"},
+		{[]string{"sh", "-c", "exec >&- 2>&-; exit 3"}, "", wire.Result{ExitCode: 3}, ""},
+		{[]string{"sh", "-c", "echo fg; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo bg) &"}, "", wire.Result{OutputBytes: 6}, "fg\nbg\n"},
+	}
+	for _, tt := range tests {
+		res, out := Exec(wire.Run{Argv: tt.argv, Env: env, MaxOutput: 100}, []byte(tt.input))
+		if res != tt.want || string(out) != tt.out {
+			t.Fatalf("Exec(%q) = %+v, %q; want %+v, %q", tt.argv, res, out, tt.want, tt.out)
+		}
+	}
+}
+
+func TestDedupEnv(t *testing.T) {
+	tests := []struct {
+		env, want []string
+		same      bool // the slice itself comes back
+	}{
+		{nil, nil, true},
+		{[]string{"A=1", "B=2"}, []string{"A=1", "B=2"}, true},
+		{[]string{"A=1", "B=2", "A=3"}, []string{"B=2", "A=3"}, false},
+		{[]string{"A=1", "", "AB=2"}, []string{"A=1", "AB=2"}, false},
+		{[]string{"NOEQUALS", "NOEQUALS", "A="}, []string{"NOEQUALS", "NOEQUALS", "A="}, true},
+		{[]string{"=X=1", "=X=2"}, []string{"=X=2"}, false},
+	}
+	for _, tt := range tests {
+		got, err := dedupEnv(tt.env)
+		if err != nil || !slices.Equal(got, tt.want) || (tt.same && len(got) > 0 && &got[0] != &tt.env[0]) {
+			t.Errorf("dedupEnv(%q) = %q, %v; want %q", tt.env, got, err, tt.want)
+		}
 	}
 }
 
@@ -80,5 +181,74 @@ func TestServe(t *testing.T) {
 	}
 	if err := Serve(strings.NewReader("garbage!!!"), io.Discard); err == nil {
 		t.Fatal("Serve(garbage) = nil, want an error")
+	}
+}
+
+// serve runs runs through Serve and returns their results and outputs.
+func serve(t *testing.T, runs ...wire.Run) ([]wire.Result, []string) {
+	t.Helper()
+	var in bytes.Buffer
+	for _, r := range runs {
+		if r.Env == nil {
+			r.Env = env
+		}
+		if r.MaxOutput == 0 {
+			r.MaxOutput = 100
+		}
+		wire.WriteRun(&in, r, nil)
+	}
+	var out bytes.Buffer
+	if err := Serve(&in, &out); err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	var results []wire.Result
+	var outputs []string
+	for range runs {
+		res, got, err := wire.ReadResult(&out, 100)
+		if err != nil {
+			t.Fatalf("ReadResult = %v", err)
+		}
+		results, outputs = append(results, res), append(outputs, string(got))
+	}
+	return results, outputs
+}
+
+func TestServeKeepsPipes(t *testing.T) {
+	// The pipes of a task that left nothing behind serve the next one:
+	// nothing of the first shows in the second, and the status flags the
+	// first set on its stdout are gone.
+	nonblock := `import fcntl, os, sys; print(bool(fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK)); sys.stdout.flush(); fcntl.fcntl(1, fcntl.F_SETFL, os.O_NONBLOCK | os.O_APPEND)`
+	res, out := serve(t,
+		wire.Run{Argv: []string{"sh", "-c", "printf one; printf err1 >&2"}},
+		wire.Run{Argv: []string{"python3", "-c", nonblock}},
+		wire.Run{Argv: []string{"python3", "-c", nonblock}},
+		wire.Run{Argv: []string{"sh", "-c", "printf two"}},
+	)
+	want := []string{"one", "False\n", "False\n", "two"}
+	for i := range want {
+		if out[i] != want[i] || res[i].ExitCode != 0 || res[i].LeftBehind {
+			t.Errorf("task %d: %+v, %q; want %q", i, res[i], out[i], want[i])
+		}
+	}
+	if res[0].Stderr != "err1" || res[3].Stderr != "" {
+		t.Errorf("stderr: %q, %q; want \"err1\", \"\"", res[0].Stderr, res[3].Stderr)
+	}
+}
+
+func TestServeLeftBehind(t *testing.T) {
+	// A task that leaves a process behind gets LeftBehind, and its pipes
+	// serve no other task: what that process writes later goes nowhere.
+	res, out := serve(t,
+		wire.Run{Argv: []string{"sh", "-c", "printf one; (sleep 0.3; echo late; echo late >&2) & echo $! >&2"}},
+		wire.Run{Argv: []string{"sh", "-c", "sleep 0.5; printf two"}},
+	)
+	if pid, err := strconv.Atoi(strings.TrimSpace(res[0].Stderr)); err == nil {
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	if out[0] != "one" || !res[0].LeftBehind {
+		t.Errorf("first task: %+v, %q; want \"one\", left behind", res[0], out[0])
+	}
+	if out[1] != "two" || res[1].Stderr != "" || res[1].ExitCode != 0 {
+		t.Errorf("second task: %+v, %q; want \"two\" alone", res[1], out[1])
 	}
 }
