@@ -36,6 +36,20 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerUIDKey, cred.Uid)
 }
 
+// localIdentityPrefix starts the identities of unix socket callers, known
+// by their UID from the kernel (SO_PEERCRED), and of nobody else.
+const localIdentityPrefix = "uid:"
+
+// remoteIdentity refuses a token or certificate identity that looks like
+// a local caller's: the default rule maps "uid:N" to local UID N, so such
+// a credential would act as that user from afar.
+func remoteIdentity(id, from string) (string, error) {
+	if strings.HasPrefix(id, localIdentityPrefix) {
+		return "", fmt.Errorf("%s identity %q: %q identities are reserved for local callers on the unix socket; issue the credential for another name: %w", from, id, localIdentityPrefix, api.ErrDenied)
+	}
+	return id, nil
+}
+
 // identityOf says who sent r: a bearer token's identity, else the TLS
 // client certificate's subject, else the unix peer's "uid:N".
 func (d *Daemon) identityOf(r *http.Request) (string, error) {
@@ -44,24 +58,24 @@ func (d *Daemon) identityOf(r *http.Request) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("authorization header: want \"Bearer <token>\": %w", api.ErrUnauthenticated)
 		}
-		id := d.tokens.Load().identity(strings.TrimSpace(tok))
+		id := d.tokens.identity(strings.TrimSpace(tok))
 		if id == "" {
 			return "", fmt.Errorf("unknown or revoked token; ask the site admin for a new one (fxd token issue): %w", api.ErrUnauthenticated)
 		}
-		return id, nil
+		return remoteIdentity(id, "token")
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		cert := r.TLS.VerifiedChains[0][0]
 		if d.mapper().certIdentity == "subject" {
-			return cert.Subject.String(), nil
+			return remoteIdentity(cert.Subject.String(), "client certificate")
 		}
 		if cert.Subject.CommonName == "" {
 			return "", fmt.Errorf("client certificate has no common name; set auth.cert_identity = \"subject\" or reissue it: %w", api.ErrUnauthenticated)
 		}
-		return cert.Subject.CommonName, nil
+		return remoteIdentity(cert.Subject.CommonName, "client certificate")
 	}
 	if uid, ok := r.Context().Value(peerUIDKey).(uint32); ok {
-		return "uid:" + strconv.FormatUint(uint64(uid), 10), nil
+		return localIdentityPrefix + strconv.FormatUint(uint64(uid), 10), nil
 	}
 	return "", fmt.Errorf("no credential; send \"Authorization: Bearer <token>\" or a client certificate: %w", api.ErrUnauthenticated)
 }

@@ -37,7 +37,7 @@ type Daemon struct {
 	exec     *plain.Executor
 	disp     *dispatcher
 	metrics  *metrics
-	tokens   atomic.Pointer[tokenSet]
+	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
 	reloadMu sync.Mutex // one Reload at a time
 	draining atomic.Bool
@@ -57,11 +57,9 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 		return nil, err
 	}
 	d.mapperP.Store(m)
-	tokens, err := newTokenSet(cfg.TokenFile())
-	if err != nil {
+	if err := d.tokens.load(cfg.TokenFile()); err != nil {
 		return nil, err
 	}
-	d.tokens.Store(tokens)
 	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
@@ -255,12 +253,12 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	tokens := d.tokens.Load()
-	if cfg.TokenFile() != tokens.path {
-		if tokens, err = newTokenSet(cfg.TokenFile()); err != nil {
-			return err
-		}
-	} else if err := tokens.reload(); err != nil {
+	// The token file's default lives in site.state_dir, which needs a
+	// restart: take it from the running config.
+	withSite := *cfg
+	withSite.Site = d.cfg.Site
+	tokens, err := readTokenSet(withSite.TokenFile(), time.Now())
+	if err != nil {
 		return err
 	}
 
@@ -285,9 +283,9 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 	// The identity rules go last: a caller they admit or refuse sees the
 	// rest of the reload in effect.
 	d.disp.setQuotas(cfg.Tenants)
-	d.tokens.Store(tokens)
+	d.tokens.cur.Store(tokens)
 	d.mapperP.Store(m)
-	d.log.Info().Int("map_rules", len(m.rules)).Str("token_file", tokens.path).Int("tokens", tokens.count()).
+	d.log.Info().Int("map_rules", len(m.rules)).Str("token_file", tokens.path).Int("tokens", len(tokens.byHash)).
 		Msg("reloaded [auth], [tenants] and the token file")
 	return nil
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/isolation"
 )
 
 // shimPath is fxd-shim built once for the package's tests.
@@ -109,29 +111,21 @@ func (s *testSite) client(tb testing.TB) *api.Client {
 	return c
 }
 
-// echoServablePy is a tiny Python servable, as users write them; it
-// answers its input back.
-const echoServablePy = `import struct, sys
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    head = inp.read(5)
-    if len(head) < 5:
-        break
-    n = struct.unpack(">BI", head)[1]
-    data = inp.read(n)
-    out.write(struct.pack(">BI", 0, len(data)) + data)
-    out.flush()
-`
-
-func (s *testSite) registerEcho(tb testing.TB, c *api.Client) {
+// registerUpper registers "upper", the Python servable of docs/servable.md,
+// and "true", a /bin/true command.
+func (s *testSite) registerUpper(tb testing.TB, c *api.Client) {
 	tb.Helper()
 	py := testenv.RequireCommand(tb, "/usr/bin/python3")
-	script := filepath.Join(s.user.Home, "echo.py")
-	if err := os.WriteFile(script, []byte(echoServablePy), 0o644); err != nil {
+	src, err := testenv.ServableExample()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	script := filepath.Join(s.user.Home, "upper.py")
+	if err := os.WriteFile(script, src, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "echo", Kind: api.KindServable, Command: []string{py, script}}); err != nil {
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "upper", Kind: api.KindServable, Command: []string{py, script}}); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "true", Command: []string{"/bin/true"}}); err != nil {
@@ -142,15 +136,15 @@ func (s *testSite) registerEcho(tb testing.TB, c *api.Client) {
 func TestSyncAndAsync(t *testing.T) {
 	s := startTestSite(t, nil)
 	c := s.client(t)
-	s.registerEcho(t, c)
+	s.registerUpper(t, c)
 	ctx := context.Background()
-	task, err := c.Run(ctx, "echo", api.TaskSpec{Input: []byte(`{"a":1}`)})
-	if err != nil || task.State != api.StateSucceeded || string(task.Output) != `{"a":1}` {
+	task, err := c.Run(ctx, "upper", api.TaskSpec{Input: []byte(`{"a":1}`)})
+	if err != nil || task.State != api.StateSucceeded || string(task.Output) != `{"A":1}` {
 		t.Fatalf("sync run = %+v, %v", task, err)
 	}
 	specs := make([]api.TaskSpec, 50)
 	for i := range specs {
-		specs[i] = api.TaskSpec{Function: "echo", InputBase64: []byte(fmt.Sprint(i))}
+		specs[i] = api.TaskSpec{Function: "upper", InputBase64: []byte(fmt.Sprintf("t%d", i))}
 	}
 	ids, err := c.Submit(ctx, specs)
 	if err != nil {
@@ -161,7 +155,7 @@ func TestSyncAndAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, task := range ts {
-		if task.State != api.StateSucceeded || string(task.Output) != fmt.Sprint(i) {
+		if task.State != api.StateSucceeded || string(task.Output) != fmt.Sprintf("T%d", i) {
 			t.Errorf("task %d = %s %q %q", i, task.State, task.Output, task.Error)
 		}
 	}
@@ -203,11 +197,14 @@ func TestDrainEndsSyncRuns(t *testing.T) {
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	for name, ch := range map[string]chan answer{"running": running, "queued": queued} {
+	for name, want := range map[string]struct {
+		ch  chan answer
+		why string
+	}{"running": {running, "stopped: the daemon shut down while the task ran"}, "queued": {queued, "not started: the daemon is shutting down"}} {
 		select {
-		case a := <-ch:
-			if a.err != nil || a.task.State != api.StateFailed || !strings.Contains(a.task.Error, "shut") {
-				t.Errorf("%s sync run at shutdown = %s %q, %v; want failed, saying the daemon shut down", name, a.task.State, a.task.Error, a.err)
+		case a := <-want.ch:
+			if a.err != nil || a.task.State != api.StateFailed || !strings.HasPrefix(a.task.Error, want.why) {
+				t.Errorf("%s sync run at shutdown = %s %q, %v; want failed, %q", name, a.task.State, a.task.Error, a.err, want.why)
 			}
 		case <-ctx.Done():
 			t.Fatalf("%s sync run not answered at shutdown", name)
@@ -220,6 +217,29 @@ func TestDrainEndsSyncRuns(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("daemon did not stop")
+	}
+}
+
+// A synchronous run that reaches the queue after the drain began (it
+// passed admit just before) ends at once instead of waiting for nothing.
+func TestSyncRunEnqueuedWhileDraining(t *testing.T) {
+	s := startTestSite(t, nil)
+	s.d.disp.mu.Lock()
+	s.d.disp.draining = true
+	s.d.disp.mu.Unlock()
+	j := &job{task: api.Task{ID: newTaskID(time.Now()), Owner: s.user.Name, State: api.StateReceived, ReceivedAt: time.Now()},
+		acct: isolation.Account{Name: s.user.Name, UID: s.user.UID}, sync: true, done: make(chan struct{})}
+	s.d.disp.enqueue(j)
+	select {
+	case <-j.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sync run enqueued while draining never ended")
+	}
+	if got := s.d.disp.snapshot(j); got.State != api.StateFailed || !strings.HasPrefix(got.Error, "not started") {
+		t.Errorf("sync run enqueued while draining = %s %q, want failed, not started", got.State, got.Error)
+	}
+	if r, q := s.d.disp.counts(); r != 0 || q != 0 {
+		t.Errorf("after it: %d running, %d queued; want none", r, q)
 	}
 }
 
@@ -251,15 +271,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func BenchmarkRunServable(b *testing.B) {
 	s := startTestSite(b, nil)
 	c := s.client(b)
-	s.registerEcho(b, c)
+	s.registerUpper(b, c)
 	ctx := context.Background()
 	in := api.TaskSpec{InputBase64: []byte("x")}
-	if _, err := c.Run(ctx, "echo", in); err != nil {
+	if _, err := c.Run(ctx, "upper", in); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if task, err := c.Run(ctx, "echo", in); err != nil || task.State != api.StateSucceeded {
+		if task, err := c.Run(ctx, "upper", in); err != nil || task.State != api.StateSucceeded {
 			b.Fatalf("run: %v %s", err, task.Error)
 		}
 	}
@@ -270,12 +290,12 @@ func BenchmarkRunServable(b *testing.B) {
 func BenchmarkSubmitBatch(b *testing.B) {
 	s := startTestSite(b, nil)
 	c := s.client(b)
-	s.registerEcho(b, c)
+	s.registerUpper(b, c)
 	ctx := context.Background()
 	const batch = 1000
 	specs := make([]api.TaskSpec, batch)
 	for i := range specs {
-		specs[i] = api.TaskSpec{Function: "echo"}
+		specs[i] = api.TaskSpec{Function: "upper"}
 	}
 	b.ResetTimer()
 	for done := 0; done < b.N; done += batch {
@@ -286,5 +306,31 @@ func BenchmarkSubmitBatch(b *testing.B) {
 		if _, err := c.Tasks(ctx, api.TasksRequest{IDs: ids, Wait: api.Duration(time.Minute)}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A token whose identity looks like a local caller's ("uid:N", written
+// into the token file by hand or before fxd refused to issue one) does
+// not act as that local user, even though the default rule maps uid:N.
+func TestTokenCannotClaimLocalIdentity(t *testing.T) {
+	s := startTestSite(t, func(c *conf.Config) {
+		c.Auth.Map = append(c.Auth.Map, conf.MapRule{Regex: `uid:([0-9]+)`, Account: "$1"})
+	})
+	tok := tokenPrefix + "handwritten-local-identity"
+	line := fmt.Sprintf("%s uid:%d %s\n", TokenHash(tok), s.user.UID, time.Now().UTC().Format(time.RFC3339))
+	f, err := os.OpenFile(s.d.tokens.cur.Load().path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(line); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c, err := api.NewClient("unix://"+s.socket, api.ClientOptions{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Site(context.Background()); !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "reserved for local callers") {
+		t.Errorf("site info with a uid:N token: err = %v, want denied, reserved for local callers", err)
 	}
 }

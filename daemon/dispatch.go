@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,18 +87,42 @@ func (d *dispatcher) admit(account string, n int) error {
 	return nil
 }
 
+// notStarted ends a synchronous run the daemon will not start because it
+// is shutting down: the run is in no store to be recovered from, so it
+// fails and its caller may retry.
+var notStarted = runtimes.Result{State: api.StateFailed, ExitCode: -1,
+	Error: "not started: the daemon is shutting down; run it again in a moment"}
+
 // enqueue makes jobs active and starts those the tenant has room for.
+// While draining, synchronous runs end at once (notStarted); queued ones
+// wait in the store for the restart.
 func (d *dispatcher) enqueue(jobs ...*job) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	var refused []*job
 	for _, j := range jobs {
 		d.active[j.task.ID] = j
+		d.metrics.transition("", j.task.State)
+		if d.draining && j.sync {
+			refused = append(refused, j)
+			continue
+		}
 		t := d.tenant(j.acct.Name)
 		t.queue = append(t.queue, j)
-		d.metrics.transition("", j.task.State)
 	}
 	for _, j := range jobs {
 		d.startNextLocked(d.tenant(j.acct.Name))
+	}
+	d.mu.Unlock()
+	for _, j := range refused {
+		d.finish(j, notStarted, nil)
+	}
+}
+
+// dequeueLocked removes a job that has not started from its tenant's queue.
+func (d *dispatcher) dequeueLocked(j *job) {
+	t := d.tenant(j.acct.Name)
+	if i := slices.Index(t.queue, j); i >= 0 {
+		t.queue = slices.Delete(t.queue, i, i+1)
 	}
 }
 
@@ -164,7 +189,8 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 
 	record := d.persistRunning(j, running)
 	res := d.execute(ctx, j, quota)
-	if errors.Is(context.Cause(ctx), errDraining) {
+	// Stopped by the drain, not ended on its own just before it.
+	if res.State == api.StateCancelled && errors.Is(context.Cause(ctx), errDraining) {
 		if !j.sync {
 			d.requeue(j, record)
 			return
@@ -251,7 +277,9 @@ func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord)
 	t.ExpiresAt = now.Add(d.limits.ResultRetention.D())
 	final := *t
 	d.metrics.transition(prev, final.State)
-	d.releaseLocked(j)
+	if prev == api.StateRunning {
+		d.releaseLocked(j)
+	}
 	d.mu.Unlock()
 	d.metrics.finished(final)
 
@@ -289,13 +317,11 @@ func (d *dispatcher) requeue(j *job, running *runningRecord) {
 	d.metrics.transition(j.task.State, api.StateQueued)
 	j.task.State = api.StateQueued
 	t := j.task
-	d.tenant(j.acct.Name).running--
+	d.releaseLocked(j)
 	d.mu.Unlock()
 	running.wait()
-	if !j.sync {
-		if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
-			d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
-		}
+	if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
+		d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
 	}
 }
 
@@ -313,14 +339,7 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 		d.mu.Unlock()
 		return j, true
 	}
-	t := d.tenant(j.acct.Name)
-	for i, q := range t.queue {
-		if q == j {
-			t.queue = append(t.queue[:i], t.queue[i+1:]...)
-			break
-		}
-	}
-	t.running++ // finish releases a slot
+	d.dequeueLocked(j)
 	d.mu.Unlock()
 	d.finish(j, runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled before it started"}, nil)
 	return j, true
@@ -331,26 +350,22 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 func (d *dispatcher) drain(grace time.Duration) {
 	d.mu.Lock()
 	d.draining = true
-	// Queued synchronous runs will not start and are in no store to be
-	// recovered from: they end now, failed, and their callers may retry.
+	// Queued synchronous runs will not start: they end now, as enqueue
+	// ends those that arrive from here on.
 	var syncQueued []*job
 	for _, t := range d.tenants {
-		kept := t.queue[:0]
 		for _, j := range t.queue {
 			if j.sync {
 				syncQueued = append(syncQueued, j)
-				t.running++ // finish releases a slot
-			} else {
-				kept = append(kept, j)
 			}
 		}
-		clear(t.queue[len(kept):])
-		t.queue = kept
+	}
+	for _, j := range syncQueued {
+		d.dequeueLocked(j)
 	}
 	d.mu.Unlock()
 	for _, j := range syncQueued {
-		d.finish(j, runtimes.Result{State: api.StateFailed, ExitCode: -1,
-			Error: "not started: the daemon is shutting down; run it again in a moment"}, nil)
+		d.finish(j, notStarted, nil)
 	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()

@@ -137,11 +137,7 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 		d.disp.cancel(j.task.ID)
 		<-j.done
 	}
-	t, _, _ := d.disp.lookup(j.task.ID)
-	if t.ID == "" {
-		return d.getTask(c, j.task.ID)
-	}
-	return t, nil
+	return d.disp.snapshot(j), nil
 }
 
 // getTask returns a task the caller owns; others' tasks are not found.
@@ -203,11 +199,16 @@ func (d *Daemon) cancelTask(c caller, id string) (api.Task, error) {
 	if err != nil {
 		return api.Task{}, err
 	}
-	if t.State.Final() {
-		return t, fmt.Errorf("task %s already ended (%s): %w", id, t.State, api.ErrConflict)
+	if !t.State.Final() {
+		j, ok := d.disp.cancel(id)
+		if ok {
+			<-j.done
+			return d.getTask(c, id)
+		}
+		// It ended between the look and the cancel.
+		if t, err = d.getTask(c, id); err != nil {
+			return api.Task{}, err
+		}
 	}
-	if j, ok := d.disp.cancel(id); ok {
-		<-j.done
-	}
-	return d.getTask(c, id)
+	return t, fmt.Errorf("task %s already ended (%s): %w", id, t.State, api.ErrConflict)
 }

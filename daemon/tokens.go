@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,7 +39,7 @@ func IssueToken(path, identity string) (string, error) {
 	if identity == "" || strings.ContainsAny(identity, " \t\r\n") {
 		return "", fmt.Errorf("identity %q: must be non-empty with no spaces", identity)
 	}
-	if strings.HasPrefix(identity, "uid:") {
+	if strings.HasPrefix(identity, localIdentityPrefix) {
 		return "", fmt.Errorf("identity %q: uid:N identities are reserved for local callers on the unix socket, who need no token; issue the token for a name such as alice@example.org and map it in [[auth.map]]", identity)
 	}
 	b := make([]byte, 32)
@@ -48,7 +47,7 @@ func IssueToken(path, identity string) (string, error) {
 		return "", fmt.Errorf("make token: %w", err)
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	line := fmt.Sprintf("%s %s %s\n", hashToken(tok), identity, time.Now().UTC().Format(time.RFC3339))
+	line := fmt.Sprintf("%s %s %s\n", TokenHash(tok), identity, time.Now().UTC().Format(time.RFC3339))
 	err := withTokenLock(path, func() error {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -155,7 +154,8 @@ func ReadTokens(path string) ([]TokenEntry, error) {
 	return out, nil
 }
 
-func hashToken(tok string) string {
+// TokenHash is what the token file keeps of a token: its SHA-256, in hex.
+func TokenHash(tok string) string {
 	h := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(h[:])
 }
@@ -179,21 +179,77 @@ func withTokenLock(path string, fn func() error) error {
 }
 
 // tokenCheckInterval is how long a known token is trusted before the
-// token file is looked at again (one stat), so a revocation takes effect
-// within it without SIGHUP.
+// token file is looked at again (one stat, and a read if it changed), so a
+// revocation takes effect within it without SIGHUP. An unknown token makes
+// the daemon look at once: the admin may just have issued it.
 const tokenCheckInterval = time.Second
 
-// tokenSet is the daemon's view of the token file: reloaded on SIGHUP,
-// when an unknown token arrives after the file changed, and when a known
-// one arrives over tokenCheckInterval after the last look and the file
-// changed.
-type tokenSet struct {
-	path string
+// tokens is the daemon's view of the token file: an immutable tokenSet,
+// swapped whole when the file changed or SIGHUP names another file.
+type tokens struct{ cur atomic.Pointer[tokenSet] }
 
-	mu        sync.RWMutex
-	byHash    map[string]string // hash -> identity
-	version   fileVersion
-	lastCheck atomic.Int64 // Unix ns of the last look at the file
+// tokenSet is the token file as read at one moment.
+type tokenSet struct {
+	path    string
+	byHash  map[string]string // hash -> identity
+	version fileVersion
+	checked time.Time // the last look at the file
+}
+
+// load reads the token file at path and makes it the current set.
+func (t *tokens) load(path string) error {
+	s, err := readTokenSet(path, time.Now())
+	if err != nil {
+		return err
+	}
+	t.cur.Store(s)
+	return nil
+}
+
+// identity returns who tok authenticates, or "" for an unknown or revoked
+// token.
+func (t *tokens) identity(tok string) string {
+	h := TokenHash(tok)
+	s := t.cur.Load()
+	id, known := s.byHash[h]
+	if now := time.Now(); !known || now.Sub(s.checked) >= tokenCheckInterval {
+		// Another request or a reload may have swapped first: theirs wins.
+		if next := s.refreshed(now); t.cur.CompareAndSwap(s, next) {
+			s = next
+		} else {
+			s = t.cur.Load()
+		}
+		id = s.byHash[h]
+	}
+	return id
+}
+
+func readTokenSet(path string, now time.Time) (*tokenSet, error) {
+	v := versionOf(path)
+	entries, err := ReadTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(entries))
+	for _, e := range entries {
+		m[e.Hash] = e.Identity
+	}
+	return &tokenSet{path: path, byHash: m, version: v, checked: now}, nil
+}
+
+// refreshed is s looked at again at now: re-read if the file changed.
+func (s *tokenSet) refreshed(now time.Time) *tokenSet {
+	if versionOf(s.path) == s.version {
+		same := *s
+		same.checked = now
+		return &same
+	}
+	next, err := readTokenSet(s.path, now)
+	if err != nil {
+		// Unreadable now: trust nothing until it reads again.
+		return &tokenSet{path: s.path, checked: now}
+	}
+	return next
 }
 
 // fileVersion tells whether a file changed since it was read.
@@ -213,56 +269,4 @@ func versionOf(path string) fileVersion {
 		v.inode = sys.Ino
 	}
 	return v
-}
-
-func newTokenSet(path string) (*tokenSet, error) {
-	t := &tokenSet{path: path}
-	return t, t.reload()
-}
-
-func (t *tokenSet) reload() error {
-	v := versionOf(t.path)
-	entries, err := ReadTokens(t.path)
-	if err != nil {
-		return err
-	}
-	m := make(map[string]string, len(entries))
-	for _, e := range entries {
-		m[e.Hash] = e.Identity
-	}
-	t.mu.Lock()
-	t.byHash, t.version = m, v
-	t.mu.Unlock()
-	t.lastCheck.Store(time.Now().UnixNano())
-	return nil
-}
-
-// identity returns who tok authenticates, or "" for an unknown or revoked
-// token.
-func (t *tokenSet) identity(tok string) string {
-	h := hashToken(tok)
-	t.mu.RLock()
-	id, v := t.byHash[h], t.version
-	t.mu.RUnlock()
-	now := time.Now().UnixNano()
-	if id != "" && now-t.lastCheck.Load() < int64(tokenCheckInterval) {
-		return id
-	}
-	t.lastCheck.Store(now)
-	if versionOf(t.path) == v {
-		return id
-	}
-	if err := t.reload(); err != nil {
-		return "" // unreadable now: trust nothing until it reads again
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.byHash[h]
-}
-
-// count returns how many tokens are known.
-func (t *tokenSet) count() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.byHash)
 }

@@ -38,14 +38,8 @@ func LookupAccount(name string, minUID uint32) (Account, error) {
 	if err1 != nil || err2 != nil {
 		return Account{}, fmt.Errorf("account %q: non-numeric uid %q or gid %q", name, u.Uid, u.Gid)
 	}
-	if uid == 0 {
-		return Account{}, fmt.Errorf("account %q: uid 0 is refused; map the identity to an unprivileged user in [[auth.map]]: %w", name, api.ErrDenied)
-	}
-	if uid == overflowUID || uid == math.MaxUint32 {
-		return Account{}, fmt.Errorf("account %q: uid %d is the kernel's overflow user (nobody), shared by unmapped files and NFS; map the identity to a regular user: %w", name, uid, api.ErrDenied)
-	}
-	if uint32(uid) < minUID {
-		return Account{}, fmt.Errorf("account %q: uid %d is below auth.min_uid (%d), which keeps system accounts out; map the identity to a regular user: %w", name, uid, minUID, api.ErrDenied)
+	if err := checkUID(name, uint32(uid), minUID); err != nil {
+		return Account{}, err
 	}
 	a := Account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
 	gids, err := u.GroupIds()
@@ -66,4 +60,19 @@ func (a Account) Env() []string {
 		"HOME=" + a.Home, "USER=" + a.Name, "LOGNAME=" + a.Name,
 		"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
 	}
+}
+
+// checkUID refuses the UIDs no task may run as: root, nobody (the
+// kernel's overflow user, shared by unmapped files and NFS) and those
+// below minUID (system accounts).
+func checkUID(name string, uid, minUID uint32) error {
+	switch {
+	case uid == 0:
+		return fmt.Errorf("account %q: uid 0 is refused; map the identity to an unprivileged user in [[auth.map]]: %w", name, api.ErrDenied)
+	case uid == overflowUID || uid == math.MaxUint32:
+		return fmt.Errorf("account %q: uid %d is the kernel's overflow user (nobody), shared by unmapped files and NFS; map the identity to a regular user: %w", name, uid, api.ErrDenied)
+	case uid < minUID:
+		return fmt.Errorf("account %q: uid %d is below auth.min_uid (%d), which keeps system accounts out; map the identity to a regular user: %w", name, uid, minUID, api.ErrDenied)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package runtimes
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,7 +46,7 @@ func testMain(m *testing.M) int {
 		if src != "" {
 			b, err = os.ReadFile(src)
 		} else {
-			b, err = docExample()
+			b, err = testenv.ServableExample()
 		}
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
@@ -58,28 +57,6 @@ func testMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// docExample returns the Python servable of docs/servable.md, as written there.
-func docExample() ([]byte, error) {
-	f, err := os.Open("../docs/servable.md")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var b strings.Builder
-	in := false
-	for s := bufio.NewScanner(f); s.Scan(); {
-		switch {
-		case !in && s.Text() == "```python":
-			in = true
-		case in && s.Text() == "```":
-			return []byte(b.String()), nil
-		case in:
-			b.WriteString(s.Text() + "\n")
-		}
-	}
-	return nil, fmt.Errorf("docs/servable.md has no ```python block")
 }
 
 // fixture is a Pools with an account to run tasks as.

@@ -129,12 +129,18 @@ func New(cfg conf.Workers, exec isolation.Executor, log zerolog.Logger) (*Pools,
 	if err != nil {
 		return nil, err
 	}
+	log = log.With().Str("component", "runtimes").Logger()
+	if p, mode, private := privatePath(shim); private {
+		log.Error().Str("shim", shim).Str("path", p).Str("mode", fmt.Sprintf("%04o", mode)).
+			Msg("other users cannot reach fxd-shim here, and workers run it as the tenant's account, so tasks will fail; " +
+				"install it under directories every user can enter (make run copies it to /tmp/fxd-dev/bin) or set workers.shim")
+	}
 	b := make([]byte, 3)
 	rand.Read(b)
 	return &Pools{
 		cfg:      cfg,
 		exec:     exec,
-		log:      log.With().Str("component", "runtimes").Logger(),
+		log:      log,
 		shim:     shim,
 		tag:      hex.EncodeToString(b),
 		accounts: make(map[uint32]*account),
@@ -163,6 +169,29 @@ func findShim(configured string) (string, error) {
 		return filepath.Abs(p)
 	}
 	return "", fmt.Errorf("find fxd-shim: not at %v nor on PATH: %w; install the fxd package's fxd-shim or set workers.shim to its path", tried, api.ErrNotFound)
+}
+
+// privatePath reports the first element of the path of file (the file
+// itself, or a directory above it) that other users cannot enter or run,
+// such as a checkout under /root. Group or ACL access may still let a
+// tenant through, so callers warn rather than refuse.
+func privatePath(file string) (string, os.FileMode, bool) {
+	for p := file; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", 0, false
+		}
+		need := os.FileMode(0o001) // search (x) for directories
+		if !st.IsDir() {
+			need = 0o005 // read and run for the file
+		}
+		if st.Mode().Perm()&need != need {
+			return p, st.Mode().Perm(), true
+		}
+		if p == filepath.Dir(p) {
+			return "", 0, false
+		}
+	}
 }
 
 func executable(p string) error {

@@ -3,6 +3,8 @@ package runtimes
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -451,5 +453,30 @@ func TestFormat(t *testing.T) {
 		if got := bytesText(n); got != want {
 			t.Errorf("bytesText(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestPrivatePath(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fxd-privatepath-") // t.TempDir's parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	shim := filepath.Join(dir, "fxd-shim")
+	if err := os.WriteFile(shim, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, private := privatePath(shim); private {
+		t.Errorf("privatePath(%s) = %s, want reachable", shim, p)
+	}
+	os.Chmod(dir, 0o700)
+	if p, mode, private := privatePath(shim); !private || p != dir || mode != 0o700 {
+		t.Errorf("privatePath under a 0700 dir = %s %04o %v, want %s 0700 private", p, mode, private, dir)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chmod(shim, 0o700)
+	if p, _, private := privatePath(shim); !private || p != shim {
+		t.Errorf("privatePath of a 0700 file = %s %v, want the file itself", p, private)
 	}
 }

@@ -66,18 +66,8 @@ for _ in $(seq 100); do [ -S "$state/fxd/fxd.sock" ] && break; sleep 0.1; done
 [ -S "$state/fxd/fxd.sock" ] || { cat "$state/fxd.log" >&2; exit 1; }
 
 as_user() { runuser -u "$user" -- env HOME="$state/home" FX_ENDPOINT="unix://$state/fxd/fxd.sock" "$@"; }
-cat >"$state/home/echo.py" <<'EOF'
-import struct, sys
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    head = inp.read(5)
-    if len(head) < 5:
-        break
-    n = struct.unpack(">BI", head)[1]
-    data = inp.read(n)
-    out.write(struct.pack(">BI", 0, len(data)) + data)
-    out.flush()
-EOF
+# The servable is the Python example of docs/servable.md, as users copy it.
+sed -n '/^```python$/,/^```$/{/^```/d;p}' docs/servable.md >"$state/home/echo.py"
 as_user "$bin/fx" register echo --kind servable -- /usr/bin/python3 "$state/home/echo.py" >/dev/null
 as_user "$bin/fx" register true -- /bin/true >/dev/null
 

@@ -68,7 +68,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	warnUnreachableShim(cfg.Workers, log)
 	d, err := daemon.New(cfg, log, fxdVersion())
 	if err != nil {
 		return err
@@ -139,44 +138,6 @@ func (s *siteFlags) load() (*conf.Config, error) {
 		cfg.Workers.CgroupParent = s.cgroupParent
 	}
 	return cfg, cfg.Validate()
-}
-
-// warnUnreachableShim logs an error when fxd-shim next to this binary (or
-// at workers.shim) sits under a directory other users cannot enter, such
-// as a checkout in /root: workers run it as the tenant's account, so every
-// task would fail. Group or ACL access may still allow it, so this only
-// warns; the worker start reports the real failure.
-func warnUnreachableShim(w conf.Workers, log zerolog.Logger) {
-	shim := w.Shim
-	if shim == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return
-		}
-		shim = filepath.Join(filepath.Dir(self), "fxd-shim")
-		if _, err := os.Stat(shim); err != nil {
-			return // found elsewhere or missing: the worker pools report that
-		}
-	}
-	for p := shim; ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return
-		}
-		need := os.FileMode(0o001) // search (x) for directories, x for the shim
-		if !st.IsDir() {
-			need = 0o005
-		}
-		if st.Mode().Perm()&need != need {
-			log.Error().Str("shim", shim).Str("path", p).Str("mode", fmt.Sprintf("%04o", st.Mode().Perm())).
-				Msg("other users cannot reach fxd-shim here, and workers run it as the tenant's account, so tasks will fail; " +
-					"install it under directories every user can enter (make run copies it to " + devStateDir + "/bin) or set workers.shim")
-			return
-		}
-		if p == filepath.Dir(p) {
-			return
-		}
-	}
 }
 
 // reloadOnHUP reloads the config on each signal from hup until ctx is

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,16 +92,20 @@ func tokenIssue(cfg *conf.Config, file, identity string, stdout, stderr io.Write
 	if _, err := fmt.Fprintln(stdout, tok); err != nil {
 		return fmt.Errorf("print token: %w", err)
 	}
-	h := sha256.Sum256([]byte(tok))
+	h := daemon.TokenHash(tok)[:shownHashDigits]
 	fmt.Fprintf(stderr, "issued a token for %s (hash %s) in %s. It is printed once, above: hand it to its owner now "+
 		"(fx reads it from FX_TOKEN). The daemon accepts it within a second; revoke it with: fxd token revoke %s\n",
-		identity, hex.EncodeToString(h[:])[:12], file, hex.EncodeToString(h[:])[:12])
+		identity, h, file, h)
 	if _, ok, _ := daemon.MappedAccount(cfg.Auth, identity); !ok {
 		fmt.Fprintf(stderr, "warning: no [[auth.map]] rule matches %q, so the daemon will refuse this token (403) "+
 			"until you add one (see fxd config default) and reload (SIGHUP)\n", identity)
 	}
 	return nil
 }
+
+// shownHashDigits is how much of a token's hash issue and list print:
+// enough to tell tokens apart and to revoke one (revoke takes 8 or more).
+const shownHashDigits = 12
 
 // tokenList prints one row per token: a hash prefix (enough to revoke
 // it), the identity and the issue date. Tokens themselves are never stored.
@@ -115,7 +117,7 @@ func tokenList(file string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HASH\tIDENTITY\tISSUED")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Hash[:12], e.Identity, e.Issued.Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Hash[:shownHashDigits], e.Identity, e.Issued.Format(time.DateOnly))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print tokens: %w", err)

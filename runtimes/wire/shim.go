@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,42 +50,46 @@ type Result struct {
 
 // WriteRun writes a Run frame with input as its payload.
 func WriteRun(w io.Writer, r Run, input []byte) error {
-	return writeFrame(w, TypeRun, func(b []byte) []byte { return appendRun(b, &r) }, input)
+	return writeFrame(w, TypeRun, r, input)
 }
 
 // ReadRun reads a Run frame whose payload is at most maxInput bytes. It
 // returns io.EOF when the stream ends cleanly before a frame.
 func ReadRun(r io.Reader, maxInput int64) (Run, []byte, error) {
 	var run Run
-	payload, err := readFrame(r, TypeRun, func(h []byte) error { return decodeRun(h, &run) }, maxInput)
+	payload, err := readFrame(r, TypeRun, &run, maxInput)
 	return run, payload, err
 }
 
 // WriteResult writes a Result frame with output as its payload.
 func WriteResult(w io.Writer, res Result, output []byte) error {
-	return writeFrame(w, TypeResult, func(b []byte) []byte { return appendResult(b, &res) }, output)
+	return writeFrame(w, TypeResult, res, output)
 }
 
 // ReadResult reads a Result frame whose payload is at most maxOutput
 // bytes. It returns io.EOF when the stream ends cleanly before a frame.
 func ReadResult(r io.Reader, maxOutput int64) (Result, []byte, error) {
 	var res Result
-	payload, err := readFrame(r, TypeResult, func(h []byte) error { return decodeResult(h, &res) }, maxOutput)
+	payload, err := readFrame(r, TypeResult, &res, maxOutput)
 	return res, payload, err
 }
 
-// writeFrame writes a frame whose header appendHeader appends.
-func writeFrame(w io.Writer, typ byte, appendHeader func([]byte) []byte, payload []byte) error {
+func writeFrame(w io.Writer, typ byte, header any, payload []byte) error {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return fmt.Errorf("encode frame header: %w", err)
+	}
+	if len(h) > MaxHeader {
+		return fmt.Errorf("encode frame header: %w", &SizeError{What: "header", Size: int64(len(h)), Max: MaxHeader})
+	}
 	if int64(len(payload)) > math.MaxUint32 {
 		return fmt.Errorf("encode frame: %w", &SizeError{What: "payload", Size: int64(len(payload)), Max: math.MaxUint32})
 	}
-	buf := appendHeader(make([]byte, 9, 9+512+len(payload)))
-	if h := len(buf) - 9; h > MaxHeader {
-		return fmt.Errorf("encode frame header: %w", &SizeError{What: "header", Size: int64(h), Max: MaxHeader})
-	}
+	buf := make([]byte, 9, 9+len(h)+len(payload))
 	buf[0] = typ
-	binary.BigEndian.PutUint32(buf[1:5], uint32(len(buf)-9))
+	binary.BigEndian.PutUint32(buf[1:5], uint32(len(h)))
 	binary.BigEndian.PutUint32(buf[5:9], uint32(len(payload)))
+	buf = append(buf, h...)
 	buf = append(buf, payload...)
 	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("write frame: %w", err)
@@ -92,8 +97,7 @@ func writeFrame(w io.Writer, typ byte, appendHeader func([]byte) []byte, payload
 	return nil
 }
 
-// readFrame reads a frame and decodes its header with decode.
-func readFrame(r io.Reader, typ byte, decode func([]byte) error, maxPayload int64) ([]byte, error) {
+func readFrame(r io.Reader, typ byte, header any, maxPayload int64) ([]byte, error) {
 	var pre [9]byte
 	if n, err := io.ReadFull(r, pre[:]); err != nil {
 		if n == 0 && errors.Is(err, io.EOF) {
@@ -116,7 +120,7 @@ func readFrame(r io.Reader, typ byte, decode func([]byte) error, maxPayload int6
 	if err != nil {
 		return nil, fmt.Errorf("read frame header: %w", err)
 	}
-	if err := decode(h); err != nil {
+	if err := json.Unmarshal(h, header); err != nil {
 		return nil, fmt.Errorf("decode frame header: %v: %w", err, api.ErrInvalid)
 	}
 	payload, err := readN(r, plen)
