@@ -2,10 +2,14 @@ package isolation
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"regexp"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"fxd.dev/fxd/api"
 )
 
 // Account is the local POSIX user a process tree runs as. UID 0 is refused
@@ -21,7 +25,7 @@ type Account struct {
 // Spec describes one process tree to start.
 type Spec struct {
 	// ID names the tree uniquely on this node; it becomes the cgroup's
-	// leaf name ([A-Za-z0-9_.-]).
+	// leaf name (1-128 of [A-Za-z0-9_.-], not "." or "..").
 	ID      string
 	Account Account
 	Rootfs  string // "" runs on the host filesystem
@@ -38,12 +42,31 @@ type Spec struct {
 	Stdout, Stderr io.Writer
 }
 
+var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// Check refuses what no executor may start: UID 0 (api.ErrDenied), an ID
+// that is not a cgroup leaf name of its own ("." and ".." would name the
+// parent's or the root cgroup), and an empty Argv (api.ErrInvalid).
+// Executors call it first, then check what is theirs.
+func (s Spec) Check() error {
+	switch {
+	case s.Account.UID == 0:
+		return fmt.Errorf("account %q: uid 0 is refused; run it as an unprivileged account: %w", s.Account.Name, api.ErrDenied)
+	case !validID.MatchString(s.ID) || s.ID == "." || s.ID == "..":
+		return fmt.Errorf("id %q: want 1-128 of [A-Za-z0-9_.-], other than \".\" and \"..\": %w", s.ID, api.ErrInvalid)
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return fmt.Errorf("tree %s: empty argv; give the command to run: %w", s.ID, api.ErrInvalid)
+	}
+	return nil
+}
+
 // Executor starts process trees as accounts inside limits. It runs as root;
 // what it starts never does. Safe for concurrent use.
 type Executor interface {
 	// Start creates the tree's cgroup with the limits, starts Argv in it as
 	// the account and returns once the process runs. It fails with
-	// api.ErrDenied for UID 0 and api.ErrInvalid for a bad spec.
+	// api.ErrDenied for UID 0 and api.ErrInvalid for a bad spec (see
+	// Spec.Check).
 	Start(ctx context.Context, s Spec) (Process, error)
 }
 

@@ -34,7 +34,6 @@ type sifSpec struct {
 	arch    string
 	fs      sif.FSType
 	part    sif.PartType
-	comp    string
 	deffile bool
 }
 
@@ -61,10 +60,6 @@ func SIFFSType(t sif.FSType) SIFOption { return func(s *sifSpec) { s.fs = t } }
 // (sif.PartData or sif.PartSystem make an image with no root filesystem).
 func SIFPartType(t sif.PartType) SIFOption { return func(s *sifSpec) { s.part = t } }
 
-// SIFCompression sets mksquashfs's compressor (default lz4: ten times faster
-// to build than gzip here, and the kernel and squashfuse both read it).
-func SIFCompression(comp string) SIFOption { return func(s *sifSpec) { s.comp = comp } }
-
 // SIFNoDeffile leaves out the definition-file object that images built by
 // apptainer carry, so the root filesystem is the only object.
 func SIFNoDeffile() SIFOption { return func(s *sifSpec) { s.deffile = false } }
@@ -80,7 +75,7 @@ func SIFNoDeffile() SIFOption { return func(s *sifSpec) { s.deffile = false } }
 // test skips, or fails in CI.
 func BuildSIF(tb testing.TB, opts ...SIFOption) string {
 	tb.Helper()
-	s := sifSpec{arch: runtime.GOARCH, fs: sif.FsSquash, part: sif.PartPrimSys, comp: "lz4", deffile: true}
+	s := sifSpec{arch: runtime.GOARCH, fs: sif.FsSquash, part: sif.PartPrimSys, deffile: true}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -111,7 +106,9 @@ func BuildSIF(tb testing.TB, opts ...SIFOption) string {
 		}
 	}
 	sqfs := filepath.Join(dir, "rootfs.sqfs")
-	cmd := exec.Command(mksquashfs, root, sqfs, "-noappend", "-all-root", "-comp", s.comp,
+	// lz4: ten times faster to build than gzip here, and the kernel and
+	// squashfuse both read it.
+	cmd := exec.Command(mksquashfs, root, sqfs, "-noappend", "-all-root", "-comp", "lz4",
 		"-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("mksquashfs %s: %v: %s", root, err, out)
@@ -121,6 +118,23 @@ func BuildSIF(tb testing.TB, opts ...SIFOption) string {
 		tb.Fatalf("build SIF %s: %v", path, err)
 	}
 	return path
+}
+
+// SIFRootfs returns where the primary system partition of the SIF image at
+// path lies in the file, as sif/v2 reads it: the squashfs bytes a test
+// loop-mounts or extracts.
+func SIFRootfs(tb testing.TB, path string) (off, size int64) {
+	tb.Helper()
+	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	if err != nil {
+		tb.Fatalf("load SIF %s: %v", path, err)
+	}
+	defer f.UnloadContainer()
+	d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
+	if err != nil {
+		tb.Fatalf("SIF %s: root file system partition: %v", path, err)
+	}
+	return d.Offset(), d.Size()
 }
 
 // writeSIF wraps the squashfs file sqfs into a new SIF at path.

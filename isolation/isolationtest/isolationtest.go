@@ -25,7 +25,12 @@ import (
 // cgroups under the parent it is given.
 func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation.Executor) {
 	testenv.RequireCgroup(t)
-	parent := fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	// The executor's parent lies in one of the suite's own, so that an
+	// executor that wrongly takes the ID ".." (BadIDRefused) reaches only
+	// that, not the root cgroup, whose processes it would kill.
+	top := fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	parent := top + "/exec"
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, top) })
 	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
 	e := newExec(t, parent)
 	u := testenv.NewUser(t)
@@ -37,6 +42,7 @@ func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation
 		{"RunsAsAccount", runsAsAccount},
 		{"CleanEnvironment", cleanEnvironment},
 		{"RootRefused", rootRefused},
+		{"BadIDRefused", badIDRefused},
 		{"MemoryLimit", memoryLimit},
 		{"PidsLimit", pidsLimit},
 		{"KillWholeTree", killWholeTree},
@@ -96,6 +102,23 @@ func rootRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ stri
 	root.UID = 0
 	if _, err := e.Start(context.Background(), spec(root, "/bin/true")); !errors.Is(err, api.ErrDenied) {
 		t.Errorf("start as uid 0: err = %v, want denied", err)
+	}
+}
+
+// badIDRefused: "." and ".." would make the tree's cgroup the parent or
+// the parent's parent (the root cgroup for a top-level parent), "a/b" a
+// grandchild.
+func badIDRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+	for _, id := range []string{"..", ".", "", "a/b"} {
+		s := spec(a, "/bin/true")
+		s.ID = id
+		p, err := e.Start(context.Background(), s)
+		if err == nil {
+			p.Wait()
+		}
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("start with id %q: err = %v, want invalid", id, err)
+		}
 	}
 }
 

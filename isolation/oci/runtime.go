@@ -25,20 +25,21 @@ var names = []string{"crun", "runc"}
 // FindRuntime finds the OCI runtime: the binary at path (a path or a name
 // looked up on PATH) when path is set, else crun on PATH, else runc. It
 // runs "<runtime> --version" to learn the name and version, so a
-// configured path must be crun or runc. With none installed it fails with
+// configured path must be crun or runc, and must answer within 5 seconds
+// (and before ctx is done). With none installed it fails with
 // api.ErrUnavailable and says so; the daemon then offers only the host
 // runtime.
-func FindRuntime(path string) (Runtime, error) {
+func FindRuntime(ctx context.Context, path string) (Runtime, error) {
 	if path != "" {
 		p, err := exec.LookPath(path)
 		if err != nil {
 			return Runtime{}, fmt.Errorf("OCI runtime %q: %v; install crun or runc, or fix the configured path: %w", path, err, api.ErrUnavailable)
 		}
-		return inspect(p)
+		return inspect(ctx, p)
 	}
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
-			return inspect(p)
+			return inspect(ctx, p)
 		}
 	}
 	return Runtime{}, fmt.Errorf("no OCI runtime (crun or runc) found; install crun, or only the host runtime is offered: %w", api.ErrUnavailable)
@@ -46,14 +47,17 @@ func FindRuntime(path string) (Runtime, error) {
 
 // inspect runs "p --version" and parses the first line: "crun version
 // 1.8.1" or "runc version 1.1.5".
-func inspect(p string) (Runtime, error) {
+func inspect(ctx context.Context, p string) (Runtime, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return Runtime{}, fmt.Errorf("OCI runtime %s: %w", p, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, abs, "--version").Output()
+	out, err := exec.CommandContext(vctx, abs, "--version").Output()
+	if ctx.Err() != nil {
+		return Runtime{}, fmt.Errorf("OCI runtime %s --version: %w", abs, ctx.Err())
+	}
 	if err != nil {
 		return Runtime{}, fmt.Errorf("OCI runtime %s --version: %v; is it crun or runc? %w", abs, err, api.ErrUnavailable)
 	}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -41,11 +42,11 @@ func fakeBin(t *testing.T, dir, name, script string) string {
 
 func TestFindRuntimeNone(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := FindRuntime("")
+	_, err := FindRuntime(t.Context(), "")
 	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "no OCI runtime (crun or runc) found; install crun, or only the host runtime is offered") {
 		t.Errorf("FindRuntime(\"\") with an empty PATH = %v, want the no-runtime message", err)
 	}
-	if _, err := FindRuntime("/nonexistent/crun"); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "/nonexistent/crun") {
+	if _, err := FindRuntime(t.Context(), "/nonexistent/crun"); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "/nonexistent/crun") {
 		t.Errorf("FindRuntime(/nonexistent/crun) = %v, want ErrUnavailable naming the path", err)
 	}
 }
@@ -57,22 +58,27 @@ func TestFindRuntimePrefersCrun(t *testing.T) {
 	dir := t.TempDir()
 	runc := fakeBin(t, dir, "runc", `echo "runc version 1.1.5"`)
 	t.Setenv("PATH", dir)
-	if r, err := FindRuntime(""); err != nil || r.Name != "runc" || r.Path != runc || r.Version != "1.1.5" {
+	if r, err := FindRuntime(t.Context(), ""); err != nil || r.Name != "runc" || r.Path != runc || r.Version != "1.1.5" {
 		t.Errorf("FindRuntime(\"\") with runc only = %+v, %v", r, err)
 	}
 	crun := fakeBin(t, dir, "crun", `echo "crun version 1.8.1"; echo "commit: x"`)
-	if r, err := FindRuntime(""); err != nil || r.Name != "crun" || r.Path != crun || r.Version != "1.8.1" {
+	if r, err := FindRuntime(t.Context(), ""); err != nil || r.Name != "crun" || r.Path != crun || r.Version != "1.8.1" {
 		t.Errorf("FindRuntime(\"\") with crun and runc = %+v, %v, want crun", r, err)
 	}
-	if r, err := FindRuntime(runc); err != nil || r.Name != "runc" {
+	if r, err := FindRuntime(t.Context(), runc); err != nil || r.Name != "runc" {
 		t.Errorf("FindRuntime(%s) = %+v, %v, want the configured runc", runc, r, err)
 	}
 	other := fakeBin(t, dir, "youki", `echo "youki version 0.3.0"`)
-	if _, err := FindRuntime(other); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "only crun and runc") {
+	if _, err := FindRuntime(t.Context(), other); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "only crun and runc") {
 		t.Errorf("FindRuntime(%s) = %v, want refused", other, err)
 	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := FindRuntime(ctx, runc); !errors.Is(err, context.Canceled) {
+		t.Errorf("FindRuntime(canceled ctx, %s) = %v, want context.Canceled", runc, err)
+	}
 	broken := fakeBin(t, dir, "brokenrt", `exit 3`)
-	if _, err := FindRuntime(broken); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "--version") {
+	if _, err := FindRuntime(t.Context(), broken); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "--version") {
 		t.Errorf("FindRuntime(%s) = %v, want the --version failure", broken, err)
 	}
 }
@@ -82,12 +88,12 @@ func TestFindRuntimeInstalled(t *testing.T) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			p := testenv.RequireCommand(t, name)
-			r, err := FindRuntime(p)
+			r, err := FindRuntime(t.Context(), p)
 			if err != nil || r.Name != name || r.Version == "" {
 				t.Fatalf("FindRuntime(%s) = %+v, %v", p, r, err)
 			}
 			if _, err := exec.LookPath("crun"); err == nil {
-				if r, err := FindRuntime(""); err != nil || r.Name != "crun" {
+				if r, err := FindRuntime(t.Context(), ""); err != nil || r.Name != "crun" {
 					t.Errorf("FindRuntime(\"\") = %+v, %v, want crun (preferred)", r, err)
 				}
 			}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/sylabs/sif/v2/pkg/sif"
 
 	"fxd.dev/fxd/internal/testenv"
 	"fxd.dev/fxd/isolation"
@@ -26,16 +25,8 @@ import (
 // -o loop sets autoclear) when the test ends.
 func mountSIF(t *testing.T, img, dir string) {
 	t.Helper()
-	f, err := sif.LoadContainerFromPath(img, sif.OptLoadWithFlag(os.O_RDONLY))
-	if err != nil {
-		t.Fatalf("load SIF %s: %v", img, err)
-	}
-	d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
-	f.UnloadContainer()
-	if err != nil {
-		t.Fatalf("SIF %s: root file system partition: %v", img, err)
-	}
-	opts := "loop,ro,offset=" + strconv.FormatInt(d.Offset(), 10) + ",sizelimit=" + strconv.FormatInt(d.Size(), 10)
+	off, size := testenv.SIFRootfs(t, img)
+	opts := "loop,ro,offset=" + strconv.FormatInt(off, 10) + ",sizelimit=" + strconv.FormatInt(size, 10)
 	if out, err := exec.Command("mount", "-t", "squashfs", "-o", opts, img, dir).CombinedOutput(); err != nil {
 		testenv.Unavailable(t, "loop-mount a squashfs (needs the squashfs and loop kernel modules): "+strings.TrimSpace(string(out)))
 	}

@@ -61,7 +61,9 @@ type Site struct {
 	// read-only at ShimPath; "" mounts none.
 	Shim string
 	// WorkDir is the container path of the private writable work dir, the
-	// process's cwd when the Spec names none; "" is DefaultWorkDir.
+	// process's cwd when the Spec names none; "" is DefaultWorkDir. It may
+	// be /tmp or lie under it, but not in the other mounts NewSpec makes
+	// (/proc, /dev, /sys), and no bind may be at or above it.
 	WorkDir string
 	// TmpSize caps /tmp and the work dir (each a tmpfs, charged to the
 	// container's memory cgroup); 0 is DefaultTmpSize.
@@ -70,8 +72,6 @@ type Site struct {
 	// keeps "fxd".
 	Hostname string
 }
-
-var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // NewSpec returns the runtime-spec configuration of the tenant container
 // that runs s under site's rules: the root file system s.Rootfs read-only;
@@ -106,7 +106,7 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 	if cwd == "" {
 		cwd = site.WorkDir
 	}
-	binds, err := expandBinds(site.Binds, a)
+	binds, err := expandBinds(site.Binds, a, site.WorkDir)
 	if err != nil {
 		return nil, err
 	}
@@ -161,11 +161,11 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 	}, nil
 }
 
-// mounts lists the container's mounts in the order the runtime makes them:
-// a mount point inside another mount comes after it.
-func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
-	size := strconv.FormatInt(site.TmpSize, 10)
-	m := []specs.Mount{
+// fixedMounts are the mounts every container gets, /tmp of tmpSize bytes,
+// in the order the runtime makes them: a mount point inside another mount
+// comes after it. Nothing else may be mounted at or under them (reserved).
+func fixedMounts(tmpSize int64) []specs.Mount {
+	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		// not noexec: the shim is mounted below
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -175,11 +175,17 @@ func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 		// the container's own cgroups, read-only: runtimes (JVM, Go, Python) size themselves from them
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + size}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(tmpSize, 10)}},
 	}
+}
+
+// mounts lists the container's mounts in the order the runtime makes them:
+// the fixed ones, the work dir, the shim, the binds.
+func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
+	m := fixedMounts(site.TmpSize)
 	if site.WorkDir != "/tmp" {
 		m = append(m, specs.Mount{Destination: site.WorkDir, Type: "tmpfs", Source: "tmpfs", Options: []string{
-			"nosuid", "nodev", "mode=0700", "size=" + size,
+			"nosuid", "nodev", "mode=0700", "size=" + strconv.FormatInt(site.TmpSize, 10),
 			"uid=" + strconv.FormatUint(uint64(a.UID), 10), "gid=" + strconv.FormatUint(uint64(a.GID), 10),
 		}})
 	}
@@ -218,6 +224,9 @@ func checkSite(site *Site) error {
 	if site.WorkDir == "/" {
 		return fmt.Errorf("work dir %q: the image root is read-only; pick a directory such as %q: %w", site.WorkDir, DefaultWorkDir, api.ErrInvalid)
 	}
+	if m, ok := reserved(site.WorkDir); ok && m != "/tmp" {
+		return fmt.Errorf("work dir %q: fxd mounts %s itself; pick a directory such as %q: %w", site.WorkDir, m, DefaultWorkDir, api.ErrInvalid)
+	}
 	if site.Shim != "" {
 		if err := checkPath("shim", site.Shim); err != nil {
 			return err
@@ -239,20 +248,14 @@ var validHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-
 
 // checkSpec validates the parts of s that go into the container.
 func checkSpec(s isolation.Spec) error {
-	if !validID.MatchString(s.ID) || s.ID == "." || s.ID == ".." {
-		return fmt.Errorf("container id %q: want 1-128 of [A-Za-z0-9_.-]: %w", s.ID, api.ErrInvalid)
-	}
-	if s.Account.UID == 0 {
-		return fmt.Errorf("account %q: uid 0 is refused; containers run as unprivileged accounts only: %w", s.Account.Name, api.ErrDenied)
+	if err := s.Check(); err != nil {
+		return err
 	}
 	if s.Rootfs == "" {
 		return fmt.Errorf("container %s: no root file system; a container needs the image's mounted root: %w", s.ID, api.ErrInvalid)
 	}
 	if err := checkPath("root file system", s.Rootfs); err != nil {
 		return err
-	}
-	if len(s.Argv) == 0 || s.Argv[0] == "" {
-		return fmt.Errorf("container %s: empty argv: %w", s.ID, api.ErrInvalid)
 	}
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
@@ -276,8 +279,9 @@ func checkPath(what, p string) error {
 	return nil
 }
 
-// expandBinds replaces $USER and $HOME in the binds and validates them.
-func expandBinds(binds []Bind, a isolation.Account) ([]Bind, error) {
+// expandBinds replaces $USER and $HOME in the binds and validates them:
+// none may replace or hide a fixed mount or the work dir.
+func expandBinds(binds []Bind, a isolation.Account, workDir string) ([]Bind, error) {
 	out := make([]Bind, 0, len(binds))
 	seen := map[string]bool{}
 	for _, b := range binds {
@@ -295,8 +299,11 @@ func expandBinds(binds []Bind, a isolation.Account) ([]Bind, error) {
 		if err := checkPath("bind destination", dst); err != nil {
 			return nil, err
 		}
-		if dst == "/" || reserved(dst) {
-			return nil, fmt.Errorf("bind destination %q: fxd mounts /, /proc, /sys, /dev and /tmp itself; bind below another directory: %w", dst, api.ErrInvalid)
+		if m, ok := reserved(dst); ok {
+			return nil, fmt.Errorf("bind destination %q: fxd mounts %s itself; bind below another directory: %w", dst, m, api.ErrInvalid)
+		}
+		if dst == workDir || strings.HasPrefix(workDir, dst+"/") {
+			return nil, fmt.Errorf("bind destination %q: it would hide the work dir %s; bind elsewhere or move the work dir: %w", dst, workDir, api.ErrInvalid)
 		}
 		if seen[dst] {
 			return nil, fmt.Errorf("bind destination %q: bound twice: %w", dst, api.ErrInvalid)
@@ -307,15 +314,18 @@ func expandBinds(binds []Bind, a isolation.Account) ([]Bind, error) {
 	return out, nil
 }
 
-// reserved reports whether a bind at dst would hide or replace a mount
-// NewSpec makes.
-func reserved(dst string) bool {
-	for _, r := range []string{"/proc", "/sys", "/dev", "/tmp"} {
-		if dst == r || strings.HasPrefix(dst, r+"/") {
-			return true
+// reserved returns the mount NewSpec makes that a mount at dst would
+// replace or hide: the image root, or a fixed mount at or above dst.
+func reserved(dst string) (string, bool) {
+	if dst == "/" {
+		return "/", true
+	}
+	for _, m := range fixedMounts(0) {
+		if dst == m.Destination || strings.HasPrefix(dst, m.Destination+"/") {
+			return m.Destination, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // expand replaces $USER and $HOME (also written ${USER}, ${HOME}).

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"regexp"
 	"sync"
 	"syscall"
 	"time"
@@ -33,8 +32,6 @@ type Executor struct {
 	lock   *os.File // holds the parent cgroup for this process
 	log    zerolog.Logger
 }
-
-var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // New checks that this process can start trees as other accounts in
 // cgroups: it must run as root on a host with cgroups.
@@ -104,14 +101,10 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 }
 
 func check(s isolation.Spec) error {
-	switch {
-	case s.Account.UID == 0:
-		return fmt.Errorf("account %q: uid 0 is refused: %w", s.Account.Name, api.ErrDenied)
-	case len(s.Argv) == 0 || s.Argv[0] == "":
-		return fmt.Errorf("empty command: %w", api.ErrInvalid)
-	case !validID.MatchString(s.ID):
-		return fmt.Errorf("tree id %q: use 1-128 of A-Z a-z 0-9 _ . -: %w", s.ID, api.ErrInvalid)
-	case s.Rootfs != "":
+	if err := s.Check(); err != nil {
+		return err
+	}
+	if s.Rootfs != "" {
 		return fmt.Errorf("the plain executor runs on the host file system; images need the oci executor: %w", api.ErrInvalid)
 	}
 	return nil

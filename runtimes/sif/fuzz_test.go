@@ -79,19 +79,8 @@ func FuzzInspect(f *testing.F) {
 func smallSIF(tb testing.TB) []byte {
 	tb.Helper()
 	big := testenv.BuildSIF(tb, testenv.SIFBare(), testenv.SIFNoDeffile(), testenv.SIFFile("hello", 0o644, []byte("hi\n")))
-	fi, err := sif.LoadContainerFromPath(big, sif.OptLoadWithFlag(os.O_RDONLY))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	d, err := fi.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sqfs, err := d.GetData()
-	fi.UnloadContainer()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	off, size := testenv.SIFRootfs(tb, big)
+	sqfs := readAt(tb, big, off, int(size))
 	sqfs = sqfs[:binary.LittleEndian.Uint64(sqfs[sqBytesOffset:])] // drop mksquashfs's padding to 4 KiB
 	di, err := sif.NewDescriptorInput(sif.DataPartition, bytes.NewReader(sqfs),
 		sif.OptPartitionMetadata(sif.FsSquash, sif.PartPrimSys, "amd64"), sif.OptObjectAlignment(8))

@@ -7,63 +7,51 @@ import (
 	"io"
 )
 
-// Layout of the SIF global header and descriptors, as sif/v2 writes them
-// (little endian, packed). header_test.go checks them against real images.
+// Where sif/v2 writes the global header fields that checkHeader reads
+// (little endian, packed); TestLayout checks them against sif/v2.
 const (
-	headerSize     = 128
-	descriptorSize = 585
-	magicOffset    = 32
+	headerSize  = 128
+	magicOffset = 32
+	sifMagic    = "SIF_MAGIC\x00"
+	// tableOffset holds DescriptorsTotal, DescriptorsOffset and
+	// DescriptorsSize, int64 each.
+	tableOffset = 88
 	// maxDescriptors bounds what sif/v2 allocates for the descriptor
 	// table (≈2.4 MB); images hold a few (sif/v2 makes room for 48).
 	maxDescriptors = 4096
-	sifMagic       = "SIF_MAGIC\x00"
-	sifVersion     = "01\x00"
 )
 
-// rawHeader mirrors sif/v2's unexported on-disk header, so that its fields
-// are checked before sif/v2 trusts them (it allocates DescriptorsTotal
-// descriptors, and a negative count would panic).
-type rawHeader struct {
-	LaunchScript      [32]byte
-	Magic             [10]byte
-	Version           [3]byte
-	Arch              [3]byte
-	ID                [16]byte
-	CreatedAt         int64
-	ModifiedAt        int64
-	DescriptorsFree   int64
-	DescriptorsTotal  int64
-	DescriptorsOffset int64
-	DescriptorsSize   int64
-	DataOffset        int64
-	DataSize          int64
-}
-
-// readHeader reads and checks the global header of an image of size bytes.
-func readHeader(r io.ReaderAt, size int64) (rawHeader, error) {
-	var h rawHeader
+// checkHeader checks the global header of an image of size bytes for what
+// sif/v2's LoadContainer cannot be trusted with: the magic, so that other
+// files get ErrNotSIF (sif/v2's error for it is unexported), and the
+// descriptor table, because sif/v2 allocates DescriptorsTotal descriptors
+// before reading them (a negative count panics, a huge one exhausts memory)
+// and a table past the end of the file is a truncation. sif/v2 checks the
+// version.
+func checkHeader(r io.ReaderAt, size int64) error {
 	buf := make([]byte, headerSize)
-	n, err := r.ReadAt(buf, 0)
-	if n < len(buf) && err != io.EOF && err != nil {
-		return h, fmt.Errorf("read header: %w", err)
+	n, err := io.NewSectionReader(r, 0, size).ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read header: %w", err)
 	}
 	buf = buf[:n]
-	if int64(n) > size {
-		buf = buf[:size] // the file shrank since it was measured
-	}
 	if len(buf) < magicOffset+len(sifMagic) || string(buf[magicOffset:magicOffset+len(sifMagic)]) != sifMagic {
-		return h, notSIF(buf)
+		return notSIF(buf)
 	}
 	if len(buf) < headerSize {
-		return h, fmt.Errorf("%w: the file is %d bytes, shorter than the %d-byte SIF header; copy the image again", ErrTruncated, len(buf), headerSize)
+		return fmt.Errorf("%w: the file is %d bytes, shorter than the %d-byte SIF header; copy the image again", ErrTruncated, len(buf), headerSize)
 	}
-	if err := binary.Read(bytes.NewReader(buf), binary.LittleEndian, &h); err != nil {
-		return h, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	field := func(i int) int64 { return int64(binary.LittleEndian.Uint64(buf[tableOffset+8*i:])) }
+	total, off, tsize := field(0), field(1), field(2)
+	switch {
+	case total < 0 || total > maxDescriptors:
+		return fmt.Errorf("%w: header declares %d descriptors (at most %d); the header is corrupt, rebuild the image", ErrMalformed, total, maxDescriptors)
+	case off < 0 || tsize < 0:
+		return fmt.Errorf("%w: descriptor table at %d (%d bytes); the header is corrupt, rebuild the image", ErrMalformed, off, tsize)
+	case !within(off, tsize, size):
+		return fmt.Errorf("%w: the descriptor table ends at byte %d, past the end of the %d-byte file; copy the image again", ErrTruncated, end(off, tsize), size)
 	}
-	if string(h.Version[:]) != sifVersion {
-		return h, fmt.Errorf("%w: SIF format version %q is not supported (want \"01\"); rebuild the image with a current apptainer or singularity", ErrMalformed, bytes.TrimRight(h.Version[:], "\x00"))
-	}
-	return h, checkLayout(h, size)
+	return nil
 }
 
 // notSIF explains what a file without the SIF magic looks like.
@@ -78,26 +66,6 @@ func notSIF(head []byte) error {
 		return fmt.Errorf("%w: the file is %d bytes, too short for a SIF header; %s", ErrNotSIF, len(head), fix)
 	}
 	return fmt.Errorf("%w: no SIF_MAGIC at byte %d; %s", ErrNotSIF, magicOffset, fix)
-}
-
-// checkLayout checks that the descriptor table and the data section lie in
-// a file of size bytes, without overflow.
-func checkLayout(h rawHeader, size int64) error {
-	switch {
-	case h.DescriptorsTotal < 0 || h.DescriptorsTotal > maxDescriptors:
-		return fmt.Errorf("%w: header declares %d descriptors (at most %d); the header is corrupt, rebuild the image", ErrMalformed, h.DescriptorsTotal, maxDescriptors)
-	case h.DescriptorsOffset < headerSize || h.DescriptorsSize < h.DescriptorsTotal*descriptorSize:
-		return fmt.Errorf("%w: descriptor table at %d (%d bytes) cannot hold %d descriptors after the header; the header is corrupt, rebuild the image", ErrMalformed, h.DescriptorsOffset, h.DescriptorsSize, h.DescriptorsTotal)
-	case h.DataOffset < 0 || h.DataSize < 0:
-		return fmt.Errorf("%w: data section at %d (%d bytes); the header is corrupt, rebuild the image", ErrMalformed, h.DataOffset, h.DataSize)
-	}
-	if !within(h.DescriptorsOffset, h.DescriptorsSize, size) {
-		return fmt.Errorf("%w: the descriptor table ends at byte %d, past the end of the %d-byte file; copy the image again", ErrTruncated, end(h.DescriptorsOffset, h.DescriptorsSize), size)
-	}
-	if !within(h.DataOffset, h.DataSize, size) {
-		return fmt.Errorf("%w: the data section ends at byte %d, past the end of the %d-byte file; copy the image again", ErrTruncated, end(h.DataOffset, h.DataSize), size)
-	}
-	return nil
 }
 
 // within reports whether [off, off+n) lies in [0, size), for non-negative

@@ -21,8 +21,6 @@ type Image struct {
 	Size int64
 	// Arch is the root file system's architecture, GOARCH-style ("amd64").
 	Arch string
-	// ID is the image's SIF UUID (not unique across copies; use Digest).
-	ID string
 	// Rootfs is the primary system partition: a squashfs whose bytes are
 	// Rootfs.Offset to Rootfs.Offset+Rootfs.Size of the file, for
 	// `mount -o loop,offset=,sizelimit=`, squashfuse -o offset= or
@@ -33,17 +31,6 @@ type Image struct {
 	Compression string
 	// Objects summarizes every data object, in descriptor order.
 	Objects []Object
-}
-
-// Signed reports whether the image holds at least one signature object.
-// It checks nothing cryptographic: use Verify for that.
-func (im Image) Signed() bool {
-	for _, o := range im.Objects {
-		if o.Type == sif.DataSignature.String() {
-			return true
-		}
-	}
-	return false
 }
 
 // Object summarizes one SIF data object (descriptor).
@@ -61,14 +48,16 @@ type Object struct {
 	FS, Part, Arch string
 }
 
-func summarize(d sif.Descriptor) Object {
+// summarize describes d, and returns its file system and partition types
+// (0 unless d is a partition).
+func summarize(d sif.Descriptor) (Object, sif.FSType, sif.PartType) {
 	o := Object{ID: d.ID(), Group: d.GroupID(), Type: d.DataType().String(), Name: d.Name(), Offset: d.Offset(), Size: d.Size()}
-	if d.DataType() == sif.DataPartition {
-		if fs, pt, arch, err := d.PartitionMetadata(); err == nil {
-			o.FS, o.Part, o.Arch = fs.String(), pt.String(), arch
-		}
+	fs, pt, arch, err := d.PartitionMetadata() // fails for other objects
+	if err != nil {
+		return o, 0, 0
 	}
-	return o
+	o.FS, o.Part, o.Arch = fs.String(), pt.String(), arch
+	return o, fs, pt
 }
 
 // describe lists objects for messages: "1 Def.FILE, 2 FS Squashfs/Data/amd64".
@@ -127,24 +116,19 @@ func inspect(ctx context.Context, path string, o options) (Image, error) {
 		return Image{}, err
 	}
 	defer im.close()
-	d, err := im.rootfs()
+	root, err := im.rootfs()
 	if err != nil {
 		return Image{}, err
 	}
-	root := summarize(d)
-	fs, _, arch, err := d.PartitionMetadata()
+	if im.rootFS != sif.FsSquash {
+		return Image{}, fmt.Errorf("%w: the primary system partition (object %d) is %s; fxd runs squashfs root file systems only: rebuild the image with apptainer build (unencrypted, which makes squashfs)", ErrNotSquashfs, root.ID, root.FS)
+	}
+	comp, err := checkSquashfs(im.r, root.Offset, root.Size)
 	if err != nil {
-		return Image{}, fmt.Errorf("%w: partition %d: %v; rebuild the image", ErrMalformed, d.ID(), err)
+		return Image{}, fmt.Errorf("primary system partition (object %d): %w", root.ID, err)
 	}
-	if fs != sif.FsSquash {
-		return Image{}, fmt.Errorf("%w: the primary system partition (object %d) is %s; fxd runs squashfs root file systems only: rebuild the image with apptainer build (unencrypted, which makes squashfs)", ErrNotSquashfs, d.ID(), fs)
-	}
-	comp, err := checkSquashfs(im.r, d.Offset(), d.Size())
-	if err != nil {
-		return Image{}, fmt.Errorf("primary system partition (object %d): %w", d.ID(), err)
-	}
-	if o.arch != "" && arch != o.arch {
-		return Image{}, fmt.Errorf("%w: the root file system is built for %s, not %s; build or pull the image for linux/%s", ErrWrongArch, arch, o.arch, o.arch)
+	if o.arch != "" && root.Arch != o.arch {
+		return Image{}, fmt.Errorf("%w: the root file system is built for %s, not %s; build or pull the image for linux/%s", ErrWrongArch, root.Arch, o.arch, o.arch)
 	}
 	sum, err := digest(im.r, im.size)
 	if err != nil {
@@ -156,8 +140,7 @@ func inspect(ctx context.Context, path string, o options) (Image, error) {
 	return Image{
 		Digest:      sum,
 		Size:        im.size,
-		Arch:        arch,
-		ID:          im.fi.ID(),
+		Arch:        root.Arch,
 		Rootfs:      root,
 		Compression: comp,
 		Objects:     im.objects,

@@ -49,9 +49,6 @@ func TestInspect(t *testing.T) {
 	if img.Compression != "lz4" {
 		t.Errorf("Compression = %q, want lz4", img.Compression)
 	}
-	if img.Signed() {
-		t.Errorf("Signed() = true for an unsigned image")
-	}
 	r := img.Rootfs
 	if r.Type != "FS" || r.FS != "Squashfs" || r.Part != "*System" || r.Arch != runtime.GOARCH {
 		t.Errorf("Rootfs = %+v, want a Squashfs *System partition for %s", r, runtime.GOARCH)
@@ -85,37 +82,46 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// TestLayout checks the header and descriptor sizes that header.go
-// mirrors from sif/v2, and that a real image's data section ends at the
-// end of the file (the truncation check relies on it).
+// TestLayout checks the header fields that checkHeader reads, and the
+// descriptor fields the tests below patch, against what sif/v2 reads from a
+// real image; and that its last object ends at the end of the file (so
+// that a copy one byte short is refused).
 func TestLayout(t *testing.T) {
-	if n := binary.Size(rawHeader{}); n != headerSize {
-		t.Fatalf("binary.Size(rawHeader{}) = %d, want %d", n, headerSize)
-	}
 	path := testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFFile("hello", 0o644, []byte("hi\n")))
-	h := header(t, path)
-	st, _ := os.Stat(path)
-	if h.DescriptorsTotal <= 0 || h.DescriptorsSize != h.DescriptorsTotal*descriptorSize {
-		t.Errorf("descriptors: %d in %d bytes, want %d bytes each", h.DescriptorsTotal, h.DescriptorsSize, descriptorSize)
+	fi := loadSIF(t, path)
+	h := readAt(t, path, 0, headerSize)
+	// sif/v2 reads a header of headerSize bytes: one byte short, it fails
+	// there; with all of them, it goes on to the descriptors.
+	for n, want := range map[int]string{headerSize - 1: "reading global header", headerSize: "reading descriptors"} {
+		r := &reader{done: func() error { return nil }, r: bytes.NewReader(h[:n])}
+		if _, err := sif.LoadContainer(r, sif.OptLoadWithCloseOnUnload(false)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("sif.LoadContainer(first %d bytes) = %v, want an error %q", n, err, want)
+		}
 	}
-	if h.DataOffset+h.DataSize != st.Size() {
-		t.Errorf("data section ends at %d, file is %d bytes", h.DataOffset+h.DataSize, st.Size())
+	if m := string(h[magicOffset : magicOffset+len(sifMagic)]); m != sifMagic {
+		t.Errorf("header bytes at %d = %q, want %q", magicOffset, m, sifMagic)
 	}
-	fi, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
-	if err != nil {
-		t.Fatal(err)
+	for i, want := range []int64{fi.DescriptorsTotal(), fi.DescriptorsOffset(), fi.DescriptorsSize()} {
+		if got := int64(binary.LittleEndian.Uint64(h[tableOffset+8*i:])); got != want {
+			t.Errorf("header field at %d = %d, sif/v2 says %d", tableOffset+8*i, got, want)
+		}
 	}
-	defer fi.UnloadContainer()
-	d, err := fi.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
-	if err != nil {
-		t.Fatal(err)
+	if fi.DescriptorsTotal() <= 0 || fi.DescriptorsSize() != fi.DescriptorsTotal()*descriptorSize {
+		t.Errorf("descriptors: %d in %d bytes, want %d bytes each", fi.DescriptorsTotal(), fi.DescriptorsSize(), descriptorSize)
 	}
-	raw := readAt(t, path, h.DescriptorsOffset+int64(d.ID()-1)*descriptorSize, descriptorSize)
-	if off := int64(binary.LittleEndian.Uint64(raw[descOffset:])); off != d.Offset() {
-		t.Errorf("descriptor offset field = %d, sif/v2 says %d", off, d.Offset())
-	}
-	if n := int64(binary.LittleEndian.Uint64(raw[descSize:])); n != d.Size() {
-		t.Errorf("descriptor size field = %d, sif/v2 says %d", n, d.Size())
+	fi.WithDescriptors(func(d sif.Descriptor) bool {
+		raw := readAt(t, path, fi.DescriptorsOffset()+int64(d.ID()-1)*descriptorSize, descriptorSize)
+		if off := int64(binary.LittleEndian.Uint64(raw[descOffset:])); off != d.Offset() {
+			t.Errorf("object %d: descriptor offset field = %d, sif/v2 says %d", d.ID(), off, d.Offset())
+		}
+		if n := int64(binary.LittleEndian.Uint64(raw[descSize:])); n != d.Size() {
+			t.Errorf("object %d: descriptor size field = %d, sif/v2 says %d", d.ID(), n, d.Size())
+		}
+		return false
+	})
+	off, size := testenv.SIFRootfs(t, path)
+	if st, err := os.Stat(path); err != nil || off+size != st.Size() {
+		t.Errorf("root file system ends at %d, file is %v (%v); want it last", off+size, st.Size(), err)
 	}
 }
 
@@ -158,14 +164,14 @@ func TestInspectRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := header(t, good)
+	descTable := loadSIF(t, good).DescriptorsOffset()
 	img, err := Inspect(t.Context(), good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := img.Rootfs
-	rootDesc := h.DescriptorsOffset + int64(root.ID-1)*descriptorSize // IDs count from 1, in table order
-	defDesc := h.DescriptorsOffset                                    // object 1 is the definition file
+	rootDesc := descTable + int64(root.ID-1)*descriptorSize // IDs count from 1, in table order
+	defDesc := descTable                                    // object 1 is the definition file
 
 	patch := func(name string, edits ...func(b []byte)) string {
 		b := bytes.Clone(data)
@@ -199,16 +205,16 @@ func TestInspectRefuses(t *testing.T) {
 		{"fifo", fifo, ErrNotSIF, "it is a named pipe"},
 		{"truncated in magic", testenv.TruncatedCopy(t, good, 36), ErrNotSIF, "too short"},
 		{"truncated in header", testenv.TruncatedCopy(t, good, 100), ErrTruncated, "SIF header"},
-		{"truncated in descriptors", testenv.TruncatedCopy(t, good, h.DescriptorsOffset+100), ErrTruncated, "descriptor table"},
+		{"truncated in descriptors", testenv.TruncatedCopy(t, good, descTable+100), ErrTruncated, "descriptor table"},
 		{"truncated in root fs", testenv.TruncatedCopy(t, good, root.Offset+root.Size/2), ErrTruncated, "copy the image again"},
 		{"truncated by one byte", testenv.TruncatedCopy(t, good, int64(len(data)-1)), ErrTruncated, "copy the image again"},
-		{"unknown version", patch("v.sif", func(b []byte) { copy(b[42:], "02\x00") }), ErrMalformed, `version "02"`},
+		{"unknown version", patch("v.sif", func(b []byte) { copy(b[42:], "02\x00") }), ErrMalformed, "incompatible SIF version"},
 		{"negative descriptor count", patch("n.sif", put64(88, -1)), ErrMalformed, "-1 descriptors"},
 		{"huge descriptor count", patch("n.sif", put64(88, 1<<40)), ErrMalformed, "descriptors"},
-		{"descriptor table too small", patch("n.sif", put64(104, 585)), ErrMalformed, "cannot hold"},
+		{"descriptor table too small", patch("n.sif", put64(104, 585)), ErrMalformed, "reading descriptors"},
 		{"descriptor table past the end", patch("n.sif", put64(96, int64(len(data)))), ErrTruncated, "descriptor table"},
-		{"negative data offset", patch("n.sif", put64(112, -4096)), ErrMalformed, "data section"},
-		{"overflowing data size", patch("n.sif", put64(120, 1<<63-1)), ErrTruncated, "data section"},
+		{"negative descriptor table offset", patch("n.sif", put64(96, -4096)), ErrMalformed, "descriptor table at -4096"},
+		{"overflowing descriptor table size", patch("n.sif", put64(104, 1<<63-1)), ErrTruncated, "descriptor table"},
 		{"negative object offset", patch("o.sif", put64(rootDesc+descOffset, -1)), ErrMalformed, "corrupt"},
 		{"object in the header", patch("o.sif", put64(rootDesc+descOffset, 8)), ErrMalformed, "overlaps"},
 		{"huge object", patch("o.sif", put64(rootDesc+descSize, 1<<62)), ErrTruncated, "past the end"},
@@ -281,21 +287,23 @@ func BenchmarkInspect(b *testing.B) {
 	}
 }
 
-// Offsets in a raw descriptor (sif/v2's rawDescriptor, packed).
+// Layout of a raw descriptor (sif/v2's rawDescriptor, packed).
 const (
-	descOffset = 17  // int64 Offset, after DataType, Used, ID, GroupID, LinkedID
-	descSize   = 25  // int64 Size
-	descExtra  = 201 // [384]byte Extra: partition metadata
+	descriptorSize = 585
+	descOffset     = 17  // int64 Offset, after DataType, Used, ID, GroupID, LinkedID
+	descSize       = 25  // int64 Size
+	descExtra      = 201 // [384]byte Extra: partition metadata
 )
 
-// header reads the global header of the image at path.
-func header(t testing.TB, path string) rawHeader {
+// loadSIF loads the image at path read-only with sif/v2, until the test ends.
+func loadSIF(t testing.TB, path string) *sif.FileImage {
 	t.Helper()
-	var h rawHeader
-	if err := binary.Read(bytes.NewReader(readAt(t, path, 0, headerSize)), binary.LittleEndian, &h); err != nil {
+	fi, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	t.Cleanup(func() { fi.UnloadContainer() })
+	return fi
 }
 
 func readAt(t testing.TB, path string, off int64, n int) []byte {

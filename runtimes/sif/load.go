@@ -17,9 +17,13 @@ type image struct {
 	f       *os.File
 	size    int64
 	r       *reader
-	h       rawHeader
 	fi      *sif.FileImage
 	objects []Object
+	// root is the primary system partition, and rootFS its file system,
+	// when nroot (their count) is 1.
+	root   Object
+	rootFS sif.FSType
+	nroot  int
 }
 
 // open opens and checks the SIF image at path: header, descriptor bounds,
@@ -71,25 +75,29 @@ func fileKind(m fs.FileMode) string {
 	return "a special file"
 }
 
-// load checks the header, loads it with sif/v2 and checks every descriptor.
+// load checks the header, loads it with sif/v2, checks every descriptor
+// and finds the primary system partitions.
 func (im *image) load() error {
-	h, err := readHeader(im.r, im.size)
-	if err != nil {
+	if err := checkHeader(im.r, im.size); err != nil {
 		return err
 	}
-	im.h = h
 	fi, err := sif.LoadContainer(im.r, sif.OptLoadWithCloseOnUnload(false))
 	if err != nil {
 		return fmt.Errorf("%w: %v; rebuild the image", ErrMalformed, err)
 	}
 	im.fi = fi
-	descEnd := h.DescriptorsOffset + h.DescriptorsSize // checked by readHeader
+	descOff := fi.DescriptorsOffset()
+	descEnd := descOff + fi.DescriptorsSize() // checked by checkHeader
 	fi.WithDescriptors(func(d sif.Descriptor) bool {
-		err = checkObject(d, h.DescriptorsOffset, descEnd, im.size)
-		if err != nil {
+		if err = checkObject(d, descOff, descEnd, im.size); err != nil {
 			return true
 		}
-		im.objects = append(im.objects, summarize(d))
+		o, fs, pt := summarize(d)
+		if pt == sif.PartPrimSys {
+			im.root, im.rootFS = o, fs
+			im.nroot++
+		}
+		im.objects = append(im.objects, o)
 		return false
 	})
 	return err
@@ -111,18 +119,14 @@ func checkObject(d sif.Descriptor, descOff, descEnd, size int64) error {
 }
 
 // rootfs returns the one primary system partition of the image.
-func (im *image) rootfs() (sif.Descriptor, error) {
-	ds, err := im.fi.GetDescriptors(sif.WithPartitionType(sif.PartPrimSys))
-	if err != nil && !errors.Is(err, sif.ErrNoObjects) {
-		return sif.Descriptor{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	switch len(ds) {
+func (im *image) rootfs() (Object, error) {
+	switch im.nroot {
 	case 0:
-		return sif.Descriptor{}, fmt.Errorf("%w: no primary system partition among its objects (%s); build the image with apptainer build or singularity build, which makes one", ErrNoRootfs, describe(im.objects))
+		return Object{}, fmt.Errorf("%w: no primary system partition among its objects (%s); build the image with apptainer build or singularity build, which makes one", ErrNoRootfs, describe(im.objects))
 	case 1:
-		return ds[0], nil
+		return im.root, nil
 	}
-	return sif.Descriptor{}, fmt.Errorf("%w: %d primary system partitions (%s); keep one (siftool setprim)", ErrMalformed, len(ds), describe(im.objects))
+	return Object{}, fmt.Errorf("%w: %d primary system partitions (%s); keep one (siftool setprim)", ErrMalformed, im.nroot, describe(im.objects))
 }
 
 // reader is the image as sif/v2 reads it: reads fail once done returns an

@@ -92,27 +92,19 @@ func verify(ctx context.Context, path string, kr openpgp.KeyRing) ([]string, err
 	if err != nil {
 		return nil, signatureError(err, failedFP)
 	}
-	if !verified[root.ID()] {
-		return nil, fmt.Errorf("%w: the root file system (object %d) is not covered by a signature; sign the image with apptainer sign, which signs every object group", ErrUnsigned, root.ID())
+	if !verified[root.ID] {
+		return nil, fmt.Errorf("%w: the root file system (object %d) is not covered by a signature; sign the image with apptainer sign, which signs every object group", ErrUnsigned, root.ID)
 	}
 	return signers, nil
 }
 
-// checkSignatureObjects refuses images with no signature object, and
-// signature objects too large to be real.
+// checkSignatureObjects refuses signature objects too large to be real.
+// An image without any fails later, in integrity's verifier.
 func checkSignatureObjects(objs []Object) error {
-	n := 0
 	for _, o := range objs {
-		if o.Type != sif.DataSignature.String() {
-			continue
-		}
-		n++
-		if o.Size > maxSignatureSize {
+		if o.Type == sif.DataSignature.String() && o.Size > maxSignatureSize {
 			return fmt.Errorf("%w: signature object %d is %d bytes (at most %d); re-sign the image", ErrBadSignature, o.ID, o.Size, maxSignatureSize)
 		}
-	}
-	if n == 0 {
-		return fmt.Errorf("%w: the image has no signature; sign it with apptainer sign (or singularity sign) using a key in the site keyring", ErrUnsigned)
 	}
 	return nil
 }
