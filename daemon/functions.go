@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"fxd.dev/fxd/api"
 )
@@ -34,9 +35,12 @@ func checkFunction(s *api.FunctionSpec) error {
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		return fmt.Errorf("function %q: command is empty; give the program and its arguments: %w", s.Name, api.ErrInvalid)
 	}
-	for k := range s.Env {
+	for k, v := range s.Env {
 		if !envName.MatchString(k) {
 			return fmt.Errorf("env %q: not a valid variable name: %w", k, api.ErrInvalid)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("env %q: the value contains a NUL byte, which no process environment can hold; remove it: %w", k, api.ErrInvalid)
 		}
 	}
 	l := s.Limits

@@ -103,3 +103,19 @@ func TestLimitsFor(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckFunctionEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env map[string]string
+		why string // "" = accepted
+	}{
+		{map[string]string{"OMP_NUM_THREADS": "4", "PATH": "/opt/bin:/usr/bin"}, ""},
+		{map[string]string{"1BAD": "x"}, "not a valid variable name"},
+		{map[string]string{"A": "1\x00B=2"}, "NUL byte"},
+	} {
+		err := checkFunction(&api.FunctionSpec{Name: "f", Kind: api.KindCommand, Command: []string{"/bin/true"}, Env: tc.env})
+		if tc.why == "" && err != nil || tc.why != "" && (!errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.why)) {
+			t.Errorf("checkFunction(env %q) = %v, want %q", tc.env, err, tc.why)
+		}
+	}
+}

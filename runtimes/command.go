@@ -83,8 +83,7 @@ func expand(argv []string, j Job) []string {
 
 // taskEnv is the environment of one command task.
 func taskEnv(w *worker, j Job) []string {
-	env := append(append([]string(nil), w.env...), mapEnv(j.Function.Env)...)
-	return append(env,
+	return functionEnv(w.env, j.Function.Env,
 		"FXD_FUNCTION="+j.Function.Ref(),
 		"FXD_TASK_ID="+j.TaskID,
 		"FXD_ATTEMPT="+strconv.Itoa(j.Attempt),

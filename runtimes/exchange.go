@@ -12,19 +12,23 @@ import (
 // exchange runs talk (one request and its answer on w) and returns its
 // error, or kills w's whole tree and returns an outcome when the task
 // times out or ctx is done first. The worker is then to be discarded.
-// talk runs on the caller's goroutine; a kill ends it by closing the
-// worker's pipes.
+// talk runs on the caller's goroutine; a kill ends it by killing the tree
+// and closing the worker's pipes, so that talk returns even if a process
+// holding them outlived the kill.
 func (p *Pools) exchange(ctx context.Context, w *worker, j Job, talk func() error) (error, *outcome) {
 	const (
 		running int32 = iota
 		timedOut
 		cancelled
+		answered // talk ended first
 	)
 	var stop atomic.Int32
 	killFor := func(why int32) func() {
 		return func() {
 			if stop.CompareAndSwap(running, why) {
 				w.proc.Kill()
+				w.stdin.Close()
+				w.rd.Close()
 			}
 		}
 	}
@@ -36,7 +40,7 @@ func (p *Pools) exchange(ctx context.Context, w *worker, j Job, talk func() erro
 	err := talk()
 	unwatch()
 	// Claim the outcome, so a kill cannot start after talk ended.
-	if stop.CompareAndSwap(running, -1) {
+	if stop.CompareAndSwap(running, answered) {
 		return err, nil
 	}
 	w.kill()

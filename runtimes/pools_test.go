@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -478,5 +479,25 @@ func TestPrivatePath(t *testing.T) {
 	os.Chmod(shim, 0o700)
 	if p, _, private := privatePath(shim); !private || p != shim {
 		t.Errorf("privatePath of a 0700 file = %s %v, want the file itself", p, private)
+	}
+}
+
+func TestFunctionEnv(t *testing.T) {
+	base := []string{"HOME=/home/a", "PATH=/usr/bin:/bin", "FXD_WORKER=w1"}
+	for _, tc := range []struct {
+		name string
+		fn   map[string]string
+		fxd  []string
+		want []string
+	}{
+		{"no function env", nil, []string{"FXD_TASK_ID=t1"}, []string{"HOME=/home/a", "PATH=/usr/bin:/bin", "FXD_WORKER=w1", "FXD_TASK_ID=t1"}},
+		{"function env overrides base in place, sorted", map[string]string{"PATH": "/opt/bin", "B": "2", "A": "1"}, nil,
+			[]string{"HOME=/home/a", "PATH=/opt/bin", "FXD_WORKER=w1", "A=1", "B=2"}},
+		{"fxd's own variables win", map[string]string{"FXD_TASK_ID": "forged", "FXD_WORKER": "forged"}, []string{"FXD_TASK_ID=t1"},
+			[]string{"HOME=/home/a", "PATH=/usr/bin:/bin", "FXD_WORKER=forged", "FXD_TASK_ID=t1"}},
+	} {
+		if got := functionEnv(base, tc.fn, tc.fxd...); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: functionEnv = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

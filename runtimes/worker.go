@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -181,13 +183,12 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	id := "fxd-w-" + p.tag + "-" + strconv.FormatInt(p.seq, 10)
 	p.mu.Unlock()
 	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{})}
-	w.env = append(accountEnv(j.Account), "FXD_WORKER="+id)
+	w.env = append(j.Account.Env(), "FXD_WORKER="+id)
 	argv := []string{p.shim}
 	var err error
 	if k.kind == api.KindServable {
 		argv = j.Function.Command
-		w.env = append(w.env, mapEnv(j.Function.Env)...)
-		w.env = append(w.env, "FXD_FUNCTION="+j.Function.Ref())
+		w.env = functionEnv(w.env, j.Function.Env, "FXD_FUNCTION="+j.Function.Ref())
 	}
 	// Every stream is a pipe of our own, so no executor has to copy them
 	// and processes a task leaves behind cannot hold up its Wait.
@@ -285,23 +286,34 @@ func closeAll(fs []*os.File) {
 	}
 }
 
-// accountEnv is the clean environment of a worker of a.
-func accountEnv(a isolation.Account) []string {
-	return []string{
-		"HOME=" + a.Home,
-		"USER=" + a.Name,
-		"LOGNAME=" + a.Name,
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"LANG=C.UTF-8",
+// functionEnv is base with a function's env over it (it may change PATH,
+// say) and fxd's own variables last, which nothing overrides: each key
+// once, the later value winning, since a process would otherwise see
+// whichever copy its libc finds first.
+func functionEnv(base []string, fn map[string]string, fxd ...string) []string {
+	out := make([]string, 0, len(base)+len(fn)+len(fxd))
+	if len(fn) == 0 {
+		return append(append(out, base...), fxd...) // the keys are distinct
 	}
-}
-
-// mapEnv turns a function's env into KEY=value entries, sorted.
-func mapEnv(m map[string]string) []string {
-	env := make([]string, 0, len(m))
-	for k, v := range m {
-		env = append(env, k+"="+v)
+	at := make(map[string]int, cap(out))
+	set := func(kv string) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := at[k]; ok {
+			out[i] = kv
+			return
+		}
+		at[k] = len(out)
+		out = append(out, kv)
 	}
-	sort.Strings(env)
-	return env
+	for _, kv := range base {
+		set(kv)
+	}
+	keys := slices.Sorted(maps.Keys(fn))
+	for _, k := range keys {
+		set(k + "=" + fn[k])
+	}
+	for _, kv := range fxd {
+		set(kv)
+	}
+	return out
 }

@@ -67,7 +67,7 @@ for _ in $(seq 100); do [ -S "$state/fxd/fxd.sock" ] && break; sleep 0.1; done
 
 as_user() { runuser -u "$user" -- env HOME="$state/home" FX_ENDPOINT="unix://$state/fxd/fxd.sock" "$@"; }
 # The servable is the Python example of docs/servable.md, as users copy it.
-sed -n '/^```python$/,/^```$/{/^```/d;p}' docs/servable.md >"$state/home/echo.py"
+sed -n '/^```python$/,/^```$/{/^```python$/d;/^```$/q;p}' docs/servable.md >"$state/home/echo.py"
 as_user "$bin/fx" register echo --kind servable -- /usr/bin/python3 "$state/home/echo.py" >/dev/null
 as_user "$bin/fx" register true -- /bin/true >/dev/null
 

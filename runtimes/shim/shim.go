@@ -84,11 +84,7 @@ func (x *runner) exec(run wire.Run, input []byte) (wire.Result, []byte) {
 	if err != nil {
 		return x.failed(err.Error()), nil
 	}
-	env, err := dedupEnv(run.Env)
-	if err != nil {
-		return x.failed(err.Error()), nil
-	}
-	t, err := start(path, run.Argv, env, run.Dir, input, x.spare)
+	t, err := start(path, run.Argv, run.Env, run.Dir, input, x.spare)
 	x.spare = nil // the task owns them now
 	if err != nil {
 		return x.failed(err.Error()), nil
@@ -131,45 +127,6 @@ func (x *runner) close() {
 		x.spare.close()
 		x.spare = nil
 	}
-}
-
-// dedupEnv returns env as os/exec passes it: only the last entry of each
-// key, no empty entries, and no NUL bytes. It returns env itself when
-// there is nothing to drop.
-func dedupEnv(env []string) ([]string, error) {
-	drop := false
-	for i, kv := range env {
-		if strings.IndexByte(kv, 0) >= 0 {
-			return nil, errors.New("an environment variable contains a NUL byte; remove it from the function's env")
-		}
-		drop = drop || kv == "" || laterKey(env[i+1:], kv)
-	}
-	if !drop {
-		return env, nil
-	}
-	out := make([]string, 0, len(env))
-	for i, kv := range env {
-		if kv != "" && !laterKey(env[i+1:], kv) {
-			out = append(out, kv)
-		}
-	}
-	return out, nil
-}
-
-// laterKey reports whether an entry of env sets the key that kv sets.
-// Entries without "=" have no key and are kept as they are.
-func laterKey(env []string, kv string) bool {
-	i := strings.IndexByte(kv[min(1, len(kv)):], '=')
-	if i < 0 {
-		return false
-	}
-	prefix := kv[:i+min(1, len(kv))+1] // "KEY="
-	for _, e := range env {
-		if strings.HasPrefix(e, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // reapOrphans reaps the task's descendants that have exited since it did
