@@ -18,6 +18,7 @@ import (
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/daemon/store"
+	"fxd.dev/fxd/isolation/cgroup"
 	"fxd.dev/fxd/isolation/plain"
 	"fxd.dev/fxd/runtimes"
 )
@@ -35,6 +36,7 @@ type Daemon struct {
 	store    *store.Store
 	pools    *runtimes.Pools
 	exec     *plain.Executor
+	parent   *os.File // holds workers.cgroup_parent for this daemon
 	disp     *dispatcher
 	metrics  *metrics
 	tokens   tokens
@@ -46,12 +48,18 @@ type Daemon struct {
 // New opens the state dir and the task store and prepares the workers; it
 // listens on nothing until Run.
 func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log.With().Str("component", "daemon").Logger(), version: version}
+	// First, so that a daemon that cannot run tasks (not root, no
+	// cgroups) creates nothing.
+	var err error
+	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
+		return nil, fmt.Errorf("start executor: %w", err)
+	}
 	// 0711: users may reach a socket kept in the state dir, but not list
 	// it; the files in it are 0600.
 	if err := os.MkdirAll(cfg.Site.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create state dir %s: %w", cfg.Site.StateDir, err)
 	}
-	d := &Daemon{cfg: cfg, log: log.With().Str("component", "daemon").Logger(), version: version}
 	m, err := newMapper(cfg.Auth)
 	if err != nil {
 		return nil, err
@@ -60,19 +68,25 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 	if err := d.tokens.load(cfg.TokenFile()); err != nil {
 		return nil, err
 	}
-	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
-		return nil, fmt.Errorf("start executor: %w", err)
+	// Cleanup kills every tree under the parent: only the daemon that
+	// holds it may run it, or two daemons would kill each other's workers.
+	d.parent, err = cgroup.ClaimParent(cfg.Workers.CgroupParent)
+	if errors.Is(err, cgroup.ErrParentHeld) {
+		return nil, fmt.Errorf("workers.cgroup_parent %q is in use by another fxd on this host (%w); stop it, or give each daemon its own cgroup_parent", cfg.Workers.CgroupParent, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workers.cgroup_parent %q: %w", cfg.Workers.CgroupParent, err)
 	}
 	if err := d.exec.Cleanup(); err != nil {
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
 	if d.pools, err = runtimes.New(cfg.Workers, d.exec, log); err != nil {
-		d.exec.Close()
+		d.parent.Close()
 		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
 		d.pools.Close()
-		d.exec.Close()
+		d.parent.Close()
 		return nil, err
 	}
 	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
@@ -166,7 +180,7 @@ func (d *Daemon) close() {
 	if err := d.store.Close(); err != nil {
 		d.log.Error().Err(err).Msg("close task store")
 	}
-	d.exec.Close()
+	d.parent.Close()
 }
 
 // recover queues again every task that was accepted but not finished when

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -22,16 +23,14 @@ func realExecutor(t testing.TB) (isolation.Executor, bool) {
 		return groupExecutor{}, false
 	}
 	testenv.RequireCgroup(t)
-	parent := fmt.Sprintf("fxd-test-runtimes-%d", os.Getpid())
+	parent := fmt.Sprintf("fxd-test-runtimes-%d-%d", os.Getpid(), time.Now().UnixNano())
 	ex, err := plain.New(plain.Config{CgroupParent: parent}, zerolog.New(zerolog.NewTestWriter(t)))
 	if err != nil {
 		t.Fatalf("plain.New: %v", err)
 	}
+	// No ex.Cleanup here: a worker cgroup Pools.Close leaked must make
+	// RemoveCgroupParent fail the test, not be swept away.
 	t.Cleanup(func() {
-		if err := ex.Cleanup(); err != nil {
-			t.Errorf("remove test cgroups: %v", err)
-		}
-		ex.Close()
 		testenv.RemoveCgroupParent(t, parent)
 	})
 	return ex, true

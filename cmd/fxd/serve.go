@@ -58,11 +58,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err := site.check(fl); err != nil {
 		return err
 	}
-	if euid := os.Geteuid(); euid != 0 {
-		return fmt.Errorf("running as uid %d, but fxd must start as root: it runs each task as its caller's own account, "+
-			"in a cgroup, which only root may do (it never runs a task as root). "+
-			"From a checkout, run the dev daemon with: sudo make run; an installed fxd runs from systemd: sudo systemctl start fxd", euid)
-	}
 	cfg, err := site.load()
 	if err != nil {
 		return err
@@ -133,11 +128,36 @@ func (s *siteFlags) load() (*conf.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", s.stateDir, err)
 	}
+	if err := checkDevDir(dir); err != nil {
+		return nil, err
+	}
 	cfg := conf.Dev(dir)
 	if s.cgroupParent != "" {
 		cfg.Workers.CgroupParent = s.cgroupParent
 	}
 	return cfg, cfg.Validate()
+}
+
+// checkDevDir refuses a dev state dir that another user could have
+// prepared: /tmp is shared, and root keeps tokens and the socket there.
+// A missing dir is fine: the daemon creates it.
+func checkDevDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dev state dir: %w", err)
+	}
+	owner := -1
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		owner = int(sys.Uid)
+	}
+	if !st.IsDir() || owner != os.Geteuid() {
+		return fmt.Errorf("dev state dir %s is a symlink, not a directory, or owned by uid %d rather than you (uid %d); "+
+			"another user may have made it: remove it (rm -rf %s) and run again", dir, owner, os.Geteuid(), dir)
+	}
+	return nil
 }
 
 // reloadOnHUP reloads the config on each signal from hup until ctx is

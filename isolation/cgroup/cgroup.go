@@ -262,14 +262,14 @@ func (g *Group) startV2(cmd *exec.Cmd) error {
 // parent.
 var ErrParentHeld = errors.New("cgroup parent held by another process")
 
-// ClaimParent creates the parent group (in the pids hierarchy on v1, the
-// only one on v2) and takes an exclusive lock on it, so that two daemons
+// ClaimParent creates the parent group (in the memory hierarchy on v1,
+// the one dir uses; the only one on v2) and takes an exclusive lock on it, so that two daemons
 // cannot share a parent and remove each other's groups. The lock lasts
 // until the returned file is closed or the process exits.
 func ClaimParent(parent string) (*os.File, error) {
 	dir := filepath.Join(root, parent)
 	if !Unified() {
-		dir = filepath.Join(root, "pids", parent)
+		dir = filepath.Join(root, "memory", parent)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", dir, err)

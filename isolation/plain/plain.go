@@ -29,15 +29,16 @@ type Config struct {
 // never does. Safe for concurrent use.
 type Executor struct {
 	parent string
-	lock   *os.File // holds the parent cgroup for this process
 	log    zerolog.Logger
 }
 
 // New checks that this process can start trees as other accounts in
 // cgroups: it must run as root on a host with cgroups.
 func New(c Config, log zerolog.Logger) (*Executor, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("fxd must run as root to start tasks as their accounts in cgroups; run it from systemd or with sudo")
+	if euid := os.Geteuid(); euid != 0 {
+		return nil, fmt.Errorf("running as uid %d, but fxd must start as root: it runs each task as its caller's own account, "+
+			"in a cgroup, which only root may do (it never runs a task as root). "+
+			"From a checkout, run the dev daemon with: sudo make run; an installed fxd runs from systemd: sudo systemctl start fxd", euid)
 	}
 	if err := cgroup.Available(); err != nil {
 		return nil, err
@@ -45,19 +46,8 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 	if c.CgroupParent == "" || path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent {
 		return nil, fmt.Errorf("workers.cgroup_parent %q: want a clean relative path like \"fxd\": %w", c.CgroupParent, api.ErrInvalid)
 	}
-	lock, err := cgroup.ClaimParent(c.CgroupParent)
-	if errors.Is(err, cgroup.ErrParentHeld) {
-		return nil, fmt.Errorf("workers.cgroup_parent %q is in use by another fxd on this host (%w); stop it, or give each daemon its own cgroup_parent", c.CgroupParent, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("workers.cgroup_parent %q: %w", c.CgroupParent, err)
-	}
-	return &Executor{parent: "/" + c.CgroupParent, lock: lock, log: log.With().Str("component", "isolation.plain").Logger()}, nil
+	return &Executor{parent: "/" + c.CgroupParent, log: log.With().Str("component", "isolation.plain").Logger()}, nil
 }
-
-// Close releases the parent cgroup for another daemon. Trees still
-// running are not stopped.
-func (e *Executor) Close() error { return e.lock.Close() }
 
 // Cleanup kills and removes every tree cgroup a previous run left under
 // the parent (after a crash of the daemon).

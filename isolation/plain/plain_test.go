@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,7 +20,6 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { e.Close() })
 		return e
 	})
 }
@@ -36,7 +34,6 @@ func TestDaemonThreadsStayHome(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { e.Close() })
 		return e
 	})
 	tasks, _ := os.ReadDir("/proc/self/task")
@@ -57,27 +54,6 @@ func TestNotRootRefused(t *testing.T) {
 	}
 }
 
-// Two executors (two daemons) cannot share a cgroup parent: each removes
-// leftover groups under it at start, which would kill the other's trees.
-func TestCgroupParentIsExclusive(t *testing.T) {
-	testenv.RequireCgroup(t)
-	parent := fmt.Sprintf("fxdtest-claim-%d", os.Getpid())
-	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
-	first, err := New(Config{CgroupParent: parent}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(Config{CgroupParent: parent}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "in use by another fxd") {
-		t.Errorf("second New on the same parent = %v, want an error saying it is in use", err)
-	}
-	first.Close()
-	second, err := New(Config{CgroupParent: parent}, zerolog.Nop())
-	if err != nil {
-		t.Fatalf("New after the first closed: %v", err)
-	}
-	second.Close()
-}
-
 // BenchmarkStart is a cold tree: cgroup made, /bin/true started as a
 // user, waited for, cgroup removed.
 func BenchmarkStart(b *testing.B) {
@@ -88,13 +64,7 @@ func BenchmarkStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		e.Close()
-		ds, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
-		for _, d := range ds {
-			os.Remove(d)
-		}
-	})
+	b.Cleanup(func() { testenv.RemoveCgroupParent(b, parent) })
 	a := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
