@@ -92,15 +92,8 @@ func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
 	})
 	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok, stop: stop}
 	c := s.client(tb)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := c.Site(context.Background()); err == nil {
-			return s
-		} else if time.Now().After(deadline) {
-			tb.Fatalf("daemon not answering: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(tb, "the daemon to answer", func() bool { _, err := c.Site(context.Background()); return err == nil })
+	return s
 }
 
 func (s *testSite) client(tb testing.TB) *api.Client {
@@ -160,15 +153,10 @@ func TestSyncAndAsync(t *testing.T) {
 		}
 	}
 	// The synchronous task is stored once it ended.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if got, err := s.d.store.GetTask(task.ID); err == nil && got.State == api.StateSucceeded {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("sync task not stored: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the sync task in the store", func() bool {
+		got, err := s.d.store.GetTask(task.ID)
+		return err == nil && got.State == api.StateSucceeded
+	})
 }
 
 // TestDrainEndsSyncRuns: at shutdown a synchronous run that is running
@@ -255,7 +243,7 @@ func (d *dispatcher) counts() (running, queued int) {
 }
 
 // waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

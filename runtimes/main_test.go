@@ -195,5 +195,3 @@ func cgroupsNamed(id string) []string {
 	}
 	return found
 }
-
-func ptr[T any](v T) *T { return &v }

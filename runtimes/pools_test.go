@@ -202,7 +202,7 @@ func TestWaitersMixedKeys(t *testing.T) {
 	for i := range tasks {
 		job := f.command("true")
 		if i%2 == 1 { // another key: other limits
-			job.Limits.Pids = &specs.LinuxPids{Limit: ptr(int64(100))}
+			job.Limits.Pids = &specs.LinuxPids{Limit: new(int64(100))}
 		}
 		if i%3 == 0 { // a third wait with a short deadline
 			wg.Go(func() {

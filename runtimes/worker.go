@@ -40,6 +40,7 @@ type worker struct {
 // acquire returns a worker of k for j, marked busy, and whether it was
 // started for j.
 func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*worker, bool, error) {
+	woken := false // woken for room that another task took first
 	p.mu.Lock()
 	for {
 		if p.closed {
@@ -98,7 +99,11 @@ func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*wor
 			return w, true, nil
 		}
 		wt := &waiter{key: k, wake: make(chan *worker, 1)}
-		a.waiters = append(a.waiters, wt)
+		if woken {
+			a.waiters = slices.Insert(a.waiters, 0, wt) // keep its turn
+		} else {
+			a.waiters = append(a.waiters, wt)
+		}
 		p.mu.Unlock()
 		var w *worker
 		select {
@@ -128,6 +133,7 @@ func (p *Pools) acquire(ctx context.Context, k key, j Job, maxWorkers int) (*wor
 				return w, false, nil
 			}
 		}
+		woken = true
 		p.mu.Lock()
 	}
 }

@@ -132,7 +132,7 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 		Process: &specs.Process{
 			User: specs.User{
 				UID: a.UID, GID: a.GID, AdditionalGids: append([]uint32(nil), a.Groups...),
-				Umask: ptr(uint32(0o022)),
+				Umask: new(uint32(0o022)),
 			},
 			Args: append([]string(nil), s.Argv...),
 			Env:  append([]string{}, s.Env...),
@@ -367,5 +367,3 @@ func rlimits() []specs.POSIXRlimit {
 		{Type: "RLIMIT_NOFILE", Hard: hard, Soft: soft},
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -24,7 +24,7 @@ func testSpec() isolation.Spec {
 		Rootfs:  "/var/lib/fxd/images/abc/rootfs",
 		Argv:    []string{"/bin/sh", "-c", "id -u"},
 		Env:     []string{"PATH=/bin", "HOME=/home/alice"},
-		Limits:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: ptr(int64(32))}},
+		Limits:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: new(int64(32))}},
 	}
 }
 

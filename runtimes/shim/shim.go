@@ -68,8 +68,11 @@ func Exec(run wire.Run, input []byte) (wire.Result, []byte) {
 
 // runner runs tasks one at a time. With keep set, the process is the
 // subreaper of every process its tasks start, so that when a task has
-// exited leaving none behind, nothing else can hold its pipes: runner then
-// keeps them for the next task, and sets Result.LeftBehind.
+// exited leaving none behind, none of its descendants holds its pipes:
+// runner then keeps them for the next task, and sets Result.LeftBehind.
+// (A process of the same account outside the worker could still open them
+// through /proc/<pid>/fd and write into that account's later outputs;
+// nothing crosses to another account.)
 type runner struct {
 	keep  bool
 	spare *pipes // pipes kept from the last task

@@ -194,20 +194,27 @@ func TestServeKeepsPipes(t *testing.T) {
 	// nothing of the first shows in the second, and the status flags the
 	// first set on its stdout are gone.
 	nonblock := `import fcntl, os, sys; print(bool(fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK)); sys.stdout.flush(); fcntl.fcntl(1, fcntl.F_SETFL, os.O_NONBLOCK | os.O_APPEND)`
+	stdoutPipe := wire.Run{Argv: []string{"readlink", "/proc/self/fd/1"}}
 	res, out := serve(t,
+		stdoutPipe,
 		wire.Run{Argv: []string{"sh", "-c", "printf one; printf err1 >&2"}},
 		wire.Run{Argv: []string{"python3", "-c", nonblock}},
 		wire.Run{Argv: []string{"python3", "-c", nonblock}},
 		wire.Run{Argv: []string{"sh", "-c", "printf two"}},
+		stdoutPipe,
 	)
-	want := []string{"one", "False\n", "False\n", "two"}
+	want := []string{"", "one", "False\n", "False\n", "two", ""}
 	for i := range want {
-		if out[i] != want[i] || res[i].ExitCode != 0 || res[i].LeftBehind {
+		if want[i] != "" && out[i] != want[i] || res[i].ExitCode != 0 || res[i].LeftBehind {
 			t.Errorf("task %d: %+v, %q; want %q", i, res[i], out[i], want[i])
 		}
 	}
-	if res[0].Stderr != "err1" || res[3].Stderr != "" {
-		t.Errorf("stderr: %q, %q; want \"err1\", \"\"", res[0].Stderr, res[3].Stderr)
+	if res[1].Stderr != "err1" || res[4].Stderr != "" {
+		t.Errorf("stderr: %q, %q; want \"err1\", \"\"", res[1].Stderr, res[4].Stderr)
+	}
+	// The same pipe served them all.
+	if !strings.HasPrefix(out[0], "pipe:[") || out[0] != out[5] {
+		t.Errorf("stdout of the first and last task: %q and %q; want the same pipe", out[0], out[5])
 	}
 }
 
@@ -215,16 +222,23 @@ func TestServeLeftBehind(t *testing.T) {
 	// A task that leaves a process behind gets LeftBehind, and its pipes
 	// serve no other task: what that process writes later goes nowhere.
 	res, out := serve(t,
-		wire.Run{Argv: []string{"sh", "-c", "printf one; (sleep 0.3; echo late; echo late >&2) & echo $! >&2"}},
-		wire.Run{Argv: []string{"sh", "-c", "sleep 0.5; printf two"}},
+		wire.Run{Argv: []string{"sh", "-c", "printf one; readlink /proc/self/fd/1 >&2; (sleep 0.3; echo late; echo late >&2) & echo $! >&2"}},
+		wire.Run{Argv: []string{"sh", "-c", "sleep 0.5; printf two; readlink /proc/self/fd/1 >&2"}},
 	)
-	if pid, err := strconv.Atoi(strings.TrimSpace(res[0].Stderr)); err == nil {
-		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	lines := strings.Fields(res[0].Stderr) // its pipe, the background pid
+	if len(lines) == 2 {
+		if pid, err := strconv.Atoi(lines[1]); err == nil {
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		}
 	}
-	if out[0] != "one" || !res[0].LeftBehind {
+	if out[0] != "one" || !res[0].LeftBehind || len(lines) != 2 {
 		t.Errorf("first task: %+v, %q; want \"one\", left behind", res[0], out[0])
 	}
-	if out[1] != "two" || res[1].Stderr != "" || res[1].ExitCode != 0 {
+	second := strings.TrimSpace(res[1].Stderr)
+	if out[1] != "two" || res[1].ExitCode != 0 || !strings.HasPrefix(second, "pipe:[") {
 		t.Errorf("second task: %+v, %q; want \"two\" alone", res[1], out[1])
+	}
+	if len(lines) == 2 && lines[0] == second {
+		t.Errorf("second task got the pipe of the first (%s), which a process left behind still holds", second)
 	}
 }

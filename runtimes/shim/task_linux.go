@@ -17,8 +17,8 @@ import (
 // gets, which the shim holds too until the task's process has exited
 // (-1 once closed). Holding them, the shim sees the exit once, on the
 // pidfd, not also as the pipes' hang-up just before; and when the task
-// left nothing behind, the pipes are empty and nobody else holds them,
-// so they can serve the next task (see runner).
+// left nothing behind, the pipes are empty and none of its processes
+// holds them, so they can serve the next task (see runner for the limit).
 type pipes struct{ r, w [2]int }
 
 func newPipes() (*pipes, error) {
