@@ -143,7 +143,7 @@ func TestUnixPeerCredentials(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
 	s := startSite(t, rules+"\n[[auth.map]]\nregex = '^uid:([0-9]+)$'\naccount = \"$1\"\n")
 	u := tenants[0].user
-	cmd := exec.Command(filepath.Join(binDir, "fx"), "site", "--json")
+	cmd := exec.Command(bin(t, "fx"), "site", "--json")
 	cmd.Env = []string{"FX_ENDPOINT=unix://" + s.socket, "HOME=" + u.Home, "PATH=/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
 	out, err := cmd.CombinedOutput()
@@ -225,16 +225,16 @@ func TestConfigCheckCommand(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "fxd.toml")
 	os.WriteFile(path, []byte("[site]\nname = \"ok\"\n\n[limits]\nmax_batch = \"many\"\n"), 0o600)
-	out, err := exec.Command(filepath.Join(binDir, "fxd"), "config", "check", path).CombinedOutput()
+	out, err := exec.Command(bin(t, "fxd"), "config", "check", path).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "fxd.toml:5") || !strings.Contains(string(out), "max_batch") {
 		t.Errorf("config check of a bad file: err %v, output %q; want failure naming line 5 and max_batch", err, out)
 	}
-	def, err := exec.Command(filepath.Join(binDir, "fxd"), "config", "default").Output()
+	def, err := exec.Command(bin(t, "fxd"), "config", "default").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(path, def, 0o600)
-	if out, err := exec.Command(filepath.Join(binDir, "fxd"), "config", "check", path).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin(t, "fxd"), "config", "check", path).CombinedOutput(); err != nil {
 		t.Errorf("config check of `fxd config default`: %v\n%s", err, out)
 	}
 }

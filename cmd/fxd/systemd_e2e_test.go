@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
-	"fxd.dev/fxd/internal/testenv"
 )
 
 // notifySocket is systemd's end of NOTIFY_SOCKET for a spawned fxd: a
@@ -101,54 +100,23 @@ func notifyHasLine(msg, line string) bool {
 	return false
 }
 
-// newSystemdSite writes a site config like startSiteWith but does not
-// start fxd: startUnderSystemd does.
-func newSystemdSite(t *testing.T, endpoint, extra string) *site {
-	t.Helper()
-	testenv.RequireCgroup(t)
-	if testing.Short() {
-		t.Skip("skipped with -short: starts the fxd binary")
-	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	s := &site{t: t, dir: dir, socket: filepath.Join(dir, "fxd.sock"), cgParent: randomName("fxdtest-")}
-	cfg := siteConfig(filepath.Join(dir, "state"), s.socket, s.cgParent, endpoint, extra)
-	if err := os.WriteFile(s.configPath(), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// startUnderSystemd starts fxd serve as systemd does: env added to a clean
-// environment, files as fd 3, 4, …, and each of pidVars (LISTEN_PID,
-// WATCHDOG_PID) set to fxd's own PID, which sh knows as $$ and keeps
-// through exec. It does not wait for fxd to serve. fxd is stopped (SIGTERM,
-// then checked for leftover cgroups) when the test ends.
+// startUnderSystemd starts fxd serve on s's config as systemd does: env
+// added to a clean environment, files as fd 3, 4, …, and each of pidVars
+// (LISTEN_PID, WATCHDOG_PID) set to fxd's own PID, which sh knows as $$
+// and keeps through exec. It does not wait for fxd to serve.
 func startUnderSystemd(s *site, env []string, files []*os.File, pidVars ...string) {
-	t := s.t
-	t.Helper()
-	logf, err := os.OpenFile(filepath.Join(s.dir, "fxd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.log = logf
+	s.t.Helper()
 	script := "exec \"$0\" \"$@\""
 	for _, v := range pidVars {
 		script = v + "=$$ " + script
 	}
-	s.cmd = exec.Command("/bin/sh", "-c", script, filepath.Join(binDir, "fxd"), "serve", "--config", s.configPath())
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, env...)
-	s.cmd.ExtraFiles = files
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start fxd: %v", err)
-	}
+	cmd := exec.Command("/bin/sh", "-c", script, bin(s.t, "fxd"), "serve", "--config", s.configPath())
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.ExtraFiles = files
+	s.spawn(cmd)
 	for _, f := range files {
 		f.Close() // fxd has its copies; the test keeps the sockets open, as systemd does
 	}
-	s.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.exited)
-	t.Cleanup(s.stop)
 }
 
 // sigterm stops fxd as systemd does.
@@ -159,32 +127,11 @@ func sigterm(s *site) {
 	}
 }
 
-// waitExit waits up to 30 s for fxd to exit and returns its exit code.
-func waitExit(s *site) int {
-	s.t.Helper()
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		s.t.Fatalf("fxd did not exit within 30s:\n%s", s.logs())
-	}
-	return s.cmd.ProcessState.ExitCode()
-}
-
-// getHealthz is one GET /healthz with no retries.
-func getHealthz(c *http.Client) (int, error) {
-	resp, err := c.Get("http://fxd/healthz")
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
 // Under Type=notify fxd says READY=1 with a STATUS line once it serves,
 // pings the watchdog that WATCHDOG_USEC asks for, says STOPPING=1 on
 // SIGTERM and exits cleanly.
 func TestSystemdNotify(t *testing.T) {
-	s := newSystemdSite(t, "", "")
+	s := newSite(t, "", "")
 	n := listenNotify(t)
 	// No WATCHDOG_PID: the watchdog is meant for whoever reads the variable.
 	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, nil)
@@ -193,7 +140,7 @@ func TestSystemdNotify(t *testing.T) {
 	if want := "STATUS=serving on unix:" + s.socket; !notifyHasLine(ready, want) {
 		t.Errorf("READY datagram = %q, want the line %q", ready, want)
 	}
-	if code, err := getHealthz(s.rawHTTP()); err != nil || code != http.StatusOK {
+	if code, err := s.healthz(); err != nil || code != http.StatusOK {
 		t.Errorf("GET /healthz right after READY=1 = %d, %v; want 200", code, err)
 	}
 	n.await(s, "WATCHDOG=1", 10*time.Second)
@@ -201,7 +148,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	sigterm(s)
 	n.await(s, "STOPPING=1", 10*time.Second)
-	if code := waitExit(s); code != 0 {
+	if code := s.waitExit(); code != 0 {
 		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
 	}
 	if _, err := os.Lstat(s.socket); !errors.Is(err, os.ErrNotExist) {
@@ -214,7 +161,7 @@ func TestSystemdNotify(t *testing.T) {
 // the end.
 func TestSystemdDrainRequeues(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
-	s := newSystemdSite(t, "", rules) // drain_grace = "5s"
+	s := newSite(t, "", rules) // drain_grace = "5s"
 	n := listenNotify(t)
 	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path}, nil)
 	n.await(s, "READY=1", 20*time.Second)
@@ -229,10 +176,10 @@ func TestSystemdDrainRequeues(t *testing.T) {
 	start := time.Now()
 	sigterm(s)
 	n.await(s, "STOPPING=1", 10*time.Second)
-	if code, err := getHealthz(s.rawHTTP()); err == nil && code == http.StatusOK {
+	if code, err := s.healthz(); err == nil && code == http.StatusOK {
 		t.Errorf("GET /healthz during the drain = 200; want it refused or 503")
 	}
-	code := waitExit(s)
+	code := s.waitExit()
 	took := time.Since(start)
 	if code != 0 {
 		t.Errorf("fxd exit code after the drain = %d, want 0:\n%s", code, s.logs())
@@ -273,7 +220,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	t.Cleanup(func() { tcpLn.Close() })
 	addr := tcpLn.Addr().String()
-	s := newSystemdSite(t, fmt.Sprintf("listen = %q\ntls_cert = %q\ntls_key = %q\n", addr, serverCert, serverKey), rules)
+	s := newSite(t, fmt.Sprintf("listen = %q\ntls_cert = %q\ntls_key = %q\n", addr, serverCert, serverKey), rules)
 
 	// The unix socket, as systemd makes it for ListenStream=<endpoint.socket>.
 	unixLn, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.socket, Net: "unix"})
@@ -322,7 +269,7 @@ func TestSocketActivation(t *testing.T) {
 
 	sigterm(s)
 	n.await(s, "STOPPING=1", 10*time.Second)
-	if code := waitExit(s); code != 0 {
+	if code := s.waitExit(); code != 0 {
 		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
 	}
 	// The sockets are systemd's: still there, and still the test's.
@@ -357,7 +304,7 @@ func assertStillListening(t *testing.T, ln net.Listener) {
 // A passed socket that [endpoint] does not name stops fxd at start, with
 // a message naming the socket; fxd never says READY=1.
 func TestSocketActivationUnknownSocket(t *testing.T) {
-	s := newSystemdSite(t, "", "")
+	s := newSite(t, "", "")
 	other := filepath.Join(s.dir, "other.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: other, Net: "unix"})
 	if err != nil {
