@@ -129,7 +129,10 @@ func TestForkBomb(t *testing.T) {
 	s := startSite(t, rules)
 	c, other := s.client(tenants[0].id), s.client(tenants[1].id)
 	const pidsLimit = 64
-	register(t, c, api.FunctionSpec{Name: "bomb", Command: []string{"/bin/sh", "-c", "b() { b | b & }; b; sleep 30"},
+	// The shell execs sleep rather than forking it: a fork refused at
+	// the limit would end the task early ("exit status 2") instead of
+	// holding it until the timeout.
+	register(t, c, api.FunctionSpec{Name: "bomb", Command: []string{"/bin/sh", "-c", "b() { b | b & }; b; exec sleep 30"},
 		Limits: api.Limits{Pids: pidsLimit, Timeout: api.Duration(5 * time.Second)}})
 	register(t, c, api.FunctionSpec{Name: "echo", Command: []string{"/bin/cat"}})
 	bystander := startBystander(t, other)
