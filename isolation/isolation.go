@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -94,4 +95,22 @@ type ExitStatus struct {
 	Signal   string // "killed", "terminated", … when killed by a signal
 	OOMKills int    // processes of the tree killed for memory
 	Duration time.Duration
+}
+
+// SignalName names a signal that ended a process for people: "killed",
+// "terminated", … or the signal's own name.
+func SignalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "killed"
+	case syscall.SIGTERM:
+		return "terminated"
+	case syscall.SIGSEGV:
+		return "segmentation fault"
+	case syscall.SIGABRT:
+		return "aborted"
+	case syscall.SIGINT:
+		return "interrupted"
+	}
+	return s.String()
 }

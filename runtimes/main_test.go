@@ -3,7 +3,6 @@ package runtimes
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -35,10 +34,8 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "fxd-shim"), "fxd.dev/fxd/cmd/fxd-shim")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fxd-shim: %v\n%s", err, out)
+	if _, err := testenv.BuildShim(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	for name, src := range map[string]string{"servable.py": "testdata/servable.py", "upper.py": ""} {

@@ -194,6 +194,10 @@ func writeBusyboxRoot(tb testing.TB, root string) {
 			tb.Fatal(err)
 		}
 	}
+	// Scripts and tests name /usr/bin/env, as in most images.
+	if err := os.Symlink("../../bin/busybox", filepath.Join(root, "usr/bin/env")); err != nil {
+		tb.Fatal(err)
+	}
 	etc := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",

@@ -22,8 +22,10 @@ import (
 )
 
 // Run runs the suite against executors made by newExec, which must place
-// cgroups under the parent it is given.
-func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation.Executor) {
+// cgroups under the parent it is given. Every tree runs in rootfs, an
+// image root with busybox's applets in /bin and /usr/bin/env (see
+// testenv.BuildSIF), or on the host file system when rootfs is "".
+func Run(t *testing.T, rootfs string, newExec func(t *testing.T, cgroupParent string) isolation.Executor) {
 	testenv.RequireCgroup(t)
 	// The executor's parent lies in one of the suite's own, so that an
 	// executor that wrongly takes the ID ".." (BadIDRefused) reaches only
@@ -37,7 +39,7 @@ func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation
 	acct := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Groups: []uint32{u.GID}, Home: u.Home}
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, e isolation.Executor, a isolation.Account, parent string)
+		fn   func(t *testing.T, e executor, a isolation.Account, parent string)
 	}{
 		{"RunsAsAccount", runsAsAccount},
 		{"CleanEnvironment", cleanEnvironment},
@@ -50,15 +52,22 @@ func Run(t *testing.T, newExec func(t *testing.T, cgroupParent string) isolation
 		{"Stdio", stdio},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, e, acct, parent) })
+		t.Run(c.name, func(t *testing.T) { c.fn(t, executor{e, rootfs}, acct, parent) })
 	}
 }
 
-func spec(a isolation.Account, argv ...string) isolation.Spec {
-	return isolation.Spec{ID: "t-" + rand.Text()[:12], Account: a, Argv: argv, Env: a.Env()}
+// executor is the executor under test and the root file system its trees
+// run in.
+type executor struct {
+	isolation.Executor
+	rootfs string
 }
 
-func start(t *testing.T, e isolation.Executor, s isolation.Spec) isolation.Process {
+func (e executor) spec(a isolation.Account, argv ...string) isolation.Spec {
+	return isolation.Spec{ID: "t-" + rand.Text()[:12], Account: a, Rootfs: e.rootfs, Argv: argv, Env: a.Env()}
+}
+
+func start(t *testing.T, e executor, s isolation.Spec) isolation.Process {
 	t.Helper()
 	p, err := e.Start(context.Background(), s)
 	if err != nil {
@@ -68,7 +77,7 @@ func start(t *testing.T, e isolation.Executor, s isolation.Spec) isolation.Proce
 	return p
 }
 
-func output(t *testing.T, e isolation.Executor, s isolation.Spec) (string, isolation.ExitStatus) {
+func output(t *testing.T, e executor, s isolation.Spec) (string, isolation.ExitStatus) {
 	t.Helper()
 	var out bytes.Buffer
 	s.Stdout = &out
@@ -80,27 +89,33 @@ func output(t *testing.T, e isolation.Executor, s isolation.Spec) (string, isola
 	return out.String(), st
 }
 
-func runsAsAccount(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	out, st := output(t, e, spec(a, "/bin/sh", "-c", "id -u; id -g; id -G; pwd"))
-	want := fmt.Sprintf("%d\n%d\n%d\n%s\n", a.UID, a.GID, a.GID, a.Home)
+func runsAsAccount(t *testing.T, e executor, a isolation.Account, _ string) {
+	s := e.spec(a, "/bin/sh", "-c", "id -u; id -g; id -G; pwd")
+	dir := a.Home // the default on the host
+	if e.rootfs != "" {
+		s.Dir, dir = "/tmp", "/tmp" // images have no home directories
+	}
+	out, st := output(t, e, s)
+	want := fmt.Sprintf("%d\n%d\n%d\n%s\n", a.UID, a.GID, a.GID, dir)
 	if out != want || st.Code != 0 {
 		t.Errorf("id = %q (exit %d), want %q", out, st.Code, want)
 	}
 }
 
-func cleanEnvironment(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	s := spec(a, "/usr/bin/env")
-	s.Env = []string{"ONLY=this"}
+func cleanEnvironment(t *testing.T, e executor, a isolation.Account, _ string) {
+	// HOME is given: OCI runtimes add one when it is missing.
+	s := e.spec(a, "/usr/bin/env")
+	s.Env = []string{"ONLY=this", "HOME=/nonexistent"}
 	out, _ := output(t, e, s)
-	if out != "ONLY=this\n" {
-		t.Errorf("env = %q, want exactly ONLY=this", out)
+	if out != "ONLY=this\nHOME=/nonexistent\n" {
+		t.Errorf("env = %q, want exactly ONLY=this and HOME=/nonexistent", out)
 	}
 }
 
-func rootRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+func rootRefused(t *testing.T, e executor, a isolation.Account, _ string) {
 	root := a
 	root.UID = 0
-	if _, err := e.Start(context.Background(), spec(root, "/bin/true")); !errors.Is(err, api.ErrDenied) {
+	if _, err := e.Start(context.Background(), e.spec(root, "/bin/true")); !errors.Is(err, api.ErrDenied) {
 		t.Errorf("start as uid 0: err = %v, want denied", err)
 	}
 }
@@ -108,9 +123,9 @@ func rootRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ stri
 // badIDRefused: "." and ".." would make the tree's cgroup the parent or
 // the parent's parent (the root cgroup for a top-level parent), "a/b" a
 // grandchild.
-func badIDRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
+func badIDRefused(t *testing.T, e executor, a isolation.Account, _ string) {
 	for _, id := range []string{"..", ".", "", "a/b"} {
-		s := spec(a, "/bin/true")
+		s := e.spec(a, "/bin/true")
 		s.ID = id
 		p, err := e.Start(context.Background(), s)
 		if err == nil {
@@ -122,8 +137,8 @@ func badIDRefused(t *testing.T, e isolation.Executor, a isolation.Account, _ str
 	}
 }
 
-func memoryLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	s := spec(a, "/bin/sh", "-c", "head -c 200000000 /dev/zero | tail > /dev/null")
+func memoryLimit(t *testing.T, e executor, a isolation.Account, _ string) {
+	s := e.spec(a, "/bin/sh", "-c", "head -c 200000000 /dev/zero | tail > /dev/null")
 	limit := int64(32 << 20)
 	s.Limits.Memory = &specs.LinuxMemory{Limit: &limit}
 	_, st := output(t, e, s)
@@ -132,8 +147,8 @@ func memoryLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ stri
 	}
 }
 
-func pidsLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	s := spec(a, "/bin/sh", "-c", "for i in $(seq 100); do sleep 30 & done; wait")
+func pidsLimit(t *testing.T, e executor, a isolation.Account, _ string) {
+	s := e.spec(a, "/bin/sh", "-c", "for i in $(seq 100); do sleep 30 & done; wait")
 	limit := int64(16)
 	s.Limits.Pids = &specs.LinuxPids{Limit: &limit}
 	var errb bytes.Buffer
@@ -157,8 +172,8 @@ func pidsLimit(t *testing.T, e isolation.Executor, a isolation.Account, _ string
 	}
 }
 
-func killWholeTree(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	p := start(t, e, spec(a, "/bin/sh", "-c", "setsid sleep 300 & (sleep 300 &) ; sleep 300"))
+func killWholeTree(t *testing.T, e executor, a isolation.Account, _ string) {
+	p := start(t, e, e.spec(a, "/bin/sh", "-c", "setsid sleep 300 & (sleep 300 &) ; sleep 300"))
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if n, _ := p.Procs(); n >= 3 {
 			break
@@ -179,8 +194,8 @@ func killWholeTree(t *testing.T, e isolation.Executor, a isolation.Account, _ st
 	}
 }
 
-func cgroupRemoved(t *testing.T, e isolation.Executor, a isolation.Account, parent string) {
-	s := spec(a, "/bin/true")
+func cgroupRemoved(t *testing.T, e executor, a isolation.Account, parent string) {
+	s := e.spec(a, "/bin/true")
 	_, st := output(t, e, s)
 	if st.Code != 0 {
 		t.Errorf("/bin/true exit %d", st.Code)
@@ -190,8 +205,8 @@ func cgroupRemoved(t *testing.T, e isolation.Executor, a isolation.Account, pare
 	}
 }
 
-func stdio(t *testing.T, e isolation.Executor, a isolation.Account, _ string) {
-	s := spec(a, "/bin/sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3")
+func stdio(t *testing.T, e executor, a isolation.Account, _ string) {
+	s := e.spec(a, "/bin/sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3")
 	var errb bytes.Buffer
 	s.Stdin, s.Stderr = strings.NewReader("hello"), &errb
 	out, st := output(t, e, s)

@@ -4,8 +4,9 @@
 // It owns the config.json of a container (NewSpec: read-only image root,
 // tenant UID/GIDs, no capabilities, no_new_privileges, private namespaces,
 // private /tmp and work dir, site bind mounts, the shim, cgroup limits) and
-// runtime discovery (FindRuntime). Starting, waiting for and killing
-// containers through the runtime is the executor's job, a later slice.
+// runtime discovery (FindRuntime), and the Executor, which starts, waits for
+// and kills containers through the runtime, each under a monitor process
+// (fxd-shim monitor, see Monitor) that is its first process's parent.
 //
 // Privilege: the runtime runs as root (as fxd does); the container process
 // never does: NewSpec refuses UID 0 and drops every capability.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,119 +39,92 @@ func mountSIF(t *testing.T, img, dir string) {
 	})
 }
 
-// TestRuncRunsTenant runs a busybox SIF with runc under the spec NewSpec
-// makes, as a throwaway account, and checks from inside what the spec
-// promises. crun is not tried here: on this hybrid cgroup host it needs a
-// private mount namespace without /sys/fs/cgroup/unified (a later slice).
-func TestRuncRunsTenant(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: starts a container")
+// TestContainerIsolation runs a busybox image with each runtime through
+// the executor, as a throwaway account, and checks from inside what
+// NewSpec promises.
+func TestContainerIsolation(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name,
+				testenv.SIFFile("mnt/rw/.keep", 0o644, nil),
+				testenv.SIFFile("mnt/ro/.keep", 0o644, nil),
+				testenv.SIFFile("mnt/site/.keep", 0o644, nil))
+			testIsolation(t, rootfs, rt)
+		})
 	}
-	testenv.RequireCgroup(t)
-	runc := testenv.RequireCommand(t, "runc")
-	testenv.RequireCommand(t, "mount")
-	img := testenv.BuildSIF(t,
-		testenv.SIFFile("mnt/rw/.keep", 0o644, nil),
-		testenv.SIFFile("mnt/ro/.keep", 0o644, nil))
+}
+
+func testIsolation(t *testing.T, rootfs string, rt Runtime) {
 	u := testenv.NewUser(t)
-
-	bundle := t.TempDir()
-	rootfs := filepath.Join(bundle, "rootfs")
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mountSIF(t, img, rootfs)
-
 	b := make([]byte, 4)
 	rand.Read(b)
-	id := "ocitest-" + hex.EncodeToString(b)
 	parent := "fxdtest-oci-" + hex.EncodeToString(b)
-	mem, pids := int64(64<<20), int64(32)
-	script := strings.Join([]string{
-		"echo uid=$(id -u) gid=$(id -g) groups=$(id -G)",
-		"grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status | tr -d '\\t' | tr ':' '='",
-		"echo pid=$$ cwd=$(pwd) host=$(hostname)",
-		"touch /bin/x 2>/dev/null && echo rootfs=writable || echo rootfs=ro",
-		"touch /tmp/t && echo tmp=ok tmpmode=$(stat -c %A /tmp)",
-		"touch ./w && echo work=ok workmode=$(stat -c %a .)",
-		"echo hi > /mnt/rw/f && echo rw=ok",
-		"touch /mnt/ro/g 2>/dev/null && echo ro=writable || echo ro=ok",
-		"cmp -s /dev/.fxd/fxd-shim /bin/busybox && echo shim=ok",
-		"(echo x > /dev/.fxd/fxd-shim) 2>/dev/null && echo shim=writable",
-		"echo memlimit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)",
-	}, "; ")
-	s := isolation.Spec{
-		ID:      id,
-		Account: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
-		Rootfs:  rootfs,
-		Argv:    []string{"/bin/sh", "-c", script},
-		Env:     []string{"PATH=/bin:/usr/bin", "HOME=" + u.Home},
-		Limits:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, Pids: &specs.LinuxPids{Limit: &pids}},
-	}
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
 	site := Site{
 		CgroupParent: parent,
 		Shim:         testenv.BusyboxPath, // a static binary standing in for fxd-shim
 		Binds: []Bind{
 			{Source: "$HOME", Destination: "/mnt/rw"},
 			{Source: "$HOME", Destination: "/mnt/ro", ReadOnly: true},
+			{Source: t.TempDir(), Destination: "/mnt/site"}, // root's, mode 0755
 		},
 	}
-	g, err := NewSpec(s, site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := CheckMountpoints(rootfs, g); err != nil {
-		t.Fatalf("CheckMountpoints(busybox image) = %v", err)
-	}
-	raw, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	state := t.TempDir() // runc --root: this test's containers only
-	t.Cleanup(func() {
-		// runs before the unmount (cleanups run last-in first-out)
-		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-		for _, h := range cgroupDirs(parent) {
-			if _, err := os.Stat(filepath.Join(h, id)); err == nil {
-				t.Errorf("cgroup %s/%s left after runc delete", h, id)
-			}
-		}
-		testenv.RemoveCgroupParent(t, parent)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	e := newExecutor(t, rt, site)
+	mem := int64(64 << 20)
+	script := strings.Join([]string{
+		"echo uid=$(id -u) gid=$(id -g) groups=$(id -G)",
+		"grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status | tr -d '\\t' | tr ':' '='",
+		"echo pid=$$ cwd=$(pwd) host=$(hostname)",
+		"touch /bin/x 2>/dev/null && echo rootfs=writable || echo rootfs=ro",
+		"touch /tmp/t && echo tmp=ok tmpmode=$(stat -c %A /tmp)",
+		"touch ./w && echo work=ok workmode=$(stat -c %a .)",
+		"echo hi > /mnt/rw/f && echo rw=ok",
+		"touch /mnt/ro/g 2>/dev/null && echo ro=writable || echo ro=ok",
+		"touch /mnt/site/g 2>/dev/null && echo site=writable || echo site=ok",
+		"cmp -s /dev/.fxd/fxd-shim /bin/busybox && echo shim=ok",
+		"(echo x > /dev/.fxd/fxd-shim) 2>/dev/null && echo shim=writable",
+		"echo memlimit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)",
+		"set -- /proc/[0-9]*; echo procs=$#",
+	}, "; ")
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("runc run: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	p, err := e.Start(context.Background(), isolation.Spec{
+		ID:      "iso-" + hex.EncodeToString(b),
+		Account: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
+		Rootfs:  rootfs,
+		Argv:    []string{"/bin/sh", "-c", script},
+		Env:     []string{"PATH=/bin:/usr/bin", "HOME=" + u.Home},
+		Limits:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}},
+		Stdout:  &stdout,
+		Stderr:  &stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("runc run took %v", time.Since(start))
+	if st, err := p.Wait(); err != nil || st.Code != 0 {
+		t.Fatalf("container: %+v, %v\nstdout: %s\nstderr: %s", st, err, stdout.String(), stderr.String())
+	}
 	got := map[string]string{}
 	for _, f := range strings.Fields(stdout.String()) {
 		if k, v, ok := strings.Cut(f, "="); ok {
 			got[k] = v
 		}
 	}
+	none := "0000000000000000"
 	want := map[string]string{
 		"uid": strconv.Itoa(int(u.UID)), "gid": strconv.Itoa(int(u.GID)),
-		"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapBnd": "0000000000000000",
+		"CapEff": none, "CapPrm": none, "CapBnd": none, "CapInh": none, "CapAmb": none,
 		"NoNewPrivs": "1", "pid": "1", "cwd": DefaultWorkDir, "host": "fxd",
 		"rootfs": "ro", "tmp": "ok", "work": "ok", "workmode": "700",
-		"rw": "ok", "ro": "ok", "shim": "ok", "memlimit": strconv.FormatInt(mem, 10),
+		"rw": "ok", "ro": "ok", "site": "ok", "shim": "ok", "memlimit": strconv.FormatInt(mem, 10),
+		// its own PID namespace: the shell alone
+		"procs": "1",
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("in the container %s = %q, want %q", k, got[k], v)
 		}
 	}
-	// runc 1.1.5 gives a tmpfs whose mount point exists in the image that
-	// directory's mode, not the mode= option; BuildSIF's /tmp is 1777.
+	// BuildSIF's /tmp is 1777, and so is the tmpfs mounted on it.
 	if m := got["tmpmode"]; m != "drwxrwxrwt" {
 		t.Errorf("in the container /tmp mode = %q, want drwxrwxrwt (world-writable, sticky)", m)
 	}
@@ -161,6 +133,68 @@ func TestRuncRunsTenant(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(u.Home, "f")); err != nil || string(b) != "hi\n" {
 		t.Errorf("file written through the writable bind: %q, %v", b, err)
+	}
+}
+
+// Two tenants' containers: neither sees the other's processes or work
+// dir.
+func TestContainersApart(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name)
+			testApart(t, rootfs, rt)
+		})
+	}
+}
+
+func testApart(t *testing.T, rootfs string, rt Runtime) {
+	b := make([]byte, 4)
+	rand.Read(b)
+	parent := "fxdtest-oci-" + hex.EncodeToString(b)
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+	e := newExecutor(t, rt, Site{CgroupParent: parent})
+	ua, ub := testenv.NewUser(t), testenv.NewUser(t)
+	account := func(u testenv.User) isolation.Account {
+		return isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}
+	}
+	// A leaves a file in its work dir and sleeps.
+	a, err := e.Start(context.Background(), isolation.Spec{
+		ID: "a-" + hex.EncodeToString(b), Account: account(ua), Rootfs: rootfs,
+		Argv: []string{"/bin/sh", "-c", "echo secret > secret-of-a; exec sleep 300"},
+		Env:  []string{"PATH=/bin"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Kill(); a.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := a.Procs(); n == 1 {
+			break // the shell has exec'd sleep: the file is written
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A's container never settled to one process")
+		}
+	}
+	var out bytes.Buffer
+	p, err := e.Start(context.Background(), isolation.Spec{
+		ID: "b-" + hex.EncodeToString(b), Account: account(ub), Rootfs: rootfs,
+		Argv:   []string{"/bin/sh", "-c", "ps -o pid,user,args; ls -a .; find / -xdev -name '*-of-a' 2>/dev/null | sed 's/^/found /'; true"},
+		Env:    []string{"PATH=/bin"},
+		Stdout: &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || st.Code != 0 {
+		t.Fatalf("B's container: %+v, %v: %s", st, err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "sleep") || strings.HasPrefix(line, "found ") || strings.Contains(line, "secret") {
+			t.Errorf("B sees A's process or file: %q", line)
+		}
+	}
+	if s := out.String(); !strings.Contains(s, "ps -o") {
+		t.Errorf("B's ps did not list itself:\n%s", s)
 	}
 }
 

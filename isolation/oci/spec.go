@@ -22,6 +22,11 @@ import (
 // /.fxd in them.
 const ShimPath = "/dev/.fxd/fxd-shim"
 
+// specVersion is the runtime-spec version the configs claim: crun 1.8
+// refuses any but 1.0.x ("unknown version specified"), and NewSpec uses
+// nothing newer.
+const specVersion = "1.0.2"
+
 // Defaults of Site.
 const (
 	DefaultWorkDir = "/tmp/work"
@@ -127,7 +132,7 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 	}
 	none := []string{}
 	return &specs.Spec{
-		Version: specs.Version,
+		Version: specVersion,
 		Root:    &specs.Root{Path: s.Rootfs, Readonly: true},
 		Process: &specs.Process{
 			User: specs.User{

@@ -45,8 +45,8 @@ func TestNewSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewSpec() = %v", err)
 	}
-	if g.Version != specs.Version {
-		t.Errorf("Version = %q, want %q", g.Version, specs.Version)
+	if g.Version != specVersion {
+		t.Errorf("Version = %q, want %q", g.Version, specVersion)
 	}
 	if g.Root.Path != s.Rootfs || !g.Root.Readonly {
 		t.Errorf("Root = %+v, want %s read-only", g.Root, s.Rootfs)

@@ -145,7 +145,7 @@ func (p *process) wait() {
 	err := p.cmd.Wait()
 	st := isolation.ExitStatus{Code: p.cmd.ProcessState.ExitCode(), Duration: time.Since(p.started)}
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		st.Signal = signalName(ws.Signal())
+		st.Signal = isolation.SignalName(ws.Signal())
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
@@ -195,22 +195,6 @@ func (p *process) OOMKills() (int, error) {
 		return p.status.OOMKills, nil
 	}
 	return n, err
-}
-
-func signalName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGKILL:
-		return "killed"
-	case syscall.SIGTERM:
-		return "terminated"
-	case syscall.SIGSEGV:
-		return "segmentation fault"
-	case syscall.SIGABRT:
-		return "aborted"
-	case syscall.SIGINT:
-		return "interrupted"
-	}
-	return s.String()
 }
 
 var _ isolation.Executor = (*Executor)(nil)

@@ -15,7 +15,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	isolationtest.Run(t, func(t *testing.T, parent string) isolation.Executor {
+	isolationtest.Run(t, "", func(t *testing.T, parent string) isolation.Executor {
 		e, err := New(Config{CgroupParent: parent}, zerolog.New(zerolog.NewTestWriter(t)))
 		if err != nil {
 			t.Fatal(err)
@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 func TestDaemonThreadsStayHome(t *testing.T) {
 	testenv.RequireCgroup(t)
 	before, _ := os.ReadFile("/proc/self/cgroup")
-	isolationtest.Run(t, func(t *testing.T, parent string) isolation.Executor {
+	isolationtest.Run(t, "", func(t *testing.T, parent string) isolation.Executor {
 		e, err := New(Config{CgroupParent: parent}, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,389 @@
+package oci
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/cgroup"
+)
+
+// startTimeout bounds how long a runtime may take to start a container.
+const startTimeout = time.Minute
+
+// Config of an Executor.
+type Config struct {
+	Runtime Runtime // the OCI runtime, from FindRuntime
+	Site    Site
+	// StateDir holds the runtime's state (its --root) and one bundle
+	// directory per container; it is created root-only.
+	StateDir string
+	// Monitor is the host path of fxd-shim, which runs as each
+	// container's monitor (see Monitor).
+	Monitor string
+}
+
+// Executor starts process trees in containers made from image root file
+// systems (Spec.Rootfs, required), through an OCI runtime. It runs as
+// root; what it starts never does. Safe for concurrent use.
+//
+// Each container has a monitor process (fxd-shim monitor), the parent of
+// the container's first process, which reports its exit; the container's
+// stdio are the Spec's, with no process copying in between when they are
+// *os.File. Kill kills the container's cgroup; Wait deletes the container
+// from the runtime and removes its cgroup and bundle.
+//
+// On hosts with cgroup v1 hierarchies and a cgroup2 mount with
+// controllers (/sys/fs/cgroup/unified), crun refuses every container; the
+// monitor then runs crun in a private mount namespace without that mount,
+// so crun sees plain cgroup v1. The host is left as it is.
+type Executor struct {
+	cfg     Config
+	root    string // the runtime's --root
+	bundles string
+	hide    bool // run the runtime without /sys/fs/cgroup/unified
+	log     zerolog.Logger
+}
+
+// New checks c and prepares the state directory. It must run as root.
+func New(c Config, log zerolog.Logger) (*Executor, error) {
+	if euid := os.Geteuid(); euid != 0 {
+		return nil, fmt.Errorf("running as uid %d: containers need root to start (fxd never runs a task as root): %w", euid, api.ErrDenied)
+	}
+	if err := cgroup.Available(); err != nil {
+		return nil, err
+	}
+	if err := checkSite(&c.Site); err != nil {
+		return nil, err
+	}
+	if c.Runtime.Path == "" {
+		return nil, fmt.Errorf("no OCI runtime given; find one with FindRuntime: %w", api.ErrInvalid)
+	}
+	if c.Monitor == "" || !filepath.IsAbs(c.Monitor) {
+		return nil, fmt.Errorf("monitor %q: want the absolute path of fxd-shim: %w", c.Monitor, api.ErrInvalid)
+	}
+	if err := checkPath("state dir", c.StateDir); err != nil {
+		return nil, err
+	}
+	e := &Executor{
+		cfg:     c,
+		root:    filepath.Join(c.StateDir, "runtime"),
+		bundles: filepath.Join(c.StateDir, "bundles"),
+		hide:    c.Runtime.Name == "crun" && hybridCgroup2(),
+		log:     log.With().Str("component", "isolation.oci").Logger(),
+	}
+	for _, d := range []string{c.StateDir, e.root, e.bundles} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create container state dir: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// hybridCgroup2 reports whether /sys/fs/cgroup/unified is a cgroup2 mount
+// with controllers enabled beside v1 hierarchies, which crun refuses.
+func hybridCgroup2() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return false
+	}
+	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	return err == nil && strings.TrimSpace(string(b)) != ""
+}
+
+// Runtime returns the OCI runtime the executor uses.
+func (e *Executor) Runtime() Runtime { return e.cfg.Runtime }
+
+// Start implements isolation.Executor.
+func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Process, error) {
+	g, err := NewSpec(s, e.cfg.Site)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckMountpoints(s.Rootfs, g); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(g)
+	if err != nil {
+		return nil, fmt.Errorf("encode container %s: %w", s.ID, err)
+	}
+	bundle := filepath.Join(e.bundles, s.ID)
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s exists already: %w", s.ID, api.ErrConflict)
+		}
+		return nil, fmt.Errorf("create bundle of %s: %w", s.ID, err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
+		os.RemoveAll(bundle)
+		return nil, fmt.Errorf("write bundle of %s: %w", s.ID, err)
+	}
+	p, err := e.run(ctx, s, bundle)
+	if err != nil {
+		e.remove(s.ID, nil)
+		return nil, err
+	}
+	return p, nil
+}
+
+// run starts the container of the bundle through its monitor and returns
+// once its first process runs.
+func (e *Executor) run(ctx context.Context, s isolation.Spec, bundle string) (*process, error) {
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	defer statusW.Close()
+	args := []string{MonitorCommand, "-pid-file", filepath.Join(bundle, "pid")}
+	if e.hide {
+		args = append(args, "-hide-cgroup2")
+	}
+	args = append(append(args, "--"), e.runtimeArgs(s.ID, "run", "--detach", "--pid-file", filepath.Join(bundle, "pid"), "--bundle", bundle)...)
+	cmd := exec.Command(e.cfg.Monitor, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
+	cmd.ExtraFiles = []*os.File{statusW}
+	// The monitor dies with the daemon; a restarted daemon removes what
+	// it leaves with Cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		statusR.Close()
+		return nil, fmt.Errorf("start the monitor of container %s (%s): %w", s.ID, e.cfg.Monitor, err)
+	}
+	statusW.Close()
+	line := make(chan string, 1)
+	status := bufio.NewReader(statusR)
+	go func() {
+		l, _ := status.ReadString('\n')
+		line <- strings.TrimSpace(l)
+	}()
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	var first string
+	select {
+	case first = <-line:
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	pid, ok := strings.CutPrefix(first, "started ")
+	if !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		statusR.Close()
+		return nil, e.startError(ctx, s.ID, bundle, first)
+	}
+	proc := &process{e: e, id: s.ID, cmd: cmd, status: status, statusR: statusR, started: start, done: make(chan struct{})}
+	proc.pid, _ = strconv.Atoi(pid)
+	if proc.group, err = cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, s.ID)); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		statusR.Close()
+		return nil, fmt.Errorf("container %s started without its cgroup: %w", s.ID, err)
+	}
+	go proc.wait()
+	return proc, nil
+}
+
+// startError says why a container did not start: the monitor's line, or
+// the runtime's last error in its log.
+func (e *Executor) startError(ctx context.Context, id, bundle, line string) error {
+	why, _ := strings.CutPrefix(line, "error ")
+	switch {
+	case line == "" && ctx.Err() != nil:
+		why = "cancelled: " + ctx.Err().Error()
+	case line == "":
+		why = fmt.Sprintf("no answer from its monitor within %v", startTimeout)
+	}
+	if msg := lastLogError(filepath.Join(bundle, "runtime.log")); msg != "" {
+		why += ": " + msg
+	}
+	return fmt.Errorf("start container %s with %s: %s", id, e.cfg.Runtime.Name, why)
+}
+
+// lastLogError returns the last error a runtime logged in JSON lines
+// ({"level":"error","msg":...}), or "".
+func lastLogError(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	msg := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		var entry struct{ Level, Msg string }
+		if json.Unmarshal([]byte(l), &entry) == nil && entry.Level == "error" && entry.Msg != "" {
+			msg = entry.Msg
+		}
+	}
+	return msg
+}
+
+// runtimeArgs is the runtime's command line for a subcommand on
+// container id, logging to the container's bundle.
+func (e *Executor) runtimeArgs(id string, sub ...string) []string {
+	logTo := filepath.Join(e.bundles, id, "runtime.log")
+	if e.cfg.Runtime.Name == "crun" {
+		logTo = "file:" + logTo
+	}
+	args := append([]string{e.cfg.Runtime.Path, "--root", e.root, "--log", logTo, "--log-format", "json"}, sub...)
+	return append(args, id)
+}
+
+// remove deletes container id from the runtime, its cgroup and its
+// bundle. g is its cgroup when known.
+func (e *Executor) remove(id string, g *cgroup.Group) error {
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.cfg.Runtime.Path, "--root", e.root, "delete", "--force", id)
+	if out, err := cmd.CombinedOutput(); err != nil && !notExist(out) {
+		errs = append(errs, fmt.Errorf("delete container %s: %v: %s", id, err, strings.TrimSpace(string(out))))
+	}
+	if g == nil {
+		g, _ = cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, id))
+	}
+	if g != nil {
+		if err := g.Delete(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(e.bundles, id)); err != nil {
+		errs = append(errs, fmt.Errorf("remove bundle of %s: %w", id, err))
+	}
+	return errors.Join(errs...)
+}
+
+// notExist reports whether a runtime's output says the container does not
+// exist.
+func notExist(out []byte) bool {
+	s := strings.ToLower(string(out))
+	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found") || strings.Contains(s, "no such file")
+}
+
+// Cleanup deletes every container a previous run of the daemon left (after
+// a crash): from the runtime's state, their cgroups and their bundles.
+func (e *Executor) Cleanup() error {
+	seen := map[string]bool{}
+	var errs []error
+	for _, dir := range []string{e.root, e.bundles} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list leftover containers: %w", err))
+			continue
+		}
+		for _, en := range entries {
+			if id := en.Name(); en.IsDir() && !seen[id] {
+				seen[id] = true
+				if err := e.remove(id, nil); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				e.log.Info().Str("container", id).Msg("removed a container left by a previous run")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// process is a started container.
+type process struct {
+	e       *Executor
+	id      string
+	pid     int
+	cmd     *exec.Cmd
+	status  *bufio.Reader
+	statusR *os.File
+	group   *cgroup.Group
+	started time.Time
+
+	done    chan struct{}
+	st      isolation.ExitStatus
+	err     error
+	killMu  sync.Mutex
+	removed bool
+}
+
+func (p *process) Pid() int { return p.pid }
+
+// wait reads how the container's process ended from its monitor, then
+// deletes the container.
+func (p *process) wait() {
+	defer close(p.done)
+	line, _ := p.status.ReadString('\n')
+	p.statusR.Close()
+	werr := p.cmd.Wait()
+	st := isolation.ExitStatus{Code: -1, Duration: time.Since(p.started)}
+	word, num, _ := strings.Cut(strings.TrimSpace(line), " ")
+	n, nerr := strconv.Atoi(num)
+	switch {
+	case word == "exited" && nerr == nil:
+		st.Code = n
+	case word == "signaled" && nerr == nil:
+		st.Signal = isolation.SignalName(syscall.Signal(n))
+	default:
+		p.err = fmt.Errorf("container %s: its monitor ended (%v) before reporting its exit", p.id, werr)
+	}
+	st.OOMKills, _ = p.group.OOMKills()
+	p.killMu.Lock()
+	if err := p.e.remove(p.id, p.group); err != nil && p.err == nil {
+		p.err = err
+	}
+	p.removed = true
+	p.killMu.Unlock()
+	p.st = st
+}
+
+func (p *process) Wait() (isolation.ExitStatus, error) {
+	<-p.done
+	return p.st, p.err
+}
+
+func (p *process) Kill() error {
+	p.killMu.Lock()
+	defer p.killMu.Unlock()
+	if p.removed {
+		return nil
+	}
+	return p.group.Kill()
+}
+
+func (p *process) Procs() (int, error) {
+	pids, err := p.group.Procs()
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	return len(pids), err
+}
+
+func (p *process) OOMKills() (int, error) {
+	select {
+	case <-p.done:
+		return p.st.OOMKills, nil
+	default:
+	}
+	n, err := p.group.OOMKills()
+	if errors.Is(err, os.ErrNotExist) {
+		<-p.done
+		return p.st.OOMKills, nil
+	}
+	return n, err
+}
+
+var _ isolation.Executor = (*Executor)(nil)

@@ -1,0 +1,118 @@
+package oci
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/cgroup"
+	"fxd.dev/fxd/isolation/isolationtest"
+)
+
+// shimPath is fxd-shim, built once for the package's tests: the monitor.
+var shimPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fxd-oci-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if shimPath, err = testenv.BuildShim(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// The executor passes the conformance suite with each runtime, in a
+// busybox image.
+func TestExecutor(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name)
+			isolationtest.Run(t, rootfs, func(t *testing.T, parent string) isolation.Executor {
+				return newExecutor(t, rt, Site{CgroupParent: parent})
+			})
+		})
+	}
+}
+
+// containerSetup needs root, cgroups and the runtime name, and returns a
+// mounted busybox image root and the runtime.
+func containerSetup(t *testing.T, name string, opts ...testenv.SIFOption) (string, Runtime) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts containers")
+	}
+	testenv.RequireCgroup(t)
+	p := testenv.RequireCommand(t, name)
+	rt, err := FindRuntime(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mountSIF(t, testenv.BuildSIF(t, opts...), rootfs)
+	return rootfs, rt
+}
+
+func newExecutor(t *testing.T, rt Runtime, site Site) *Executor {
+	t.Helper()
+	e, err := New(Config{Runtime: rt, Site: site, StateDir: filepath.Join(t.TempDir(), "state"), Monitor: shimPath},
+		zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// A container that cannot start fails Start with the runtime's reason and
+// leaves nothing behind: no bundle, no runtime state, no cgroup.
+func TestStartFails(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name)
+			u := testenv.NewUser(t)
+			parent := "fxdtest-oci-" + rand.Text()[:8]
+			t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+			e := newExecutor(t, rt, Site{CgroupParent: parent})
+			a := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}
+			_, err := e.Start(context.Background(), isolation.Spec{ID: "nobin", Account: a, Rootfs: rootfs, Argv: []string{"/no/such/program"}})
+			if err == nil || !strings.Contains(err.Error(), "/no/such/program") {
+				t.Errorf("start of a missing program: err = %v, want the runtime's reason naming it", err)
+			}
+			t.Logf("start of a missing program: %v", err)
+			e2 := newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: "/tmp", Destination: "/scratch"}}})
+			_, err = e2.Start(context.Background(), isolation.Spec{ID: "nomnt", Account: a, Rootfs: rootfs, Argv: []string{"/bin/true"}})
+			if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "/scratch") {
+				t.Errorf("start with a bind to a path missing in the image: err = %v, want invalid naming /scratch", err)
+			}
+			for _, dir := range []string{e.root, e.bundles, e2.root, e2.bundles} {
+				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+					t.Errorf("%s holds %d entries after failed starts, want none", dir, len(entries))
+				}
+			}
+			if names, _ := cgroup.Children("/" + parent); len(names) > 0 {
+				t.Errorf("cgroups %v left after failed starts", names)
+			}
+		})
+	}
+}
