@@ -6,13 +6,14 @@ import "regexp"
 // Every field's default is in default.toml, which is embedded and is the one
 // place defaults are defined.
 type Config struct {
-	Site     Site     `toml:"site"`
-	Endpoint Endpoint `toml:"endpoint"`
-	Auth     Auth     `toml:"auth"`
-	Limits   Limits   `toml:"limits"`
-	Tenants  Tenants  `toml:"tenants"`
-	Workers  Workers  `toml:"workers"`
-	Log      Log      `toml:"log"`
+	Site       Site       `toml:"site"`
+	Endpoint   Endpoint   `toml:"endpoint"`
+	Auth       Auth       `toml:"auth"`
+	Limits     Limits     `toml:"limits"`
+	Tenants    Tenants    `toml:"tenants"`
+	Workers    Workers    `toml:"workers"`
+	Containers Containers `toml:"containers"`
+	Log        Log        `toml:"log"`
 
 	// src is where the config was read from, so Validate can name the file
 	// and line of each problem; nil for a config built in code.
@@ -99,6 +100,37 @@ type Workers struct {
 	// ServableRetry is whether a task in flight when its servable crashed
 	// is retried once on a fresh worker (true) or fails at once (false).
 	ServableRetry bool `toml:"servable_retry"`
+}
+
+// Containers configures SIF image runtimes: the OCI runtime that runs them,
+// what every container gets, and the image repository
+// (<state_dir>/images).
+type Containers struct {
+	// Runtime is the OCI runtime: "" finds crun, then runc, on PATH; a
+	// name or absolute path picks one; "none" turns containers off.
+	Runtime string `toml:"runtime"`
+	Network string `toml:"network"`  // "host" or "none"
+	WorkDir string `toml:"work_dir"` // container path of the private work dir
+	TmpSize Size   `toml:"tmp_size"` // of /tmp and of the work dir, each
+	// Bind lists the host directories mounted into every container.
+	Bind []Bind `toml:"bind"`
+	// MaxImageSize bounds one image added to the repository.
+	MaxImageSize Size `toml:"max_image_size"`
+	// UserImages lets users add images of their own, read from site paths
+	// with their own permissions.
+	UserImages bool `toml:"user_images"`
+	// RequireSigned refuses images whose SIF signatures do not verify
+	// against Keyring.
+	RequireSigned bool   `toml:"require_signed"`
+	Keyring       string `toml:"keyring"` // OpenPGP public keys, armored or binary
+}
+
+// Bind mounts a host directory into every container. Source and
+// Destination may use $USER and $HOME (the account's name and home).
+type Bind struct {
+	Source      string `toml:"source"`
+	Destination string `toml:"destination"` // must exist in the images
+	ReadOnly    bool   `toml:"read_only"`
 }
 
 // Log configures the daemon's log.

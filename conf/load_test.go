@@ -165,6 +165,17 @@ func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
 		if strings.Contains(k, "NAME") || strings.HasPrefix(k, "auth.map") {
 			continue // documented in the comment blocks above [[auth.map]] and the account example
 		}
+		if rest, ok := strings.CutPrefix(k, "containers.bind"); ok {
+			// documented by the examples in the comment block of [[containers.bind]]
+			field := strings.TrimPrefix(rest, "[N].")
+			if field == "" {
+				field = "[[containers.bind]]"
+			}
+			if !strings.Contains(string(defaultTOML), "#   "+field) && !strings.Contains(string(defaultTOML), "# "+field) {
+				t.Errorf("default.toml: no commented example of %s", k)
+			}
+			continue
+		}
 		if i+1 < len(keys) && strings.HasPrefix(keys[i+1], k+".") {
 			continue // a table
 		}

@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(ps)
 	c.validateTenants(ps)
 	c.validateWorkers(ps)
+	c.validateContainers(ps)
 	c.validateLog(ps)
 	return ps.err()
 }
@@ -376,6 +377,59 @@ func (c *Config) validateWorkers(ps *problems) {
 	if w.Shim != "" {
 		absPath(ps, "workers.shim", w.Shim, false, "")
 	}
+}
+
+func (c *Config) validateContainers(ps *problems) {
+	k := c.Containers
+	if k.Runtime != "" && k.Runtime != "none" && strings.Contains(k.Runtime, "/") {
+		absPath(ps, "containers.runtime", k.Runtime, false, "")
+	}
+	if !slices.Contains([]string{"host", "none"}, k.Network) {
+		ps.add("containers.network", "%q is not a network mode; use \"host\" or \"none\"", k.Network)
+	}
+	if absPath(ps, "containers.work_dir", k.WorkDir, true, "a directory like \"/tmp/work\"") && k.WorkDir == "/" {
+		ps.add("containers.work_dir", "\"/\" is the image root, which is read-only; give a directory like \"/tmp/work\"")
+	}
+	if k.TmpSize < minMemory {
+		ps.add("containers.tmp_size", "%s is too small; give at least 4MiB", sizeText(k.TmpSize))
+	}
+	if k.MaxImageSize <= 0 {
+		ps.add("containers.max_image_size", "must be more than 0; give a size like \"16GiB\"")
+	}
+	for i, b := range k.Bind {
+		key := fmt.Sprintf("containers.bind[%d]", i)
+		bindPath(ps, key+".source", b.Source, "a host directory like \"/scratch/$USER\"")
+		bindPath(ps, key+".destination", b.Destination, "a directory of the images like \"/scratch\"")
+	}
+	if k.RequireSigned && k.Keyring == "" {
+		ps.add("containers.keyring", "required with require_signed; give the file of OpenPGP public keys that sign your images")
+	}
+	if k.Keyring != "" && absPath(ps, "containers.keyring", k.Keyring, false, "") {
+		if _, err := os.Stat(k.Keyring); err != nil {
+			ps.add("containers.keyring", "%v; give a readable file of OpenPGP public keys", err)
+		}
+	}
+}
+
+// bindPath checks a bind's path: absolute, or under $HOME.
+func bindPath(ps *problems, key, p, what string) {
+	if strings.HasPrefix(p, "$HOME") || strings.HasPrefix(p, "${HOME}") {
+		return
+	}
+	absPath(ps, key, p, true, what)
+}
+
+// HomeBound reports whether a bind mounts each account's home directory at
+// its own path ($HOME at $HOME), so HOME can stay the account's home
+// inside containers.
+func (k Containers) HomeBound() bool {
+	home := func(p string) bool { return p == "$HOME" || p == "${HOME}" }
+	for _, b := range k.Bind {
+		if home(b.Source) && home(b.Destination) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) validateLog(ps *problems) {

@@ -21,6 +21,7 @@ import (
 	"fxd.dev/fxd/isolation/cgroup"
 	"fxd.dev/fxd/isolation/plain"
 	"fxd.dev/fxd/runtimes"
+	"fxd.dev/fxd/runtimes/images"
 )
 
 // Daemon is the facility endpoint of one node: it authenticates callers,
@@ -38,6 +39,7 @@ type Daemon struct {
 	exec     *plain.Executor
 	parent   *os.File // holds workers.cgroup_parent for this daemon
 	disp     *dispatcher
+	images   *images.Store // nil without containers
 	metrics  *metrics
 	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
@@ -77,15 +79,28 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 	if err != nil {
 		return nil, fmt.Errorf("workers.cgroup_parent %q: %w", cfg.Workers.CgroupParent, err)
 	}
+	shim, err := runtimes.FindShim(cfg.Workers.Shim)
+	if err != nil {
+		d.parent.Close()
+		return nil, err
+	}
+	ctr, imgs, err := containers(cfg, shim, log)
+	if err != nil {
+		d.parent.Close()
+		return nil, err
+	}
+	d.images = imgs
 	if err := d.exec.Cleanup(); err != nil {
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
-	if d.pools, err = runtimes.New(cfg.Workers, d.exec, log); err != nil {
+	if d.pools, err = runtimes.New(cfg.Workers, d.exec, ctr, log); err != nil {
+		d.closeImages()
 		d.parent.Close()
 		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
 		d.pools.Close()
+		d.closeImages()
 		d.parent.Close()
 		return nil, err
 	}
@@ -177,10 +192,22 @@ func (d *Daemon) close() {
 	if err := d.pools.Close(); err != nil {
 		d.log.Warn().Err(err).Msg("stop workers")
 	}
+	d.closeImages()
 	if err := d.store.Close(); err != nil {
 		d.log.Error().Err(err).Msg("close task store")
 	}
 	d.parent.Close()
+}
+
+// closeImages unmounts the images and closes their index, once no worker
+// uses them.
+func (d *Daemon) closeImages() {
+	if d.images == nil {
+		return
+	}
+	if err := d.images.Close(); err != nil {
+		d.log.Warn().Err(err).Msg("close the image repository")
+	}
 }
 
 // recover queues again every task that was accepted but not finished when

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -22,9 +23,6 @@ func checkFunction(s *api.FunctionSpec) error {
 	}
 	if s.Runtime == "" {
 		s.Runtime = api.RuntimeHost
-	}
-	if s.Runtime != api.RuntimeHost {
-		return fmt.Errorf("runtime %q: unknown on this site; the runtimes are [%s] (fx site lists them): %w", s.Runtime, api.RuntimeHost, api.ErrInvalid)
 	}
 	if s.Kind == "" {
 		s.Kind = api.KindCommand
@@ -62,6 +60,9 @@ func (d *Daemon) registerFunction(ctx context.Context, c caller, s api.FunctionS
 	if err := checkFunction(&s); err != nil {
 		return api.Function{}, err
 	}
+	if err := d.checkRuntime(s.Runtime, c.acct.Name); err != nil {
+		return api.Function{}, err
+	}
 	if max := d.cfg.Limits.MaxTimeout.D(); s.Limits.Timeout.D() > max {
 		return api.Function{}, fmt.Errorf("limits.timeout %s exceeds the site's limits.max_timeout (%s): %w", s.Limits.Timeout.D(), max, api.ErrInvalid)
 	}
@@ -71,6 +72,24 @@ func (d *Daemon) registerFunction(ctx context.Context, c caller, s api.FunctionS
 	}
 	d.log.Info().Str("function", f.Ref()).Int("version", f.Version).Str("account", c.acct.Name).Msg("function registered")
 	return f, nil
+}
+
+// checkRuntime refuses a runtime that account cannot use: neither host
+// nor an image it sees in the repository.
+func (d *Daemon) checkRuntime(runtime, account string) error {
+	if runtime == api.RuntimeHost {
+		return nil
+	}
+	if d.images == nil {
+		return fmt.Errorf("runtime %q: this site runs no containers (no OCI runtime installed, or containers.runtime = \"none\"); use runtime %q: %w", runtime, api.RuntimeHost, api.ErrInvalid)
+	}
+	if _, err := d.images.Get(runtime, account); err != nil {
+		if errors.Is(err, api.ErrNotFound) {
+			return fmt.Errorf("runtime %q: no such image for you on this site; `fx runtimes` lists those you may use: %w", runtime, api.ErrInvalid)
+		}
+		return fmt.Errorf("runtime %q: %w", runtime, err)
+	}
+	return nil
 }
 
 func (d *Daemon) listFunctions(c caller) ([]api.Function, error) {

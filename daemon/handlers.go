@@ -13,7 +13,7 @@ func (d *Daemon) handleSite(w http.ResponseWriter, r *http.Request, c caller) er
 	l := d.cfg.Limits
 	return d.ok(w, http.StatusOK, api.SiteInfo{
 		Site: d.cfg.Site.Name, Version: d.version, Identity: c.identity, Account: c.acct.Name,
-		Runtimes: []string{api.RuntimeHost},
+		Runtimes: d.runtimeNames(c.acct.Name),
 		Limits: api.SiteLimits{
 			MaxInputBytes: int64(l.MaxInputBytes), MaxResultBytes: int64(l.MaxResultBytes),
 			MaxBatch: l.MaxBatch, Retention: api.Duration(l.ResultRetention),

@@ -31,6 +31,12 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+v+"/tasks/{id}", d.authed(d.handleTask))
 	mux.HandleFunc("GET "+v+"/tasks/{id}/output", d.authed(d.handleOutput))
 	mux.HandleFunc("POST "+v+"/tasks/{id}/cancel", d.authed(d.handleCancel))
+	mux.HandleFunc("GET "+v+"/runtimes", d.authed(d.handleRuntimes))
+	mux.HandleFunc("POST "+v+"/runtimes", d.authed(d.handleAddRuntime))
+	mux.HandleFunc("DELETE "+v+"/runtimes/{ref}", d.authed(d.handleDeleteRuntime))
+	mux.HandleFunc("GET "+v+"/admin/runtimes", d.adminOnly(d.handleAdminRuntimes))
+	mux.HandleFunc("POST "+v+"/admin/runtimes", d.adminOnly(d.handleAdminAddRuntime))
+	mux.HandleFunc("DELETE "+v+"/admin/runtimes/{ref}", d.adminOnly(d.handleAdminDeleteRuntime))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, fmt.Errorf("no route %s %s; see docs/api.md: %w", r.Method, r.URL.Path, api.ErrNotFound))
 	})

@@ -13,7 +13,7 @@ import (
 
 // runCommand runs a command task on a shim worker.
 func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
-	run := wire.Run{Argv: expand(j.Function.Command, j), Env: taskEnv(w, j), Dir: j.Account.Home, MaxOutput: j.MaxOutput}
+	run := wire.Run{Argv: expand(j.Function.Command, j), Env: taskEnv(w, j), Dir: w.dir, MaxOutput: j.MaxOutput}
 	var res wire.Result
 	var out []byte
 	started := time.Now()

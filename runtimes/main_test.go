@@ -38,6 +38,10 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if _, err := testenv.BuildUpper(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	for name, src := range map[string]string{"servable.py": "testdata/servable.py", "upper.py": ""} {
 		var b []byte
 		if src != "" {
@@ -82,7 +86,7 @@ func newFixture(t testing.TB, cfg conf.Workers) *fixture {
 	}
 	cfg.Shim = filepath.Join(binDir, "fxd-shim")
 	var err error
-	f.pools, err = New(cfg, ex, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
+	f.pools, err = New(cfg, ex, nil, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

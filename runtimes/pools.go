@@ -72,6 +72,7 @@ type KeyStats struct{ Idle, Busy int }
 type Pools struct {
 	cfg  conf.Workers
 	exec isolation.Executor
+	ctr  *Containers // nil: no containers on this node
 	log  zerolog.Logger
 	shim string
 	tag  string // random per Pools, in worker ids
@@ -118,14 +119,15 @@ func (k key) String() string {
 	return s
 }
 
-// New returns pools that start workers with exec. It finds fxd-shim now
-// (cfg.Shim, else next to the running binary, else /usr/libexec/fxd, else
-// on PATH) and fails if it is missing.
-func New(cfg conf.Workers, exec isolation.Executor, log zerolog.Logger) (*Pools, error) {
-	if exec == nil {
+// New returns pools that start host workers with exec and, with ctr,
+// container workers for functions whose runtime is an image. It finds
+// fxd-shim now (cfg.Shim, else next to the running binary, else
+// /usr/libexec/fxd, else on PATH) and fails if it is missing.
+func New(cfg conf.Workers, exec isolation.Executor, ctr *Containers, log zerolog.Logger) (*Pools, error) {
+	if exec == nil || (ctr != nil && (ctr.Exec == nil || ctr.Images == nil)) {
 		return nil, fmt.Errorf("create worker pools: no executor: %w", api.ErrInvalid)
 	}
-	shim, err := findShim(cfg.Shim)
+	shim, err := FindShim(cfg.Shim)
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +142,7 @@ func New(cfg conf.Workers, exec isolation.Executor, log zerolog.Logger) (*Pools,
 	return &Pools{
 		cfg:      cfg,
 		exec:     exec,
+		ctr:      ctr,
 		log:      log,
 		shim:     shim,
 		tag:      hex.EncodeToString(b),
@@ -147,8 +150,9 @@ func New(cfg conf.Workers, exec isolation.Executor, log zerolog.Logger) (*Pools,
 	}, nil
 }
 
-// findShim resolves the fxd-shim binary.
-func findShim(configured string) (string, error) {
+// FindShim resolves the fxd-shim binary: configured (workers.shim), else
+// next to the running binary, else /usr/libexec/fxd, else on PATH.
+func FindShim(configured string) (string, error) {
 	if configured != "" {
 		if err := executable(configured); err != nil {
 			return "", fmt.Errorf("find fxd-shim: workers.shim %q: %w; install fxd-shim there or fix workers.shim", configured, err)
@@ -234,6 +238,15 @@ func (p *Pools) Run(ctx context.Context, j Job, maxWorkers int) Result {
 	if err := check(j, k); err != nil {
 		return Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
 	}
+	if k.runtime != api.RuntimeHost {
+		// Workers run one image: its digest, so that an image re-added
+		// under the same name gets workers of its own.
+		img, err := p.image(j)
+		if err != nil {
+			return Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
+		}
+		k.runtime = img.Digest
+	}
 	for attempt := 0; ; attempt++ {
 		w, cold, err := p.acquire(ctx, k, j, max(maxWorkers, 1))
 		if err != nil {
@@ -264,9 +277,6 @@ func (p *Pools) Run(ctx context.Context, j Job, maxWorkers int) Result {
 
 // check refuses jobs no worker can run.
 func check(j Job, k key) error {
-	if k.runtime != api.RuntimeHost {
-		return fmt.Errorf("runtime %q: only %q is supported on this node for now; register the function with runtime %q: %w", k.runtime, api.RuntimeHost, api.RuntimeHost, api.ErrInvalid)
-	}
 	if k.kind != api.KindCommand && k.kind != api.KindServable {
 		return fmt.Errorf("kind %q: want command or servable: %w", k.kind, api.ErrInvalid)
 	}

@@ -441,11 +441,11 @@ func TestClose(t *testing.T) {
 }
 
 func TestFindShim(t *testing.T) {
-	if _, err := findShim("/nonexistent/fxd-shim"); err == nil || !strings.Contains(err.Error(), "workers.shim") {
-		t.Fatalf("findShim(missing) = %v, want an error naming workers.shim", err)
+	if _, err := FindShim("/nonexistent/fxd-shim"); err == nil || !strings.Contains(err.Error(), "workers.shim") {
+		t.Fatalf("FindShim(missing) = %v, want an error naming workers.shim", err)
 	}
-	if _, err := findShim(""); err == nil || !strings.Contains(err.Error(), "set workers.shim") {
-		t.Fatalf("findShim(\"\") = %v, want an error saying how to fix it", err)
+	if _, err := FindShim(""); err == nil || !strings.Contains(err.Error(), "set workers.shim") {
+		t.Fatalf("FindShim(\"\") = %v, want an error saying how to fix it", err)
 	}
 }
 

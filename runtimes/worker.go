@@ -26,6 +26,7 @@ type worker struct {
 	rd     *os.File      // under stdout
 	stderr *ring
 	env    []string // the worker's environment
+	dir    string   // where tasks start: the home on the host, "" (the work dir) in a container
 	// oomSeen is the tree's OOM-kill count already reported; only the task
 	// holding the worker reads or writes it.
 	oomSeen int
@@ -188,9 +189,17 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	p.seq++
 	id := "fxd-w-" + p.tag + "-" + strconv.FormatInt(p.seq, 10)
 	p.mu.Unlock()
-	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{})}
+	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{}), dir: j.Account.Home}
 	w.env = append(j.Account.Env(), "FXD_WORKER="+id)
-	argv := []string{p.shim}
+	exec, rootfs, argv := p.exec, "", []string{p.shim}
+	if k.runtime != api.RuntimeHost {
+		var err error
+		if rootfs, err = p.ctr.Images.Mount(ctx, k.runtime); err != nil {
+			return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
+		}
+		exec, argv, w.dir = p.ctr.Exec, []string{p.ctr.ShimPath}, ""
+		w.env = p.ctr.containerEnv(w.env, j.Account)
+	}
 	var err error
 	if k.kind == api.KindServable {
 		argv = j.Function.Command
@@ -208,13 +217,13 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	inR, inW, outR, outW, errR, errW := pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5]
 	// The worker outlives the task that started it: only the start itself
 	// follows ctx.
-	proc, err := p.exec.Start(context.WithoutCancel(ctx), isolation.Spec{
+	proc, err := exec.Start(context.WithoutCancel(ctx), isolation.Spec{
 		ID:      id,
 		Account: j.Account,
-		Rootfs:  "",
+		Rootfs:  rootfs,
 		Argv:    argv,
 		Env:     w.env,
-		Dir:     j.Account.Home,
+		Dir:     w.dir,
 		Limits:  j.Limits,
 		Stdin:   inR,
 		Stdout:  outW,

@@ -45,6 +45,8 @@ func commands() []command {
 		{"result", "ID [--wait 60s]", "write a task's output to stdout", cmdResult},
 		{"cancel", "ID...", "cancel tasks", cmdCancel},
 		{"functions", "", "list your functions and those shared with you", cmdFunctions},
+		{"runtimes", "", "list the runtimes you may use: host and SIF images", cmdRuntimes},
+		{"runtime", "add NAME PATH | rm NAME", "add a SIF image of yours from a site path, or remove one", cmdRuntime},
 		{"bench", "NAME [-n 10000] [-c 8] [-b 1] [--mode run|submit] [--input STRING]", "generate load and report throughput and latency", cmdBench},
 		{"site", "", "show the site and who you are there (also: whoami)", cmdSite},
 	}

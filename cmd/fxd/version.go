@@ -16,6 +16,7 @@ commands:
   serve     run the daemon (fxd serve --help)
   config    check a config file, or print the default one (fxd config check FILE, fxd config default)
   token     issue, list and revoke bearer tokens
+  runtime   add, list and remove SIF images (fxd runtime --help)
   version   print the version
 `
 

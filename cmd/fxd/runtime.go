@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"fxd.dev/fxd/api"
+)
+
+const runtimeUsage = `usage:
+  fxd runtime add NAME FILE.sif   add a site image every user may name as runtime NAME
+  fxd runtime list                list every image: site images and users' own
+  fxd runtime rm NAME|USER/NAME   remove an image (running workers keep theirs until idle)
+
+The daemon reads FILE as root, checks it (a SIF with a squashfs root file system
+for this node's architecture, signed by a key of containers.keyring when
+containers.require_signed is set) and stores it content-addressed in
+<state_dir>/images. These verbs talk to the running daemon over its unix socket,
+as root. Every verb takes --config FILE (default ` + defaultConfigPath + `), or --dev
+[--state-dir DIR] for the dev daemon of make run.
+
+flags:
+`
+
+// cmdRuntime is `fxd runtime add|list|rm`: the site's image repository,
+// through the daemon's admin API (root on the unix socket).
+func cmdRuntime(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("fxd runtime", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var site siteFlags
+	site.register(fl)
+	fl.Usage = func() {
+		fmt.Fprint(stderr, runtimeUsage)
+		fl.PrintDefaults()
+	}
+	pos, err := parseAnywhere(fl, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if err := site.check(fl); err != nil {
+		return err
+	}
+	want := map[string]int{"add": 3, "list": 1, "rm": 2}
+	if len(pos) == 0 || want[pos[0]] == 0 {
+		fl.Usage()
+		return errors.New("missing or unknown verb; want add, list or rm")
+	}
+	if len(pos) != want[pos[0]] {
+		fl.Usage()
+		return fmt.Errorf("%s takes %d argument(s); see fxd runtime -h", pos[0], want[pos[0]]-1)
+	}
+	cfg, err := site.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Endpoint.Socket == "" {
+		return errors.New("endpoint.socket is off in the config, and these verbs need it: set it and restart the daemon")
+	}
+	cl, err := api.NewClient("unix://"+cfg.Endpoint.Socket, api.ClientOptions{})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	switch pos[0] {
+	case "add":
+		file, err := filepath.Abs(pos[2])
+		if err != nil {
+			return err
+		}
+		rt, err := cl.AdminAddRuntime(ctx, pos[1], file)
+		if err != nil {
+			return err
+		}
+		signed := ""
+		if len(rt.Signers) > 0 {
+			signed = fmt.Sprintf(", signed by %v", rt.Signers)
+		}
+		_, err = fmt.Fprintf(stdout, "added %s: %s, %d bytes, %s%s\n", rt.Name, rt.Digest, rt.Size, rt.Arch, signed)
+		return err
+	case "list":
+		rts, err := cl.AdminRuntimes(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tOWNER\tDIGEST\tSIZE\tARCH\tSIGNERS\tADDED\tSOURCE")
+		for _, r := range rts {
+			owner := r.Owner
+			if owner == "" {
+				owner = "(site)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, owner, r.Digest, r.Size, r.Arch, len(r.Signers),
+				r.Added.Local().Format(time.DateTime), r.Source)
+		}
+		return tw.Flush()
+	default:
+		return cl.AdminDeleteRuntime(ctx, pos[1])
+	}
+}

@@ -1,0 +1,66 @@
+package runtimes
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/runtimes/images"
+)
+
+// Images is the runtime repository as Pools uses it (*images.Store).
+type Images interface {
+	// Get returns the image that account means by ref.
+	Get(ref, account string) (images.Image, error)
+	// Mount returns where the root file system of the image with digest
+	// is mounted, read-only.
+	Mount(ctx context.Context, digest string) (string, error)
+}
+
+// Containers lets Pools run functions whose runtime is a SIF image.
+type Containers struct {
+	Exec   isolation.Executor // starts containers (isolation/oci)
+	Images Images
+	// ShimPath is where fxd-shim appears inside every container.
+	ShimPath string
+	// WorkDir is the container's private work dir, where tasks start.
+	WorkDir string
+	// HomeBound says the site binds each account's home directory at its
+	// own path: HOME is then the account's home, else WorkDir.
+	HomeBound bool
+}
+
+// image resolves the runtime of j's function to an image, as the
+// function's owner sees the repository: a function shared with other
+// tenants runs in its owner's image.
+func (p *Pools) image(j Job) (images.Image, error) {
+	if p.ctr == nil {
+		return images.Image{}, fmt.Errorf("runtime %q: this node runs no containers (no OCI runtime: install crun or runc, or set containers.runtime); use runtime %q: %w",
+			j.Function.Runtime, api.RuntimeHost, api.ErrUnavailable)
+	}
+	if j.Function.Owner == "" { // "" would see every tenant's images
+		return images.Image{}, fmt.Errorf("function %s has no owner: %w", j.Function.Name, api.ErrInvalid)
+	}
+	img, err := p.ctr.Images.Get(j.Function.Runtime, j.Function.Owner)
+	if err != nil {
+		return images.Image{}, fmt.Errorf("runtime of %s: %w", j.Function.Ref(), err)
+	}
+	return img, nil
+}
+
+// containerEnv is env with HOME where it is inside the container.
+func (c *Containers) containerEnv(env []string, a isolation.Account) []string {
+	if c.HomeBound {
+		return env
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			kv = "HOME=" + c.WorkDir
+		}
+		out = append(out, kv)
+	}
+	return out
+}

@@ -1,0 +1,182 @@
+package runtimes
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/oci"
+	"fxd.dev/fxd/isolation/plain"
+	"fxd.dev/fxd/runtimes/images"
+)
+
+// containerFixture is Pools with container workers of one OCI runtime and
+// a site image "busybox" holding the upper servable at /usr/bin/upper.
+type containerFixture struct {
+	*fixture
+	images *images.Store
+	exec   *oci.Executor
+}
+
+func newContainerFixture(t *testing.T, runtime string, cfg conf.Workers) *containerFixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts containers")
+	}
+	testenv.RequireCgroup(t)
+	rt, err := oci.FindRuntime(context.Background(), testenv.RequireCommand(t, runtime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	parent := "fxd-test-ctr-" + rand.Text()[:10]
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+	host, err := plain.New(plain.Config{CgroupParent: parent}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := filepath.Join(binDir, "fxd-shim")
+	state := t.TempDir()
+	ex, err := oci.New(oci.Config{Runtime: rt, Site: oci.Site{CgroupParent: parent, Shim: shim},
+		StateDir: filepath.Join(state, "containers"), Monitor: shim}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := images.Open(images.Config{Dir: filepath.Join(state, "images")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Errorf("close images: %v", err)
+		}
+	})
+	upper, err := os.ReadFile(filepath.Join(binDir, "upper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
+	if _, err := store.AddFile(context.Background(), "busybox", "", isolation.Account{Name: "root"}, img, 0); err != nil {
+		t.Fatal(err)
+	}
+	u := testenv.NewUser(t)
+	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex}
+	cfg.Shim = shim
+	f.pools, err = New(cfg, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: oci.DefaultWorkDir}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.pools.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		f.noProcsLeft(t)
+	})
+	return f
+}
+
+// in returns j run in the busybox image.
+func in(j Job) Job {
+	j.Function.Runtime = "busybox"
+	return j
+}
+
+func TestContainerWorkers(t *testing.T) {
+	for _, rt := range []string{"crun", "runc"} {
+		t.Run(rt, func(t *testing.T) {
+			f := newContainerFixture(t, rt, conf.Workers{IdleTimeout: conf.Duration(time.Minute)})
+			t.Run("Command", f.testCommand)
+			t.Run("Servable", f.testServable)
+			t.Run("Limits", f.testLimits)
+			t.Run("DeadWorkerReplaced", f.testDeadWorker)
+		})
+	}
+}
+
+// A command task runs in the image as the account, in the work dir, and
+// the next one on the same warm container.
+func (f *containerFixture) testCommand(t *testing.T) {
+	j := in(f.command("/bin/sh", "-c", "id -u; pwd; echo HOME=$HOME; cat; test -e /usr/bin/upper && echo in-image"))
+	first := f.pools.Run(t.Context(), j.with("input!"), 2)
+	want := strconv.Itoa(int(f.acct.UID)) + "\n" + oci.DefaultWorkDir + "\nHOME=" + oci.DefaultWorkDir + "\ninput!in-image\n"
+	if first.State != api.StateSucceeded || string(first.Output) != want || !first.Cold {
+		t.Fatalf("first task = %s %q (error %q, cold %v), want succeeded %q, cold", first.State, first.Output, first.Error, first.Cold, want)
+	}
+	second := f.pools.Run(t.Context(), j.with("again"), 2)
+	if second.State != api.StateSucceeded || second.Cold || second.Worker != first.Worker {
+		t.Errorf("second task = %s (error %q, cold %v, worker %s), want succeeded, warm, on %s", second.State, second.Error, second.Cold, second.Worker, first.Worker)
+	}
+	failed := f.pools.Run(t.Context(), in(f.command("/bin/sh", "-c", "echo oops >&2; exit 3")), 2)
+	if failed.State != api.StateFailed || failed.ExitCode != 3 || !strings.Contains(failed.Stderr, "oops") {
+		t.Errorf("failing task = %s exit %d stderr %q, want failed, 3, oops", failed.State, failed.ExitCode, failed.Stderr)
+	}
+}
+
+// A servable in the image answers many tasks from one process.
+func (f *containerFixture) testServable(t *testing.T) {
+	j := in(f.servable("/usr/bin/upper"))
+	for i, input := range []string{"hello", "world", ""} {
+		r := f.pools.Run(t.Context(), j.with(input), 2)
+		if r.State != api.StateSucceeded || string(r.Output) != strings.ToUpper(input) || r.Cold != (i == 0) {
+			t.Errorf("task %d = %s %q (error %q, cold %v), want %q", i, r.State, r.Output, r.Error, r.Cold, strings.ToUpper(input))
+		}
+	}
+}
+
+// The worker's limits hold in the container.
+func (f *containerFixture) testLimits(t *testing.T) {
+	mem := int64(32 << 20)
+	j := in(f.command("/bin/sh", "-c", "head -c 200000000 /dev/zero | tail > /dev/null; echo survived"))
+	j.Limits = specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}}
+	r := f.pools.Run(t.Context(), j, 2)
+	if r.State != api.StateFailed || !strings.Contains(r.Error, "out of memory") {
+		t.Errorf("hog = %s %q (error %q), want failed: out of memory", r.State, r.Output, r.Error)
+	}
+	pids := int64(16)
+	j = in(f.command("/bin/sh", "-c", "for i in $(seq 40); do sleep 5 & done; wait"))
+	j.Limits = specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &pids}}
+	j.Timeout = 2 * time.Second
+	r = f.pools.Run(t.Context(), j, 2)
+	if !strings.Contains(r.Stderr, "fork") {
+		t.Errorf("forks past the pids limit: %s, stderr %q, want the shell's fork failure", r.State, r.Stderr)
+	}
+}
+
+// A worker whose container died is replaced by a new one.
+func (f *containerFixture) testDeadWorker(t *testing.T) {
+	j := in(f.command("/bin/true"))
+	first := f.pools.Run(t.Context(), j, 2)
+	if first.State != api.StateSucceeded {
+		t.Fatalf("first = %s %q", first.State, first.Error)
+	}
+	for _, dir := range cgroupsNamed(first.Worker) {
+		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+			for _, pid := range strings.Fields(string(b)) {
+				n, _ := strconv.Atoi(pid)
+				if p, err := os.FindProcess(n); err == nil {
+					p.Kill()
+				}
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cgroupsNamed(first.Worker)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	next := f.pools.Run(t.Context(), j, 2)
+	if next.State != api.StateSucceeded || !next.Cold || next.Worker == first.Worker {
+		t.Errorf("after the container died: %s (error %q, cold %v, worker %s), want a new worker", next.State, next.Error, next.Cold, next.Worker)
+	}
+}
