@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bin returns the path of the built binary name (fxd, fxd-shim or fx),
-// building all three the first time; a build error fails t.
+// bin returns the path of the built binary name (fxd, fxd-shim, fx or
+// upper), building them all the first time; a build error fails t.
 func bin(t testing.TB, name string) string {
 	t.Helper()
 	binsOnce.Do(func() { binsDir, binsErr = buildBins() })
@@ -51,7 +51,7 @@ func bin(t testing.TB, name string) string {
 	return filepath.Join(binsDir, name)
 }
 
-// buildBins builds fxd, fxd-shim (static) and fx into a new temp dir that
+// buildBins builds fxd, fxd-shim (static), fx and upper into a new temp dir that
 // other users can read, as the tenants run fx and fxd-shim from it.
 func buildBins() (string, error) {
 	dir, err := os.MkdirTemp("", "fxd-e2e-bin-")
@@ -66,6 +66,7 @@ func buildBins() (string, error) {
 		{"fxd", "fxd.dev/fxd/cmd/fxd", "1"},
 		{"fxd-shim", "fxd.dev/fxd/cmd/fxd-shim", "0"},
 		{"fx", "fxd.dev/fxd/cmd/fx", "1"},
+		{"upper", "fxd.dev/fxd/internal/testenv/upper", "0"}, // a static servable for images
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)

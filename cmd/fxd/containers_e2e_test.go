@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
+)
+
+// An admin adds a SIF image with fxd runtime add; a user lists it with fx
+// runtimes, registers a command and a servable in it, and runs them: cold,
+// then warm, as the user's UID in the image. A user adds an image of
+// their own from a file they can read, and not from one they cannot.
+func TestContainersEndToEnd(t *testing.T) {
+	testenv.RequireCommand(t, "crun")
+	tenants, rules := newTenants(t, 2)
+	s := startSite(t, rules)
+	alice, bob := tenants[0], tenants[1]
+	c := s.client(alice.id)
+
+	upper, err := os.ReadFile(bin(t, "upper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
+	out, err := exec.Command(bin(t, "fxd"), "runtime", "add", "busybox", img, "--config", s.configPath()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "added busybox: sha256:") {
+		t.Fatalf("fxd runtime add: %v: %s", err, out)
+	}
+	notSIF := testenv.WriteTemp(t, "not.sif", []byte("#!/bin/sh\necho hello\n"))
+	out, err = exec.Command(bin(t, "fxd"), "runtime", "add", "bad", notSIF, "--config", s.configPath()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a SIF") {
+		t.Errorf("fxd runtime add of a shell script: %v: %s, want a refusal saying it is not a SIF", err, out)
+	}
+
+	fx := exec.Command(bin(t, "fx"), "runtimes")
+	fx.Env = []string{"FX_ENDPOINT=unix://" + s.socket, "FX_TOKEN=" + s.token(alice.id)}
+	if out, err := fx.CombinedOutput(); err != nil || !strings.Contains(string(out), "busybox") || !strings.Contains(string(out), "host") {
+		t.Errorf("fx runtimes: %v: %s, want host and busybox", err, out)
+	}
+
+	register(t, c, api.FunctionSpec{Name: "who", Runtime: "busybox", Command: []string{"/bin/sh", "-c", "id -u; pwd; cat"}})
+	first := run(t, c, "who", "in")
+	want := strconv.Itoa(int(alice.user.UID)) + "\n/tmp/work\nin"
+	if first.State != api.StateSucceeded || string(first.Output) != want || !first.Cold {
+		t.Fatalf("first run: %s %q (error %q, cold %v), want %q, cold", first.State, first.Output, first.Error, first.Cold, want)
+	}
+	if second := run(t, c, "who", "in"); second.State != api.StateSucceeded || second.Cold || second.Worker != first.Worker {
+		t.Errorf("second run: %s (cold %v, worker %s), want warm on %s", second.State, second.Cold, second.Worker, first.Worker)
+	}
+	register(t, c, api.FunctionSpec{Name: "upper", Runtime: "busybox", Kind: api.KindServable, Command: []string{"/usr/bin/upper"}})
+	for _, in := range []string{"hello", "world"} {
+		if task := run(t, c, "upper", in); task.State != api.StateSucceeded || string(task.Output) != strings.ToUpper(in) {
+			t.Errorf("servable: %s %q (error %q)", task.State, task.Output, task.Error)
+		}
+	}
+	_, err = c.RegisterFunction(ctxT(t, 10*time.Second), api.FunctionSpec{Name: "nope", Runtime: "nosuch", Command: []string{"/bin/true"}})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "fx runtimes") {
+		t.Errorf("register with an unknown runtime: %v, want invalid, pointing at fx runtimes", err)
+	}
+
+	// A user's own image, read with the user's permissions.
+	mine := filepath.Join(alice.user.Home, "mine.sif")
+	copyAs(t, img, mine, alice.user)
+	rt, err := c.AddRuntime(ctxT(t, time.Minute), "mine", mine)
+	if err != nil || rt.Name != alice.user.Name+"/mine" {
+		t.Fatalf("fx runtime add mine: %+v, %v", rt, err)
+	}
+	register(t, c, api.FunctionSpec{Name: "mine", Runtime: rt.Name, Command: []string{"/bin/echo", "ok"}})
+	if task := run(t, c, "mine", ""); task.State != api.StateSucceeded || string(task.Output) != "ok\n" {
+		t.Errorf("run in the user's own image: %s %q (error %q)", task.State, task.Output, task.Error)
+	}
+	// root's file, mode 0600: bob cannot read it, so fxd must not either.
+	secret := filepath.Join(t.TempDir(), "secret.sif")
+	copyAs(t, img, secret, testenv.User{Name: "root"})
+	if _, err := s.client(bob.id).AddRuntime(ctxT(t, time.Minute), "stolen", secret); !errors.Is(err, api.ErrDenied) {
+		t.Errorf("bob adds root's 0600 image: %v, want denied", err)
+	}
+	// bob neither sees nor uses alice's image.
+	_, err = s.client(bob.id).RegisterFunction(ctxT(t, 10*time.Second), api.FunctionSpec{Name: "x", Runtime: rt.Name, Command: []string{"/bin/true"}})
+	if !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("bob registers in alice's image: %v, want invalid (no such image for him)", err)
+	}
+}
+
+// copyAs copies src to dst owned by u, mode 0600.
+func copyAs(t *testing.T, src, dst string, u testenv.User) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dst, int(u.UID), int(u.GID)); err != nil {
+		t.Fatal(err)
+	}
+}
