@@ -168,10 +168,41 @@ type Task struct {
 	Worker          string   `json:"worker,omitempty"` // worker that ran it
 	Timeout         Duration `json:"timeout,omitempty"`
 
+	// ReceivedAt is when the daemon accepted the task.
 	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// DispatchedAt is when the task left the queue and the daemon began to
+	// find or start a worker for it (its latest attempt). Zero while it is
+	// queued, and for a task cancelled before it left the queue.
+	DispatchedAt time.Time `json:"dispatched_at,omitzero"`
+	// StartedAt is when the task began on its worker, after any cold start.
+	// Zero for a task that ended before it began (its worker did not start)
+	// and, while it runs, until the daemon learns it from the worker.
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"` // when the result is deleted
+}
+
+// Timings splits the task's life into three phases:
+//
+//   - queue: ReceivedAt to DispatchedAt, waiting for the tenant's quota
+//     (max_running) to let it go;
+//   - start: DispatchedAt to StartedAt, the cold start of its worker when
+//     Cold is set, else the wait for a warm worker to be free;
+//   - run: StartedAt to FinishedAt, the task on its worker.
+//
+// A phase is zero when one of its ends is unknown (not reached yet, or the
+// task ended before it), and when its end is before its start (the wall
+// clock stepped back). A task in progress has zero for its current phase.
+func (t Task) Timings() (queue, start, run time.Duration) {
+	return between(t.ReceivedAt, t.DispatchedAt), between(t.DispatchedAt, t.StartedAt), between(t.StartedAt, t.FinishedAt)
+}
+
+// between is b-a, or 0 when either is zero or b is before a.
+func between(a, b time.Time) time.Duration {
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	return max(b.Sub(a), 0)
 }
 
 // RegisterResponse is the Function as stored.

@@ -100,6 +100,9 @@ func (d *dispatcher) enqueue(jobs ...*job) {
 	d.mu.Lock()
 	var refused []*job
 	for _, j := range jobs {
+		// A task entering the queue has not left it yet: the times of an
+		// earlier attempt (a task recovered after a restart) go.
+		j.task.DispatchedAt, j.task.StartedAt = time.Time{}, time.Time{}
 		d.active[j.task.ID] = j
 		d.metrics.transition("", j.task.State)
 		if d.draining && j.sync {
@@ -180,7 +183,9 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	prev := j.task.State
 	j.task.State = api.StateRunning
 	j.task.Attempts++
-	j.task.StartedAt = now
+	// It leaves the queue now; when it begins on its worker comes with
+	// the run's result.
+	j.task.DispatchedAt = now
 	running := j.task
 	d.metrics.transition(prev, api.StateRunning)
 	quota := d.quotas.QuotaFor(j.acct.Name)
@@ -198,7 +203,8 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 		// The caller holds the connection and the task is in no store
 		// to run again from: it fails, and the caller may retry.
 		res = runtimes.Result{State: api.StateFailed, ExitCode: -1,
-			Error: "stopped: the daemon shut down while the task ran (endpoint.drain_grace passed); run it again"}
+			Error: "stopped: the daemon shut down while the task ran (endpoint.drain_grace passed); run it again",
+			Cold:  res.Cold, Worker: res.Worker, StartedAt: res.StartedAt}
 	}
 	d.finish(j, res, record)
 }
@@ -270,9 +276,7 @@ func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord)
 	t := &j.task
 	t.State, t.ExitCode, t.Output, t.Stderr, t.Error = res.State, res.ExitCode, res.Output, res.Stderr, res.Error
 	t.Cold, t.Worker = res.Cold, res.Worker
-	if !res.StartedAt.IsZero() {
-		t.StartedAt = res.StartedAt
-	}
+	t.StartedAt = res.StartedAt // zero if it ended before it began
 	t.FinishedAt = now
 	t.ExpiresAt = now.Add(d.limits.ResultRetention.D())
 	final := *t
@@ -316,6 +320,7 @@ func (d *dispatcher) requeue(j *job, running *runningRecord) {
 	d.mu.Lock()
 	d.metrics.transition(j.task.State, api.StateQueued)
 	j.task.State = api.StateQueued
+	j.task.DispatchedAt = time.Time{}
 	t := j.task
 	d.releaseLocked(j)
 	d.mu.Unlock()

@@ -30,7 +30,7 @@ type containerFixture struct {
 	exec   *oci.Executor
 }
 
-func newContainerFixture(t *testing.T, runtime string, cfg conf.Workers) *containerFixture {
+func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *containerFixture {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: starts containers")
@@ -101,6 +101,7 @@ func TestContainerWorkers(t *testing.T) {
 			t.Run("Servable", f.testServable)
 			t.Run("Limits", f.testLimits)
 			t.Run("DeadWorkerReplaced", f.testDeadWorker)
+			t.Run("UnknownImage", f.testUnknownImage)
 		})
 	}
 }
@@ -178,5 +179,14 @@ func (f *containerFixture) testDeadWorker(t *testing.T) {
 	next := f.pools.Run(t.Context(), j, 2)
 	if next.State != api.StateSucceeded || !next.Cold || next.Worker == first.Worker {
 		t.Errorf("after the container died: %s (error %q, cold %v, worker %s), want a new worker", next.State, next.Error, next.Cold, next.Worker)
+	}
+}
+
+// A function naming an image its owner cannot see fails, saying so.
+func (f *containerFixture) testUnknownImage(t *testing.T) {
+	j := f.command("/bin/true")
+	j.Function.Runtime = "nosuch"
+	if r := f.pools.Run(t.Context(), j, 2); r.State != api.StateFailed || !strings.Contains(r.Error, "nosuch") {
+		t.Errorf("run in an unknown image = %s (error %q), want failed naming it", r.State, r.Error)
 	}
 }

@@ -403,7 +403,7 @@ func TestRefused(t *testing.T) {
 		err  string
 	}{
 		{"root", func(j *Job) { j.Account.UID = 0 }, "uid 0 is refused"},
-		{"runtime", func(j *Job) { j.Function.Runtime = "pytorch.sif" }, `runtime "pytorch.sif": only "host"`},
+		{"image without containers", func(j *Job) { j.Function.Runtime = "pytorch" }, `runtime "pytorch": this node runs no containers`},
 		{"no command", func(j *Job) { j.Function.Command = nil }, "has no command"},
 	}
 	for _, tt := range tests {

@@ -4,14 +4,16 @@
 # Python echo servable and a /bin/true command as that user, runs the load
 # shapes of the README's performance section, then stops fxd and removes the
 # user. Run as root after `make build`; ROUNDS=N repeats each shape;
-# SHAPES=echo,https,stream,true runs only the shapes named (default: all);
+# SHAPES=echo,https,stream,true,sif runs only the shapes named (default: all);
+# sif compares a static servable and /bin/true on the host and in a busybox
+# SIF image (crun or runc, whichever fxd finds), and measures cold starts;
 # CPU=1 runs the true shape without the exec baseline but prints, per round,
 # the CPU time per task of fxd, of the shims, of the tasks' processes (the
 # shims' reaped children) and of the rest of the machine, and its idle time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SHAPES=${SHAPES:-echo,https,stream,true}
+SHAPES=${SHAPES:-echo,https,stream,true,sif}
 want() { [[ ",$SHAPES," == *",$1,"* ]]; }
 bin=$PWD/bin
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
@@ -49,6 +51,8 @@ tls_cert = "$state/server.pem"
 tls_key = "$state/server.key"
 [workers]
 cgroup_parent = "fxd-bench-$$"
+[tenants.default]
+max_workers = 64
 [log]
 level = "warn"
 [[auth.map]]
@@ -107,6 +111,48 @@ if want true; then
   else
     shape true --mode submit -c 2 -b 100 -n 3000 --exec-baseline
   fi
+fi
+if want sif; then
+  # The same static servable (internal/testenv/upper) on the host and in a
+  # busybox image, so that only the runtime differs.
+  CGO_ENABLED=0 go build -o "$state/home/upper" ./internal/testenv/upper
+  chown "$user" "$state/home/upper"
+  go run ./internal/testenv/mksif "$state/busybox.sif" /usr/bin/upper="$state/home/upper"
+  "$bin/fxd" runtime add busybox "$state/busybox.sif" --config "$state/fxd.toml"
+  as_user "$bin/fx" register upper-host --kind servable -- "$state/home/upper" >/dev/null
+  as_user "$bin/fx" register upper-sif --kind servable --runtime busybox -- /usr/bin/upper >/dev/null
+  as_user "$bin/fx" register true-sif --runtime busybox -- /bin/true >/dev/null
+  echo "== warm servable round trip, host vs SIF, interleaved: fx bench upper-{host,sif} --mode run -c 1 -n 5000 --input x"
+  for _ in $(seq "$ROUNDS"); do
+    for f in upper-host upper-sif; do
+      printf '%-10s ' "$f"; as_user "$bin/fx" bench "$f" --mode run -c 1 -n 5000 --input x </dev/null | grep -E 'p50'
+    done
+  done
+  echo "== warm /bin/true command tasks, host vs SIF, interleaved: fx bench {true,true-sif} --mode submit -c 2 -b 100 -n 3000"
+  for _ in $(seq "$ROUNDS"); do
+    for f in true true-sif; do
+      printf '%-10s ' "$f"; as_user "$bin/fx" bench "$f" --mode submit -c 2 -b 100 -n 3000 </dev/null | grep -E 'tasks/s'
+    done
+  done
+  echo "== cold start of a SIF command task (a new worker each: limits differ), 20 runs"
+  for i in $(seq 20); do
+    as_user "$bin/fx" register "cold-$i" --runtime busybox --pids $((1000 + i)) -- /bin/true >/dev/null
+    as_user "$bin/fx" run "cold-$i" --json </dev/null
+  done | python3 -c '
+import json, sys, statistics
+from datetime import datetime
+def t(s): return datetime.fromisoformat(s.replace("Z", "+00:00"))
+dec, buf, tasks = json.JSONDecoder(), sys.stdin.read(), []
+i = 0
+while i < len(buf):
+    if buf[i].isspace(): i += 1; continue
+    obj, i = dec.raw_decode(buf, i); tasks.append(obj)
+total = sorted((t(x["finished_at"]) - t(x["received_at"])).total_seconds() * 1e3 for x in tasks)
+cold = sum(1 for x in tasks if x.get("cold"))
+start = sorted((t(x["started_at"]) - t(x["dispatched_at"])).total_seconds() * 1e3 for x in tasks if x.get("dispatched_at"))
+print("tasks %d, cold %d; received to finished: p50 %.1f ms, min %.1f, max %.1f" % (len(tasks), cold, statistics.median(total), total[0], total[-1]))
+if start: print("start phase (worker start): p50 %.1f ms, min %.1f, max %.1f" % (statistics.median(start), start[0], start[-1]))
+'
 fi
 echo "== fxd metrics after the runs"
 curl -s --unix-socket "$state/fxd/fxd.sock" http://fxd/metrics | grep -E "^fxd_(cold_starts_total|workers|tasks_finished_total|store_commits_total)" || true

@@ -68,7 +68,8 @@ func answerErr(w http.ResponseWriter, status int, code, msg string) {
 // task returns the task id as the fake sees it.
 func fakeTask(id string) api.Task {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	t := api.Task{ID: id, Function: "alice/echo", Owner: "alice", Attempts: 1, ReceivedAt: t0, StartedAt: t0.Add(2 * time.Millisecond)}
+	t := api.Task{ID: id, Function: "alice/echo", Owner: "alice", Attempts: 1,
+		ReceivedAt: t0, DispatchedAt: t0.Add(2 * time.Millisecond), StartedAt: t0.Add(50 * time.Millisecond)}
 	switch {
 	case strings.HasPrefix(id, "fail"):
 		t.State, t.ExitCode, t.Error, t.Stderr = api.StateFailed, 3, "exit status 3", "boom\n"

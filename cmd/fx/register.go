@@ -23,7 +23,7 @@ func cmdRegister(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args
 	var memory conf.Size
 	var timeout api.Duration
 	fs.StringVar((*string)(&spec.Kind), "kind", string(api.KindCommand), "command (one process per task) or servable (a long-lived process)")
-	fs.StringVar(&spec.Runtime, "runtime", api.RuntimeHost, "`runtime` to run in: host or a runtime of the site (fx site lists them)")
+	fs.StringVar(&spec.Runtime, "runtime", api.RuntimeHost, "`runtime` to run in: host or a SIF image of the site (fx runtimes lists them)")
 	fs.Var(&env, "env", "set an environment variable `K=V`; repeat for more")
 	fs.TextVar(&memory, "memory", conf.Size(0), "memory limit per worker: a `SIZE` like 512MiB (0: your quota)")
 	fs.Float64Var(&spec.Limits.CPUs, "cpus", 0, "CPUs per worker, like 1 or 0.5 (0: your quota)")

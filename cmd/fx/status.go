@@ -56,41 +56,73 @@ func waitOutcome(ts []api.Task) error {
 	return nil
 }
 
+// printTasks prints one row per task; QUEUE, START and RUN are its phases
+// (see phaseCells).
 func printTasks(c *cli, ts []api.Task, now time.Time) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tEXIT\tATTEMPTS\tCOLD\tQUEUED\tRAN")
+	fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tEXIT\tATTEMPTS\tQUEUE\tSTART\tRUN")
 	for _, t := range ts {
-		queue, run := taskDurations(t, now)
-		exit, cold := "-", "-"
+		exit := "-"
 		if t.State.Final() && t.State != api.StateCancelled {
 			exit = strconv.Itoa(t.ExitCode)
 		}
-		if t.Cold {
-			cold = "cold"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Function, t.State, exit, t.Attempts, cold, fmtDur(queue), fmtDur(run))
+		queue, start, run := phaseCells(t, now)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Function, t.State, exit, t.Attempts, queue, start, run)
 	}
 	return tw.Flush()
 }
 
-// taskDurations returns how long a task waited before it started and how
-// long it ran, counting to now for one not yet over.
-func taskDurations(t api.Task, now time.Time) (queue, run time.Duration) {
-	end := func(ts ...time.Time) time.Time {
-		for _, x := range ts {
-			if !x.IsZero() {
-				return x
-			}
+// phaseCells returns the QUEUE, START and RUN cells of a task: its
+// api.Task.Timings in human units, "-" where an end is unknown. Once the
+// task has ended, START says whether its worker was started for it,
+// "48ms (cold)", or was a warm one, "20µs (warm)". A task not yet over
+// counts its current phase to now: a queued one its QUEUE, a running one
+// its RUN. While the daemon does not know when a running task began on its
+// worker (it learns it at the end), RUN is an upper bound, the time since
+// dispatch: "≤3s".
+func phaseCells(t api.Task, now time.Time) (queue, start, run string) {
+	q, s, r := t.Timings()
+	queue, start, run = phaseCell(q, t.ReceivedAt, t.DispatchedAt), phaseCell(s, t.DispatchedAt, t.StartedAt), phaseCell(r, t.StartedAt, t.FinishedAt)
+	switch {
+	case t.State.Final():
+		if t.DispatchedAt.IsZero() && t.StartedAt.IsZero() {
+			break // it never left the queue
 		}
-		return now
+		if t.Cold {
+			start += " (cold)"
+		} else {
+			start += " (warm)"
+		}
+	case t.State == api.StateQueued || t.State == api.StateReceived:
+		// A task queued again after a restart may still carry the
+		// times of its earlier attempt.
+		queue, start, run = fmtDur(since(t.ReceivedAt, now)), "-", "-"
+	case !t.StartedAt.IsZero():
+		run = fmtDur(since(t.StartedAt, now))
+	case !t.DispatchedAt.IsZero():
+		run = "≤" + fmtDur(since(t.DispatchedAt, now))
 	}
-	if !t.ReceivedAt.IsZero() {
-		queue = end(t.StartedAt, t.FinishedAt).Sub(t.ReceivedAt)
+	return queue, start, run
+}
+
+// phaseCell formats a phase d that runs from a to b: "-" when a or b is
+// unknown, "0s" when it took no time.
+func phaseCell(d time.Duration, a, b time.Time) string {
+	switch {
+	case a.IsZero() || b.IsZero():
+		return "-"
+	case d <= 0:
+		return "0s"
 	}
-	if !t.StartedAt.IsZero() {
-		run = end(t.FinishedAt).Sub(t.StartedAt)
+	return fmtDur(d)
+}
+
+// since is now-t, or 0 when t is unknown or later than now.
+func since(t, now time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
 	}
-	return max(queue, 0), max(run, 0)
+	return max(now.Sub(t), 0)
 }
 
 // fmtDur prints a duration with about three significant digits; 0 is "-".

@@ -75,49 +75,74 @@ func SIFNoDeffile() SIFOption { return func(s *sifSpec) { s.deffile = false } }
 // test skips, or fails in CI.
 func BuildSIF(tb testing.TB, opts ...SIFOption) string {
 	tb.Helper()
+	RequireCommand(tb, "mksquashfs")
+	if !newSIFSpec(opts).bare {
+		requireStaticBusybox(tb)
+	}
+	path := filepath.Join(tb.TempDir(), "image.sif")
+	if err := WriteSIF(path, opts...); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func newSIFSpec(opts []SIFOption) sifSpec {
 	s := sifSpec{arch: runtime.GOARCH, fs: sif.FsSquash, part: sif.PartPrimSys, deffile: true}
 	for _, o := range opts {
 		o(&s)
 	}
-	mksquashfs := RequireCommand(tb, "mksquashfs")
-	dir := tb.TempDir()
+	return s
+}
+
+// WriteSIF writes the image BuildSIF describes to path, building it in a
+// temporary directory of its own: for tools outside tests (scripts/bench.sh
+// runs it through internal/testenv/mksif). It needs mksquashfs and, unless
+// SIFBare, the static busybox at BusyboxPath.
+func WriteSIF(path string, opts ...SIFOption) error {
+	s := newSIFSpec(opts)
+	dir, err := os.MkdirTemp("", "fxd-sif-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	root := filepath.Join(dir, "rootfs")
 	if err := os.Mkdir(root, 0o755); err != nil {
-		tb.Fatal(err)
+		return err
 	}
 	if !s.bare {
-		writeBusyboxRoot(tb, root)
+		if err := writeBusyboxRoot(root); err != nil {
+			return fmt.Errorf("build SIF: %w", err)
+		}
 	}
 	for _, f := range s.files {
 		rel := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(f.name, "/")))
 		if rel == "." || !filepath.IsLocal(rel) {
-			tb.Fatalf("build SIF: file name %q is not a path inside the image", f.name)
+			return fmt.Errorf("build SIF: file name %q is not a path inside the image", f.name)
 		}
 		p := filepath.Join(root, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatalf("build SIF: %v", err)
+			return fmt.Errorf("build SIF: %w", err)
 		}
 		os.Remove(p) // replace a symlink rather than write through it
 		if err := os.WriteFile(p, f.data, f.mode); err != nil {
-			tb.Fatalf("build SIF: %v", err)
+			return fmt.Errorf("build SIF: %w", err)
 		}
 		if err := os.Chmod(p, f.mode); err != nil { // not masked by the umask
-			tb.Fatalf("build SIF: %v", err)
+			return fmt.Errorf("build SIF: %w", err)
 		}
 	}
 	sqfs := filepath.Join(dir, "rootfs.sqfs")
 	// lz4: ten times faster to build than gzip here, and the kernel and
 	// squashfuse both read it.
-	cmd := exec.Command(mksquashfs, root, sqfs, "-noappend", "-all-root", "-comp", "lz4",
+	cmd := exec.Command("mksquashfs", root, sqfs, "-noappend", "-all-root", "-comp", "lz4",
 		"-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("mksquashfs %s: %v: %s", root, err, out)
+		return fmt.Errorf("mksquashfs %s: %v: %s", root, err, out)
 	}
-	path := filepath.Join(dir, "image.sif")
 	if err := writeSIF(path, sqfs, s); err != nil {
-		tb.Fatalf("build SIF %s: %v", path, err)
+		return fmt.Errorf("build SIF %s: %w", path, err)
 	}
-	return path
+	return nil
 }
 
 // SIFRootfs returns where the primary system partition of the SIF image at
@@ -166,37 +191,36 @@ func writeSIF(path, sqfs string, s sifSpec) error {
 }
 
 // writeBusyboxRoot lays out a busybox root filesystem in root.
-func writeBusyboxRoot(tb testing.TB, root string) {
-	tb.Helper()
-	bb := requireStaticBusybox(tb)
+func writeBusyboxRoot(root string) error {
+	bb := BusyboxPath
 	for _, d := range []string{"bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "usr/bin", "usr/sbin", "var/tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			tb.Fatal(err)
+			return err
 		}
 	}
 	for _, d := range []string{"tmp", "var/tmp"} {
 		if err := os.Chmod(filepath.Join(root, d), os.ModeSticky|0o777); err != nil {
-			tb.Fatal(err)
+			return err
 		}
 	}
 	if err := copyFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
-		tb.Fatalf("copy %s: %v", bb, err)
+		return fmt.Errorf("copy %s: %w", bb, err)
 	}
 	out, err := exec.Command(bb, "--list").Output()
 	if err != nil {
-		tb.Fatalf("%s --list: %v", bb, err)
+		return fmt.Errorf("%s --list: %w", bb, err)
 	}
 	for _, applet := range strings.Fields(string(out)) {
 		if applet == "busybox" || strings.Contains(applet, "/") {
 			continue
 		}
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
-			tb.Fatal(err)
+			return err
 		}
 	}
 	// Scripts and tests name /usr/bin/env, as in most images.
 	if err := os.Symlink("../../bin/busybox", filepath.Join(root, "usr/bin/env")); err != nil {
-		tb.Fatal(err)
+		return err
 	}
 	etc := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
@@ -205,9 +229,10 @@ func writeBusyboxRoot(tb testing.TB, root string) {
 	}
 	for name, data := range etc {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
-			tb.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 // requireStaticBusybox returns the path of a statically linked busybox, or

@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"maps"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/daemon/store"
+	"fxd.dev/fxd/runtimes"
+)
+
+// checkTimings fails unless the task's times are in life order, every one
+// of a task that ran is set, and its phases add up to its latency.
+func checkTimings(t *testing.T, what string, task api.Task) {
+	t.Helper()
+	r, d, s, f := task.ReceivedAt, task.DispatchedAt, task.StartedAt, task.FinishedAt
+	if r.IsZero() || d.IsZero() || s.IsZero() || f.IsZero() || d.Before(r) || s.Before(d) || f.Before(s) {
+		t.Fatalf("%s: received %v, dispatched %v, started %v, finished %v; want all set, in that order", what, r, d, s, f)
+	}
+	queue, start, run := task.Timings()
+	if sum := queue + start + run; sum != f.Sub(r) || start <= 0 || run <= 0 {
+		t.Errorf("%s: Timings() = queue %v, start %v, run %v; want start and run > 0, summing to %v", what, queue, start, run, f.Sub(r))
+	}
+}
+
+// TestTaskPhases runs a command cold, then warm, and finds their phases in
+// the API, in the store and in fxd_task_phase_seconds on /metrics.
+func TestTaskPhases(t *testing.T) {
+	s := startTestSite(t, nil)
+	c := s.client(t)
+	ctx := context.Background()
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "true", Command: []string{"/bin/true"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := scrapePhaseCounts(t, s.socket)
+	for i, wantCold := range []bool{true, false} {
+		task, err := c.Run(ctx, "true", api.TaskSpec{})
+		if err != nil || task.State != api.StateSucceeded || task.Cold != wantCold {
+			t.Fatalf("run %d = %s cold=%v %q, %v; want succeeded, cold=%v", i, task.State, task.Cold, task.Error, err, wantCold)
+		}
+		checkTimings(t, "sync run "+strconv.Itoa(i), task)
+	}
+
+	ids, err := c.Submit(ctx, []api.TaskSpec{{Function: "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.Tasks(ctx, api.TasksRequest{IDs: ids, Wait: api.Duration(30 * time.Second)})
+	if err != nil || len(ts) != 1 || ts[0].State != api.StateSucceeded {
+		t.Fatalf("Tasks(%v) = %+v, %v; want one succeeded", ids, ts, err)
+	}
+	checkTimings(t, "async task", ts[0])
+	waitFor(t, "the async task in the store", func() bool {
+		got, err := s.d.store.GetTask(ids[0])
+		return err == nil && got.State.Final()
+	})
+	stored, err := s.d.store.GetTask(ids[0])
+	if err != nil || !stored.DispatchedAt.Equal(ts[0].DispatchedAt) || !stored.StartedAt.Equal(ts[0].StartedAt) {
+		t.Errorf("stored task = dispatched %v, started %v (%v); want %v, %v as answered",
+			stored.DispatchedAt, stored.StartedAt, err, ts[0].DispatchedAt, ts[0].StartedAt)
+	}
+
+	// The two sync runs and the async one: one cold, two warm, each with
+	// its three phases. The async task may still be being counted when
+	// Tasks answers, hence the wait.
+	want := map[string]float64{}
+	for _, p := range []string{"queue", "start", "run"} {
+		want[`phase="`+p+`",start="cold"`] = before[`phase="`+p+`",start="cold"`] + 1
+		want[`phase="`+p+`",start="warm"`] = before[`phase="`+p+`",start="warm"`] + 2
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got, missing := scrapePhaseCounts(t, s.socket), false
+		for k, v := range want {
+			missing = missing || got[k] != v
+		}
+		if !missing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fxd_task_phase_seconds_count = %v, want %v", got, want)
+		}
+	}
+}
+
+// TestRecoveredTaskTimings: a task left running by a daemon that set
+// StartedAt when it dispatched (and had no DispatchedAt) runs again after
+// the restart with times of its new attempt only.
+func TestRecoveredTaskTimings(t *testing.T) {
+	s1 := startTestSite(t, nil)
+	c := s1.client(t)
+	ctx := context.Background()
+	fn, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "true", Command: []string{"/bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.stop(); err != nil {
+		t.Fatalf("stop the first daemon: %v", err)
+	}
+	stateDir := s1.d.cfg.Site.StateDir
+
+	old := time.Now().Add(-time.Hour).UTC()
+	legacy := api.Task{ID: newTaskID(old), Function: fn.Ref(), FunctionVersion: fn.Version, Owner: fn.Owner,
+		State: api.StateRunning, Attempts: 1, ReceivedAt: old, StartedAt: old.Add(time.Second)}
+	st, err := store.Open(filepath.Join(stateDir, "tasks.db"), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.CreateTasks(ctx, []store.Record{{Task: legacy, Identity: "tenant@example.org", Input: []byte{}}})
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("write the legacy record: %v", err)
+	}
+
+	restarted := time.Now()
+	s2 := startTestSite(t, func(c *conf.Config) { c.Site.StateDir = stateDir })
+	var got api.Task
+	waitFor(t, "the recovered task to end", func() bool {
+		got, err = s2.d.store.GetTask(legacy.ID)
+		return err == nil && got.State.Final()
+	})
+	if got.State != api.StateSucceeded || got.Attempts != 2 {
+		t.Fatalf("recovered task = %s, attempt %d (%q); want succeeded, attempt 2", got.State, got.Attempts, got.Error)
+	}
+	checkTimings(t, "recovered task", got)
+	if got.DispatchedAt.Before(restarted) || !got.ReceivedAt.Equal(legacy.ReceivedAt) {
+		t.Errorf("recovered task: received %v, dispatched %v; want received %v kept, dispatched after the restart at %v",
+			got.ReceivedAt, got.DispatchedAt, legacy.ReceivedAt, restarted)
+	}
+}
+
+// scrapePhaseCounts reads /metrics over the daemon's socket and returns the
+// sample counts of fxd_task_phase_seconds by label set, as written there
+// (`phase="run",start="cold"`).
+func scrapePhaseCounts(t *testing.T, socket string) map[string]float64 {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("http://fxd/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %s", resp.Status)
+	}
+	counts := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "fxd_task_phase_seconds_count{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		v, err := strconv.ParseFloat(value, 64)
+		if !ok || err != nil {
+			t.Fatalf("GET /metrics: bad line %q", sc.Text())
+		}
+		counts[labels] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	if len(counts) != 6 {
+		t.Fatalf("GET /metrics: fxd_task_phase_seconds_count series %v, want 6 (queue, start, run × cold, warm)", counts)
+	}
+	return counts
+}
+
+// TestPhaseMetricsKnownEnds: fxd_task_phase_seconds observes only the
+// phases whose ends a finished task knows.
+func TestPhaseMetricsKnownEnds(t *testing.T) {
+	m := newMetrics(func() runtimes.Stats { return runtimes.Stats{} }, func() int64 { return 0 })
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, task := range []api.Task{
+		{State: api.StateCancelled, ReceivedAt: at(0), FinishedAt: at(5)},                                        // cancelled in the queue
+		{State: api.StateFailed, Cold: true, ReceivedAt: at(0), DispatchedAt: at(1), FinishedAt: at(900)},        // worker did not start
+		{State: api.StateSucceeded, ReceivedAt: at(0), DispatchedAt: at(0), StartedAt: at(2), FinishedAt: at(5)}, // warm; queue 0
+	} {
+		m.finished(task)
+	}
+	want := map[string]uint64{
+		"queue/cold": 1, "start/cold": 0, "run/cold": 0,
+		"queue/warm": 1, "start/warm": 1, "run/warm": 1,
+	}
+	got := map[string]uint64{}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather() = %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "fxd_task_phase_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["phase"]+"/"+labels["start"]] = s.GetHistogram().GetSampleCount()
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("fxd_task_phase_seconds sample counts = %v, want %v", got, want)
+	}
+}
