@@ -28,6 +28,7 @@ type containerFixture struct {
 	*fixture
 	images *images.Store
 	exec   *oci.Executor
+	state  string // the executor's state dir: runtime state and bundles
 }
 
 func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *containerFixture {
@@ -72,7 +73,7 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 		t.Fatal(err)
 	}
 	u := testenv.NewUser(t)
-	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex}
+	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex, state: filepath.Join(state, "containers")}
 	cfg.Shim = shim
 	f.pools, err = New(cfg, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: oci.DefaultWorkDir}, log)
 	if err != nil {
@@ -188,5 +189,31 @@ func (f *containerFixture) testUnknownImage(t *testing.T) {
 	j.Function.Runtime = "nosuch"
 	if r := f.pools.Run(t.Context(), j, 2); r.State != api.StateFailed || !strings.Contains(r.Error, "nosuch") {
 		t.Errorf("run in an unknown image = %s (error %q), want failed naming it", r.State, r.Error)
+	}
+}
+
+// An idle container stops after the idle timeout: its processes, cgroup,
+// runtime state and bundle go.
+func TestContainerIdleStop(t *testing.T) {
+	f := newContainerFixture(t, "crun", conf.Workers{IdleTimeout: conf.Duration(200 * time.Millisecond)})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go f.pools.Reap(ctx)
+	r := f.pools.Run(t.Context(), in(f.servable("/usr/bin/upper")).with("x"), 2)
+	if r.State != api.StateSucceeded {
+		t.Fatalf("servable: %s %q", r.State, r.Error)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, _ := os.ReadDir(filepath.Join(f.state, "runtime"))
+		bundles, _ := os.ReadDir(filepath.Join(f.state, "bundles"))
+		if len(cgroupsNamed(r.Worker)) == 0 && len(left) == 0 && len(bundles) == 0 && len(userPids(f.acct.UID)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the idle timeout: cgroups %v, runtime state %v, bundles %v, processes %v",
+				cgroupsNamed(r.Worker), left, bundles, userPids(f.acct.UID))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -104,3 +104,63 @@ func copyAs(t *testing.T, src, dst string, u testenv.User) {
 		t.Fatal(err)
 	}
 }
+
+// A daemon killed with -9 leaves its warm containers and image mounts
+// behind; the next start removes them before it serves, and runs tasks in
+// the image again.
+func TestContainersCleanedAfterCrash(t *testing.T) {
+	testenv.RequireCommand(t, "crun")
+	tenants, rules := newTenants(t, 1)
+	s := startSite(t, rules)
+	alice := tenants[0]
+	c := s.client(alice.id)
+	upper, err := os.ReadFile(bin(t, "upper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
+	if out, err := exec.Command(bin(t, "fxd"), "runtime", "add", "busybox", img, "--config", s.configPath()).CombinedOutput(); err != nil {
+		t.Fatalf("fxd runtime add: %v: %s", err, out)
+	}
+	register(t, c, api.FunctionSpec{Name: "upper", Runtime: "busybox", Kind: api.KindServable, Command: []string{"/usr/bin/upper"}})
+	if task := run(t, c, "upper", "a"); task.State != api.StateSucceeded || string(task.Output) != "A" {
+		t.Fatalf("servable: %s %q (error %q)", task.State, task.Output, task.Error)
+	}
+	mounts := func() []string {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], s.state+"/") {
+				out = append(out, f[4])
+			}
+		}
+		return out
+	}
+	containers := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(s.state, "containers", "runtime"))
+		var ids []string
+		for _, e := range entries {
+			ids = append(ids, e.Name())
+		}
+		return ids
+	}
+
+	s.kill9()
+	if pids, _ := exec.Command("pgrep", "-u", alice.user.Name, "-x", "upper").Output(); len(pids) == 0 {
+		t.Log("the servable died with the daemon (its monitor's death signal); the restart must still clean up")
+	}
+	if len(mounts()) == 0 || len(containers()) == 0 {
+		t.Fatalf("after kill -9: mounts %v, containers %v; want both left behind for the restart to clean", mounts(), containers())
+	}
+	s.start()
+	if ids := containers(); len(ids) > 0 {
+		t.Errorf("containers %v still in the runtime's state after the restart", ids)
+	}
+	if m := mounts(); len(m) > 0 {
+		t.Errorf("image mounts %v still there after the restart", m)
+	}
+	assertNoProcs(t, alice.user.Name)
+	if task := run(t, c, "upper", "b"); task.State != api.StateSucceeded || string(task.Output) != "B" || !task.Cold {
+		t.Errorf("servable after the restart: %s %q (error %q, cold %v), want a cold start that works", task.State, task.Output, task.Error, task.Cold)
+	}
+}
