@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -190,14 +189,15 @@ func (e *Executor) run(ctx context.Context, s isolation.Spec, bundle string) (*p
 		statusR.Close()
 		return nil, e.startError(ctx, s.ID, bundle, first)
 	}
-	proc := &process{e: e, id: s.ID, cmd: cmd, status: status, statusR: statusR, started: start, done: make(chan struct{})}
-	proc.pid, _ = strconv.Atoi(pid)
-	if proc.group, err = cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, s.ID)); err != nil {
+	g, err := cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, s.ID))
+	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		statusR.Close()
 		return nil, fmt.Errorf("container %s started without its cgroup: %w", s.ID, err)
 	}
+	proc := &process{Tree: cgroup.NewTree(g), e: e, id: s.ID, cmd: cmd, status: status, statusR: statusR, group: g, started: start}
+	proc.pid, _ = strconv.Atoi(pid)
 	go proc.wait()
 	return proc, nil
 }
@@ -304,6 +304,7 @@ func (e *Executor) Cleanup() error {
 
 // process is a started container.
 type process struct {
+	*cgroup.Tree
 	e       *Executor
 	id      string
 	pid     int
@@ -312,12 +313,6 @@ type process struct {
 	statusR *os.File
 	group   *cgroup.Group
 	started time.Time
-
-	done    chan struct{}
-	st      isolation.ExitStatus
-	err     error
-	killMu  sync.Mutex
-	removed bool
 }
 
 func (p *process) Pid() int { return p.pid }
@@ -325,65 +320,22 @@ func (p *process) Pid() int { return p.pid }
 // wait reads how the container's process ended from its monitor, then
 // deletes the container.
 func (p *process) wait() {
-	defer close(p.done)
 	line, _ := p.status.ReadString('\n')
 	p.statusR.Close()
 	werr := p.cmd.Wait()
 	st := isolation.ExitStatus{Code: -1, Duration: time.Since(p.started)}
 	word, num, _ := strings.Cut(strings.TrimSpace(line), " ")
 	n, nerr := strconv.Atoi(num)
+	var err error
 	switch {
 	case word == "exited" && nerr == nil:
 		st.Code = n
 	case word == "signaled" && nerr == nil:
 		st.Signal = isolation.SignalName(syscall.Signal(n))
 	default:
-		p.err = fmt.Errorf("container %s: its monitor ended (%v) before reporting its exit", p.id, werr)
+		err = fmt.Errorf("container %s: its monitor ended (%v) before reporting its exit", p.id, werr)
 	}
-	st.OOMKills, _ = p.group.OOMKills()
-	p.killMu.Lock()
-	if err := p.e.remove(p.id, p.group); err != nil && p.err == nil {
-		p.err = err
-	}
-	p.removed = true
-	p.killMu.Unlock()
-	p.st = st
-}
-
-func (p *process) Wait() (isolation.ExitStatus, error) {
-	<-p.done
-	return p.st, p.err
-}
-
-func (p *process) Kill() error {
-	p.killMu.Lock()
-	defer p.killMu.Unlock()
-	if p.removed {
-		return nil
-	}
-	return p.group.Kill()
-}
-
-func (p *process) Procs() (int, error) {
-	pids, err := p.group.Procs()
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	return len(pids), err
-}
-
-func (p *process) OOMKills() (int, error) {
-	select {
-	case <-p.done:
-		return p.st.OOMKills, nil
-	default:
-	}
-	n, err := p.group.OOMKills()
-	if errors.Is(err, os.ErrNotExist) {
-		<-p.done
-		return p.st.OOMKills, nil
-	}
-	return n, err
+	p.End(st, err, func() error { return p.e.remove(p.id, p.group) })
 }
 
 var _ isolation.Executor = (*Executor)(nil)

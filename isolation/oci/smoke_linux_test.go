@@ -204,3 +204,36 @@ func cgroupDirs(parent string) []string {
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
 	return dirs
 }
+
+// With NetworkNone a container has a network namespace of its own with
+// only the loopback device; by default it shares the host's.
+func TestContainerNetwork(t *testing.T) {
+	rootfs, rt := containerSetup(t, "crun")
+	u := testenv.NewUser(t)
+	parent := "fxdtest-oci-" + rand.Text()[:8]
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+	// Device names from /proc/net/dev: "  lo: 0 0 …", one per line after two headers.
+	script := "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '"
+	devices := func(network Network) string {
+		e := newExecutor(t, rt, Site{CgroupParent: parent, Network: network})
+		var out bytes.Buffer
+		p, err := e.Start(context.Background(), isolation.Spec{
+			ID: "net-" + rand.Text()[:8], Account: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
+			Rootfs: rootfs, Argv: []string{"/bin/sh", "-c", script}, Env: []string{"PATH=/bin"}, Stdout: &out,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := p.Wait(); err != nil || st.Code != 0 {
+			t.Fatalf("container: %+v, %v", st, err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	if got := devices(NetworkNone); got != "lo" {
+		t.Errorf("network none: devices %q, want only lo", got)
+	}
+	host, _ := os.ReadFile("/proc/net/dev")
+	if got := devices(NetworkHost); strings.Count(string(host), "\n")-2 != len(strings.Fields(got)) {
+		t.Errorf("network host: devices %q, want the host's %d", got, strings.Count(string(host), "\n")-2)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"sync"
 	"syscall"
 	"time"
 
@@ -85,7 +84,7 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 		g.Delete()
 		return nil, fmt.Errorf("start %s as %s: %w", s.Argv[0], s.Account.Name, err)
 	}
-	p := &process{cmd: cmd, group: g, started: time.Now(), done: make(chan struct{})}
+	p := &process{Tree: cgroup.NewTree(g), cmd: cmd, group: g, started: time.Now()}
 	go p.wait()
 	return p, nil
 }
@@ -126,22 +125,16 @@ func command(s isolation.Spec) *exec.Cmd {
 
 // process is a started tree.
 type process struct {
+	*cgroup.Tree
 	cmd     *exec.Cmd
 	group   *cgroup.Group
 	started time.Time
-
-	done    chan struct{}
-	status  isolation.ExitStatus
-	err     error
-	killMu  sync.Mutex
-	removed bool
 }
 
 func (p *process) Pid() int { return p.cmd.Process.Pid }
 
 // wait reaps the first process, then empties and removes the group.
 func (p *process) wait() {
-	defer close(p.done)
 	err := p.cmd.Wait()
 	st := isolation.ExitStatus{Code: p.cmd.ProcessState.ExitCode(), Duration: time.Since(p.started)}
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -149,52 +142,11 @@ func (p *process) wait() {
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
-		p.err = fmt.Errorf("wait for %s: %w", p.cmd.Path, err)
+		err = fmt.Errorf("wait for %s: %w", p.cmd.Path, err)
+	} else {
+		err = nil
 	}
-	st.OOMKills, _ = p.group.OOMKills()
-	p.killMu.Lock()
-	if err := p.group.Delete(); err != nil && p.err == nil {
-		p.err = err
-	}
-	p.removed = true
-	p.killMu.Unlock()
-	p.status = st
-}
-
-func (p *process) Wait() (isolation.ExitStatus, error) {
-	<-p.done
-	return p.status, p.err
-}
-
-func (p *process) Kill() error {
-	p.killMu.Lock()
-	defer p.killMu.Unlock()
-	if p.removed {
-		return nil
-	}
-	return p.group.Kill()
-}
-
-func (p *process) Procs() (int, error) {
-	pids, err := p.group.Procs()
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	return len(pids), err
-}
-
-func (p *process) OOMKills() (int, error) {
-	select {
-	case <-p.done:
-		return p.status.OOMKills, nil
-	default:
-	}
-	n, err := p.group.OOMKills()
-	if errors.Is(err, os.ErrNotExist) {
-		<-p.done
-		return p.status.OOMKills, nil
-	}
-	return n, err
+	p.End(st, err, p.group.Delete)
 }
 
 var _ isolation.Executor = (*Executor)(nil)

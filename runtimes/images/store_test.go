@@ -13,9 +13,7 @@ import (
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/rs/zerolog"
-	"github.com/sylabs/sif/v2/pkg/integrity"
 	sifv2 "github.com/sylabs/sif/v2/pkg/sif"
 
 	"fxd.dev/fxd/api"
@@ -343,13 +341,13 @@ func requireEmpty(t *testing.T, s *Store) {
 }
 
 func TestRequireSigned(t *testing.T) {
-	signer, stranger := newKey(t, "signer"), newKey(t, "stranger")
+	signer, stranger := testenv.NewKey(t, "signer"), testenv.NewKey(t, "stranger")
 	unsigned := testenv.BuildSIF(t)
-	signed := signedCopy(t, unsigned, signer)
+	signed := testenv.SignedCopy(t, unsigned, signer)
 	s := newStore(t, Config{RequireSigned: true, KeyRing: openpgp.EntityList{signer}})
 
 	img, err := addPath(t, s, "python", "", signed)
-	if fp := fingerprint(signer); err != nil || !slices.Equal(img.Signers, []string{fp}) {
+	if fp := testenv.Fingerprint(signer); err != nil || !slices.Equal(img.Signers, []string{fp}) {
 		t.Fatalf("Add(signed) = %+v, %v; want signer %s", img, err, fp)
 	}
 	if got, err := s.Get("python", ""); err != nil || !slices.Equal(got.Signers, img.Signers) {
@@ -364,7 +362,7 @@ func TestRequireSigned(t *testing.T) {
 		want error
 	}{
 		"unsigned":       {unsigned, sif.ErrUnsigned},
-		"unknown signer": {signedCopy(t, unsigned, stranger), sif.ErrUnknownSigner},
+		"unknown signer": {testenv.SignedCopy(t, unsigned, stranger), sif.ErrUnknownSigner},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if img, err := addPath(t, s, "python", "", tt.path); !errors.Is(err, tt.want) || !errors.Is(err, api.ErrDenied) {
@@ -485,44 +483,4 @@ func TestOpenRefuses(t *testing.T) {
 			t.Errorf("Dir mode after Open = %v, %v; want 0700", fi.Mode(), err)
 		}
 	})
-}
-
-// newKey makes an Ed25519 OpenPGP key (fast to generate) for a test.
-func newKey(t testing.TB, name string) *openpgp.Entity {
-	t.Helper()
-	e, err := openpgp.NewEntity(name, "fxd test", name+"@fxd.invalid", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func fingerprint(e *openpgp.Entity) string {
-	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
-}
-
-// signedCopy signs a copy of the image at path with e, as apptainer sign
-// does, and returns the copy's path.
-func signedCopy(t testing.TB, path string, e *openpgp.Entity) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := testenv.WriteTemp(t, "signed.sif", data)
-	fi, err := sifv2.LoadContainerFromPath(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := integrity.NewSigner(fi, integrity.OptSignWithEntity(e))
-	if err == nil {
-		err = signer.Sign()
-	}
-	if uerr := fi.UnloadContainer(); err == nil {
-		err = uerr
-	}
-	if err != nil {
-		t.Fatalf("sign %s: %v", out, err)
-	}
-	return out
 }

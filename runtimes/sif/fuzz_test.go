@@ -21,9 +21,9 @@ import (
 // must be consistent. Seeds are a small real image, the same image signed,
 // truncations of it, and headers with bad counts and offsets.
 func FuzzInspect(f *testing.F) {
-	key := newKey(f, "fuzz")
+	key := testenv.NewKey(f, "fuzz")
 	img := smallSIF(f)
-	signed, err := os.ReadFile(signedCopy(f, testenv.WriteTemp(f, "small.sif", img), key))
+	signed, err := os.ReadFile(testenv.SignedCopy(f, testenv.WriteTemp(f, "small.sif", img), key))
 	if err != nil {
 		f.Fatal(err)
 	}

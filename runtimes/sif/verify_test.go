@@ -3,7 +3,6 @@ package sif
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,9 +11,6 @@ import (
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/sylabs/sif/v2/pkg/integrity"
 	"github.com/sylabs/sif/v2/pkg/sif"
 
 	"fxd.dev/fxd/api"
@@ -22,10 +18,10 @@ import (
 )
 
 func TestVerify(t *testing.T) {
-	signer, stranger := newKey(t, "signer"), newKey(t, "stranger")
+	signer, stranger := testenv.NewKey(t, "signer"), testenv.NewKey(t, "stranger")
 	unsigned := testenv.BuildSIF(t, testenv.SIFFile("opt/fn/serve.sh", 0o755, []byte(servable)))
-	signed := signedCopy(t, unsigned, signer)
-	fp := fingerprint(signer)
+	signed := testenv.SignedCopy(t, unsigned, signer)
+	fp := testenv.Fingerprint(signer)
 
 	t.Run("good", func(t *testing.T) {
 		signers, err := Verify(t.Context(), signed, openpgp.EntityList{signer})
@@ -41,7 +37,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("public keyring file", func(t *testing.T) {
-		kr, err := LoadKeyRing(publicKeyFile(t, signer, stranger))
+		kr, err := LoadKeyRing(testenv.PublicKeyFile(t, signer, stranger))
 		if err != nil {
 			t.Fatalf("LoadKeyRing = %v", err)
 		}
@@ -78,7 +74,7 @@ func TestVerify(t *testing.T) {
 		{"root fs changed", tamper(img.Rootfs.Offset+img.Rootfs.Size/2, 0x55), openpgp.EntityList{signer}, ErrBadSignature, "changed after it was signed"},
 		{"header changed", tamper(3, 'x'), openpgp.EntityList{signer}, ErrBadSignature, "header integrity"},
 		{"signature corrupt", tamper(sigOffset(t, img)+100, 0x01), openpgp.EntityList{signer}, ErrBadSignature, "signature"},
-		{"no root fs", signedCopy(t, testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFPartType(sif.PartData)), signer), openpgp.EntityList{signer}, ErrNoRootfs, "primary system partition"},
+		{"no root fs", testenv.SignedCopy(t, testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFPartType(sif.PartData)), signer), openpgp.EntityList{signer}, ErrNoRootfs, "primary system partition"},
 		{"not a SIF", testenv.WriteTemp(t, "x.sif", []byte("hello")), openpgp.EntityList{signer}, ErrNotSIF, "SIF"},
 		{"no keyring", signed, nil, api.ErrInvalid, "no keyring"},
 		{"empty keyring", signed, openpgp.EntityList{}, api.ErrInvalid, "no keys"},
@@ -127,66 +123,6 @@ func TestLoadKeyRingRefuses(t *testing.T) {
 	if _, err := LoadKeyRing(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("LoadKeyRing(missing) = %v, want fs.ErrNotExist", err)
 	}
-}
-
-// newKey makes an Ed25519 OpenPGP key (fast to generate) for a test.
-func newKey(t testing.TB, name string) *openpgp.Entity {
-	t.Helper()
-	e, err := openpgp.NewEntity(name, "fxd test", name+"@fxd.invalid", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func fingerprint(e *openpgp.Entity) string {
-	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
-}
-
-// signedCopy signs a copy of the image at path with e, as apptainer sign
-// does (one signature per object group), and returns the copy's path.
-func signedCopy(t testing.TB, path string, e *openpgp.Entity) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := testenv.WriteTemp(t, "signed.sif", data)
-	fi, err := sif.LoadContainerFromPath(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := integrity.NewSigner(fi, integrity.OptSignWithEntity(e))
-	if err == nil {
-		err = s.Sign()
-	}
-	if uerr := fi.UnloadContainer(); err == nil {
-		err = uerr
-	}
-	if err != nil {
-		t.Fatalf("sign %s: %v", out, err)
-	}
-	return out
-}
-
-// publicKeyFile writes the public keys of es, armored, as gpg --export
-// --armor does, and returns the file's path.
-func publicKeyFile(t testing.TB, es ...*openpgp.Entity) string {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		if err := e.Serialize(w); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return testenv.WriteTemp(t, "keys.asc", b.Bytes())
 }
 
 // sigOffset is where the first signature object of img starts.
