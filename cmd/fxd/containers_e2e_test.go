@@ -164,3 +164,27 @@ func TestContainersCleanedAfterCrash(t *testing.T) {
 		t.Errorf("servable after the restart: %s %q (error %q, cold %v), want a cold start that works", task.State, task.Output, task.Error, task.Cold)
 	}
 }
+
+// With containers.require_signed, fxd runtime add refuses an unsigned image
+// and one signed by a key outside containers.keyring, and takes one signed
+// by a key in it.
+func TestSignedImagesRequired(t *testing.T) {
+	testenv.RequireCommand(t, "crun")
+	signer, stranger := testenv.NewKey(t, "site"), testenv.NewKey(t, "stranger")
+	keyring := testenv.PublicKeyFile(t, signer)
+	s := startSite(t, "\n[containers]\nrequire_signed = true\nkeyring = \""+keyring+"\"\n")
+	img := testenv.BuildSIF(t)
+	add := func(name, file string) (string, error) {
+		out, err := exec.Command(bin(t, "fxd"), "runtime", "add", name, file, "--config", s.configPath()).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := add("unsigned", img); err == nil || !strings.Contains(out, "unsigned SIF image") {
+		t.Errorf("add an unsigned image: %v: %s, want a refusal saying it is unsigned", err, out)
+	}
+	if out, err := add("stranger", testenv.SignedCopy(t, img, stranger)); err == nil || !strings.Contains(out, testenv.Fingerprint(stranger)) {
+		t.Errorf("add an image signed by a stranger: %v: %s, want a refusal naming the key", err, out)
+	}
+	if out, err := add("good", testenv.SignedCopy(t, img, signer)); err != nil || !strings.Contains(out, "signed by ["+testenv.Fingerprint(signer)+"]") {
+		t.Errorf("add an image signed by the site's key: %v: %s", err, out)
+	}
+}
