@@ -188,3 +188,25 @@ func TestSignedImagesRequired(t *testing.T) {
 		t.Errorf("add an image signed by the site's key: %v: %s", err, out)
 	}
 }
+
+// With containers off the daemon offers the host runtime only, and says
+// why an image cannot be named.
+func TestContainersOff(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := startSite(t, rules+"\n[containers]\nruntime = \"none\"\n")
+	c := s.client(tenants[0].id)
+	rts, err := c.Runtimes(ctxT(t, 10*time.Second))
+	if err != nil || len(rts) != 1 || rts[0].Name != api.RuntimeHost {
+		t.Errorf("runtimes with containers off: %+v, %v; want host alone", rts, err)
+	}
+	_, err = c.RegisterFunction(ctxT(t, 10*time.Second), api.FunctionSpec{Name: "x", Runtime: "busybox", Command: []string{"/bin/true"}})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "runs no containers") {
+		t.Errorf("register in an image with containers off: %v, want invalid saying the site runs no containers", err)
+	}
+	if _, err := c.AddRuntime(ctxT(t, 10*time.Second), "mine", "/nonexistent.sif"); !errors.Is(err, api.ErrUnavailable) {
+		t.Errorf("add an image with containers off: %v, want unavailable", err)
+	}
+	if !strings.Contains(s.logs(), "containers are off") {
+		t.Errorf("the daemon's log does not say containers are off:\n%s", s.logs())
+	}
+}
