@@ -411,12 +411,29 @@ func (c *Config) validateContainers(ps *problems) {
 	}
 }
 
-// bindPath checks a bind's path: absolute, or under $HOME.
+// bindPath checks a bind's path: absolute once $USER and $HOME (the only
+// variables) are replaced.
 func bindPath(ps *problems, key, p, what string) {
-	if strings.HasPrefix(p, "$HOME") || strings.HasPrefix(p, "${HOME}") {
+	var unknown []string
+	expanded := os.Expand(p, func(name string) string {
+		switch name {
+		case "USER":
+			return "user"
+		case "HOME":
+			return "/home/user"
+		}
+		unknown = append(unknown, "$"+name)
+		return ""
+	})
+	if len(unknown) > 0 {
+		ps.add(key, "%q uses %s; only $USER and $HOME are replaced", p, strings.Join(unknown, ", "))
 		return
 	}
-	absPath(ps, key, p, true, what)
+	if p != "" && !filepath.IsAbs(expanded) {
+		ps.add(key, "%q is a relative path; give an absolute path, or one under $HOME", p)
+		return
+	}
+	absPath(ps, key, expanded, true, what)
 }
 
 // HomeBound reports whether a bind mounts each account's home directory at

@@ -70,9 +70,13 @@ func (d *Daemon) handleDeleteRuntime(w http.ResponseWriter, r *http.Request, c c
 	if err != nil {
 		return err
 	}
+	// "name" is the caller's own image by that name if there is one,
+	// else the site image, which Remove refuses with the reason.
 	ref := r.PathValue("ref")
-	if !strings.Contains(ref, "/") {
-		ref = c.acct.Name + "/" + ref // a user's own image
+	if own := c.acct.Name + "/" + ref; !strings.Contains(ref, "/") {
+		if _, err := repo.Get(own, c.acct.Name); err == nil {
+			ref = own
+		}
 	}
 	if err := repo.Remove(ref, c.acct.Name); err != nil {
 		return err

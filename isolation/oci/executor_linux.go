@@ -71,11 +71,19 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 	if err := checkSite(&c.Site); err != nil {
 		return nil, err
 	}
+	// Binds are checked per account at each start; an impossible one
+	// (a reserved destination, one bound twice) is refused now.
+	if _, err := expandBinds(c.Site.Binds, isolation.Account{Name: "user", UID: 1000, Home: "/home/user"}, c.Site.WorkDir); err != nil {
+		return nil, fmt.Errorf("site binds: %w", err)
+	}
 	if c.Runtime.Path == "" {
 		return nil, fmt.Errorf("no OCI runtime given; find one with FindRuntime: %w", api.ErrInvalid)
 	}
 	if c.Monitor == "" || !filepath.IsAbs(c.Monitor) {
 		return nil, fmt.Errorf("monitor %q: want the absolute path of fxd-shim: %w", c.Monitor, api.ErrInvalid)
+	}
+	if err := rootOnly(c.Monitor); err != nil {
+		return nil, err
 	}
 	if err := checkPath("state dir", c.StateDir); err != nil {
 		return nil, err
@@ -93,6 +101,27 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 		}
 	}
 	return e, nil
+}
+
+// rootOnly refuses a file that anyone but root could replace: the monitor
+// runs as root. The file and every directory above it must be root's and
+// not writable by group or others, unless sticky (like /tmp, where others
+// cannot replace root's entries).
+func rootOnly(file string) error {
+	for p := file; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("monitor %s: %w", file, err)
+		}
+		sticky := p != file && st.Mode&unix.S_ISVTX != 0
+		if st.Uid != 0 || (st.Mode&0o022 != 0 && !sticky) {
+			return fmt.Errorf("monitor %s: %s is owned by uid %d with mode %04o, so others could replace what fxd runs as root; "+
+				"install fxd-shim where only root can write (chown root, chmod go-w): %w", file, p, st.Uid, st.Mode&0o7777, api.ErrDenied)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }
 
 // hybridCgroup2 reports whether /sys/fs/cgroup/unified is a cgroup2 mount
@@ -184,14 +213,16 @@ func (e *Executor) run(ctx context.Context, s isolation.Spec, bundle string) (*p
 	}
 	pid, ok := strings.CutPrefix(first, "started ")
 	if !ok {
-		cmd.Process.Kill()
+		// The monitor leads its own process group, with the runtime
+		// in it: a runtime still at work must not outlive the failure.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		statusR.Close()
 		return nil, e.startError(ctx, s.ID, bundle, first)
 	}
 	g, err := cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, s.ID))
 	if err != nil {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		statusR.Close()
 		return nil, fmt.Errorf("container %s started without its cgroup: %w", s.ID, err)
@@ -215,7 +246,11 @@ func (e *Executor) startError(ctx context.Context, id, bundle, line string) erro
 	if msg := lastLogError(filepath.Join(bundle, "runtime.log")); msg != "" {
 		why += ": " + msg
 	}
-	return fmt.Errorf("start container %s with %s: %s", id, e.cfg.Runtime.Name, why)
+	kind := api.ErrInvalid // the runtime refused the container: its spec or image
+	if line == "" {
+		kind = api.ErrUnavailable
+	}
+	return fmt.Errorf("start container %s with %s: %s: %w", id, e.cfg.Runtime.Name, why, kind)
 }
 
 // lastLogError returns the last error a runtime logged in JSON lines
@@ -254,7 +289,7 @@ func (e *Executor) remove(id string, g *cgroup.Group) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.cfg.Runtime.Path, "--root", e.root, "delete", "--force", id)
 	if out, err := cmd.CombinedOutput(); err != nil && !notExist(out) {
-		errs = append(errs, fmt.Errorf("delete container %s: %v: %s", id, err, strings.TrimSpace(string(out))))
+		errs = append(errs, fmt.Errorf("delete container %s: %w: %s", id, err, strings.TrimSpace(string(out))))
 	}
 	if g == nil {
 		g, _ = cgroup.Load(path.Join("/", e.cfg.Site.CgroupParent, id))

@@ -116,3 +116,24 @@ func TestStartFails(t *testing.T) {
 		})
 	}
 }
+
+// The monitor runs as root: New refuses one that others could replace.
+func TestMonitorMustBeRoots(t *testing.T) {
+	testenv.RequireRoot(t)
+	rt := Runtime{Name: "runc", Path: "/usr/sbin/runc"}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil { // writable by all, not sticky
+		t.Fatal(err)
+	}
+	monitor := filepath.Join(dir, "fxd-shim")
+	if err := os.WriteFile(monitor, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Runtime: rt, Site: Site{CgroupParent: "x"}, StateDir: filepath.Join(t.TempDir(), "s"), Monitor: monitor}, zerolog.Nop())
+	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("New with a monitor in a world-writable dir = %v, want denied naming %s", err, dir)
+	}
+	if _, err := New(Config{Runtime: rt, Site: Site{CgroupParent: "x"}, StateDir: filepath.Join(t.TempDir(), "s"), Monitor: shimPath}, zerolog.Nop()); err != nil {
+		t.Errorf("New with root's monitor = %v", err)
+	}
+}

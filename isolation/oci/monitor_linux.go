@@ -41,14 +41,15 @@ const statusFD = 3
 // on hybrid cgroup hosts (see Executor). It returns the exit code for
 // main.
 func Monitor(args []string) int {
+	var st unix.Stat_t
+	if err := unix.Fstat(statusFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		fmt.Fprintln(os.Stderr, "fxd-shim monitor: no status pipe on fd 3; the monitor is started by fxd, not by hand")
+		return 2
+	}
 	status := os.NewFile(statusFD, "status")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(status, "error "+format+"\n", a...)
 		return 125
-	}
-	if status == nil {
-		fmt.Fprintln(os.Stderr, "fxd-shim monitor: no status pipe on fd 3; the monitor is started by fxd, not by hand")
-		return 2
 	}
 	unix.CloseOnExec(statusFD)
 	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)

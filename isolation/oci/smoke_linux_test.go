@@ -33,9 +33,15 @@ func mountSIF(t *testing.T, img, dir string) {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
-		if out, _ := exec.Command("losetup", "-j", img).Output(); len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("loop device of %s still attached after umount: %s", img, out)
+		// The kernel releases an autoclear loop device after the
+		// unmount returns.
+		var out []byte
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if out, _ = exec.Command("losetup", "-j", img).Output(); len(bytes.TrimSpace(out)) == 0 {
+				return
+			}
 		}
+		t.Errorf("loop device of %s still attached 2 s after umount: %s", img, out)
 	})
 }
 

@@ -115,9 +115,16 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := s.Limits // copy; the devices rule below must not leak into the caller's
+	res := s.Limits // copy; the rules below must not leak into the caller's
 	if res.Devices == nil {
 		res.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	}
+	if m := res.Memory; m != nil && m.Limit != nil && m.Swap == nil {
+		// memory+swap at the memory limit, or swap (and the tmpfs /tmp
+		// and work dir with it) would stretch the limit on cgroup v1
+		mem := *m
+		mem.Swap = new(*m.Limit)
+		res.Memory = &mem
 	}
 	hostname := site.Hostname
 	if hostname == "" {
