@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -147,10 +148,6 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 	if err := CheckMountpoints(s.Rootfs, g); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(g)
-	if err != nil {
-		return nil, fmt.Errorf("encode container %s: %w", s.ID, err)
-	}
 	bundle := filepath.Join(e.bundles, s.ID)
 	if err := os.Mkdir(bundle, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -158,9 +155,9 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 		}
 		return nil, fmt.Errorf("create bundle of %s: %w", s.ID, err)
 	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
-		os.RemoveAll(bundle)
-		return nil, fmt.Errorf("write bundle of %s: %w", s.ID, err)
+	if err := e.writeBundle(g, s, bundle); err != nil {
+		e.remove(s.ID, nil)
+		return nil, err
 	}
 	p, err := e.run(ctx, s, bundle)
 	if err != nil {
@@ -168,6 +165,26 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 		return nil, err
 	}
 	return p, nil
+}
+
+// writeBundle stages the site's binds as s's account reaches them and
+// writes g, pointing at them, as the bundle's config.json.
+func (e *Executor) writeBundle(g *specs.Spec, s isolation.Spec, bundle string) error {
+	binds, err := expandBinds(e.cfg.Site.Binds, s.Account, e.cfg.Site.WorkDir)
+	if err != nil {
+		return err
+	}
+	if err := stageBinds(g, binds, s.Account, bundle); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode container %s: %w", s.ID, err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
+		return fmt.Errorf("write bundle of %s: %w", s.ID, err)
+	}
+	return nil
 }
 
 // run starts the container of the bundle through its monitor and returns
@@ -299,7 +316,10 @@ func (e *Executor) remove(id string, g *cgroup.Group) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(e.bundles, id)); err != nil {
+	// Never through a staged bind: RemoveAll would delete the user's files.
+	if err := unstageBinds(filepath.Join(e.bundles, id)); err != nil {
+		errs = append(errs, err)
+	} else if err := os.RemoveAll(filepath.Join(e.bundles, id)); err != nil {
 		errs = append(errs, fmt.Errorf("remove bundle of %s: %w", id, err))
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/internal/testenv"
 	"fxd.dev/fxd/isolation"
 )
@@ -241,5 +243,71 @@ func TestContainerNetwork(t *testing.T) {
 	host, _ := os.ReadFile("/proc/net/dev")
 	if got := devices(NetworkHost); strings.Count(string(host), "\n")-2 != len(strings.Fields(got)) {
 		t.Errorf("network host: devices %q, want the host's %d", got, strings.Count(string(host), "\n")-2)
+	}
+}
+
+// A bind source reaches the container only as its account reaches it: a
+// symlink the account plants in a shared directory, pointing into a
+// directory it may not search, does not give it another user's files.
+func TestBindSourceAsAccount(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name, testenv.SIFFile("mnt/site/.keep", 0o644, nil))
+			alice, bob := testenv.NewUser(t), testenv.NewUser(t)
+			// bob's private dir (0700) holds a readable subdirectory
+			private := filepath.Join(bob.Home, "private")
+			pub := filepath.Join(private, "pub")
+			if err := os.MkdirAll(pub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(pub, "f"), []byte("secret of bob\n"), 0o644)
+			os.Chmod(private, 0o700)
+			for _, p := range []string{private, pub, filepath.Join(pub, "f")} {
+				os.Chown(p, int(bob.UID), int(bob.GID))
+			}
+			// a shared scratch (1777) where alice replaces her dir with a symlink
+			scratch := t.TempDir()
+			os.Chmod(scratch, 0o1777)
+			if err := os.Symlink(pub, filepath.Join(scratch, alice.Name)); err != nil {
+				t.Fatal(err)
+			}
+			os.Lchown(filepath.Join(scratch, alice.Name), int(alice.UID), int(alice.GID))
+			parent := "fxdtest-oci-" + rand.Text()[:8]
+			t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+			e := newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: scratch + "/$USER", Destination: "/mnt/site"}}})
+			var out bytes.Buffer
+			p, err := e.Start(context.Background(), isolation.Spec{
+				ID: "bind-" + rand.Text()[:8], Account: isolation.Account{Name: alice.Name, UID: alice.UID, GID: alice.GID, Home: alice.Home},
+				Rootfs: rootfs, Argv: []string{"/bin/cat", "/mnt/site/f"}, Env: []string{"PATH=/bin"}, Stdout: &out,
+			})
+			if err == nil {
+				p.Wait()
+				t.Fatalf("start with a planted symlink: ran and printed %q, want a refusal", out.String())
+			}
+			if !errors.Is(err, api.ErrDenied) {
+				t.Errorf("start with a planted symlink: %v, want denied", err)
+			}
+			t.Logf("refused as wanted: %v", err)
+			// and a bind the account may reach works, with nothing left after
+			own := filepath.Join(scratch, "own-"+alice.Name)
+			os.Mkdir(own, 0o755)
+			os.WriteFile(filepath.Join(own, "f"), []byte("mine\n"), 0o644)
+			os.Chown(own, int(alice.UID), int(alice.GID))
+			e = newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: scratch + "/own-$USER", Destination: "/mnt/site"}}})
+			out.Reset()
+			p, err = e.Start(context.Background(), isolation.Spec{
+				ID: "bind-" + rand.Text()[:8], Account: isolation.Account{Name: alice.Name, UID: alice.UID, GID: alice.GID, Home: alice.Home},
+				Rootfs: rootfs, Argv: []string{"/bin/cat", "/mnt/site/f"}, Env: []string{"PATH=/bin"}, Stdout: &out,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := p.Wait(); err != nil || st.Code != 0 || out.String() != "mine\n" {
+				t.Errorf("own bind: %+v, %v, %q", st, err, out.String())
+			}
+			if b, err := os.ReadFile(filepath.Join(own, "f")); err != nil || string(b) != "mine\n" {
+				t.Errorf("the bound dir after the container: %q, %v; want it untouched", b, err)
+			}
+		})
 	}
 }

@@ -46,9 +46,11 @@ const (
 
 // Bind is a site-configured bind mount. Source and Destination may use
 // $USER and $HOME, which NewSpec replaces with the account's name and home
-// directory (the only variables; any other "$" is refused). The container
-// process reaches the source with the account's own permissions only: it
-// runs as the account with no capabilities.
+// directory (the only variables; any other "$" is refused). The source
+// reaches the container only as the account reaches it: the Executor opens
+// it with the account's credentials (a symlink or a directory the account
+// may not search fails the start), and the container process, the account
+// with no capabilities, has only the account's permissions inside.
 type Bind struct {
 	Source      string // host path, absolute
 	Destination string // container path, absolute; must exist in the image (see NewSpec)
