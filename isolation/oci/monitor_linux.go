@@ -59,19 +59,12 @@ func Monitor(args []string) int {
 		return fail("usage: fxd-shim monitor [-hide-cgroup2] -pid-file FILE -- RUNTIME ARGS...")
 	}
 	argv := fs.Args()
-	// The namespace is the calling thread's: fork the runtime from it.
-	runtime.LockOSThread()
-	if *hide {
-		if err := hideCgroup2(); err != nil {
-			return fail("%v", err)
-		}
-	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fail("become subreaper: %v", err)
 	}
-	rt, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
+	rt, err := startRuntime(argv, *hide)
 	if err != nil {
-		return fail("start %s: %v", argv[0], err)
+		return fail("%v", err)
 	}
 	pid := 0
 	early := map[int]unix.WaitStatus{} // children reaped before the PID was known
@@ -106,6 +99,36 @@ func Monitor(args []string) int {
 			early[got] = ws
 		}
 	}
+}
+
+// startRuntime starts the runtime, with -hide-cgroup2 from a thread that
+// first moves into a mount namespace of its own. That thread then ends, so
+// the monitor, which lives as long as the container, holds no copy of the
+// host's mounts (which would keep file systems an admin unmounts busy).
+func startRuntime(argv []string, hide bool) (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // with hide, never unlocked: the thread ends with the goroutine
+		if hide {
+			if err := hideCgroup2(); err != nil {
+				ch <- result{0, err}
+				return
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
+		pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
+		if err != nil {
+			err = fmt.Errorf("start %s: %w", argv[0], err)
+		}
+		ch <- result{pid, err}
+	}()
+	r := <-ch
+	return r.pid, r.err
 }
 
 // hideCgroup2 moves this thread into a mount namespace of its own where
