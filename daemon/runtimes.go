@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"fxd.dev/fxd/api"
-	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/runtimes/images"
 )
 
@@ -109,7 +108,7 @@ func (d *Daemon) handleAdminAddRuntime(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	// Read as root: the admin names a file of the site.
-	img, err := repo.AddFile(r.Context(), req.Name, "", isolation.Account{Name: "root"}, req.Path, int64(d.cfg.Containers.MaxImageSize))
+	img, err := repo.AddSiteFile(r.Context(), req.Name, req.Path, int64(d.cfg.Containers.MaxImageSize))
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 		t.Fatal(err)
 	}
 	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
-	if _, err := store.AddFile(context.Background(), "busybox", "", isolation.Account{Name: "root"}, img, 0); err != nil {
+	if _, err := store.AddSiteFile(context.Background(), "busybox", img, 0); err != nil {
 		t.Fatal(err)
 	}
 	u := testenv.NewUser(t)

@@ -89,7 +89,7 @@ func (s *Store) receive(ctx context.Context, r io.Reader, maxSize int64) (_ rece
 		return received{}, fmt.Errorf("copy image: %w", err)
 	}
 	if maxSize > 0 && n > maxSize {
-		return received{}, fmt.Errorf("the image is larger than containers.max_image_size (%d bytes); make it smaller (fewer files, zstd compression) or ask the site admin to add it: %w", maxSize, api.ErrTooLarge)
+		return received{}, fmt.Errorf("the image is larger than containers.max_image_size (%d bytes); make it smaller (fewer files, zstd compression), or the site admin raises the limit: %w", maxSize, api.ErrTooLarge)
 	}
 	if err := f.Sync(); err != nil {
 		return received{}, fmt.Errorf("sync private copy: %w", err)

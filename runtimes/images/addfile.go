@@ -22,23 +22,32 @@ const catPath = "/bin/cat"
 // account a's permissions, never root's: it runs /bin/cat as a (UID, GID
 // and supplementary groups, empty environment, working directory /) and
 // stores what cat writes. A file the account may not read fails with
-// api.ErrDenied, a missing one with api.ErrNotFound, both quoting cat. With
-// a.UID 0 (the admin's `fxd runtime add`) it opens the file itself. owner
-// is recorded as in Add ("" for a site image); path becomes the Source.
+// api.ErrDenied, a missing one with api.ErrNotFound, both quoting cat.
+// UID 0 is refused (api.ErrDenied): the admin's reads go through
+// AddSiteFile. owner is recorded as in Add; path becomes the Source.
 func (s *Store) AddFile(ctx context.Context, name, owner string, a isolation.Account, path string, maxSize int64) (Image, error) {
+	if a.UID == 0 {
+		return Image{}, fmt.Errorf("add image %s: reading files as uid 0 is AddSiteFile's job, for the admin: %w", name, api.ErrDenied)
+	}
+	return s.addFile(ctx, name, owner, path, func() (received, error) { return s.receiveAs(ctx, a, path, maxSize) })
+}
+
+// AddSiteFile adds the SIF file at path (absolute) as the site image name,
+// reading it as root: for the admin's `fxd runtime add` only.
+func (s *Store) AddSiteFile(ctx context.Context, name, path string, maxSize int64) (Image, error) {
+	return s.addFile(ctx, name, "", path, func() (received, error) { return s.receiveFile(ctx, path, maxSize) })
+}
+
+// addFile checks the name and path, receives the file and adds it.
+func (s *Store) addFile(ctx context.Context, name, owner, path string, receive func() (received, error)) (Image, error) {
 	ref, err := newRef(name, owner)
 	if err != nil {
 		return Image{}, fmt.Errorf("add image: %w", err)
 	}
 	if !filepath.IsAbs(path) {
-		return Image{}, fmt.Errorf("add image %s from %q: %w: give the absolute path of the .sif file", ref, path, api.ErrInvalid)
+		return Image{}, fmt.Errorf("add image %s from %q: give the absolute path of the .sif file: %w", ref, path, api.ErrInvalid)
 	}
-	var tmp received
-	if a.UID == 0 {
-		tmp, err = s.receiveFile(ctx, path, maxSize)
-	} else {
-		tmp, err = s.receiveAs(ctx, a, path, maxSize)
-	}
+	tmp, err := receive()
 	if err != nil {
 		return Image{}, fmt.Errorf("add image %s from %s: %w", ref, path, err)
 	}

@@ -79,14 +79,16 @@ func TestAddFileAsRoot(t *testing.T) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	admin := isolation.Account{Name: "root"}
-	if img, err := s.AddFile(t.Context(), "python", "", admin, path, 0); err != nil || img.Name != "python" || img.Source != path {
+	if _, err := s.AddFile(t.Context(), "python", "", isolation.Account{Name: "root"}, path, 0); !errors.Is(err, api.ErrDenied) {
+		t.Errorf("AddFile as uid 0 = %v, want denied (AddSiteFile's job)", err)
+	}
+	if img, err := s.AddSiteFile(t.Context(), "python", path, 0); err != nil || img.Name != "python" || img.Source != path {
 		t.Fatalf("AddFile as root = %+v, %v; want python from %s", img, err, path)
 	}
-	if _, err := s.AddFile(t.Context(), "gone", "", admin, path+".missing", 0); !errors.Is(err, api.ErrNotFound) {
+	if _, err := s.AddSiteFile(t.Context(), "gone", path+".missing", 0); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("AddFile(missing) as root = %v, want api.ErrNotFound", err)
 	}
-	if _, err := s.AddFile(t.Context(), "dir", "", admin, filepath.Dir(path), 0); !errors.Is(err, api.ErrInvalid) {
+	if _, err := s.AddSiteFile(t.Context(), "dir", filepath.Dir(path), 0); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("AddFile(directory) as root = %v, want api.ErrInvalid", err)
 	}
 }
