@@ -46,22 +46,25 @@ func containers(cfg *conf.Config, shim string, log zerolog.Logger) (*runtimes.Co
 		CgroupParent: cfg.Workers.CgroupParent, Network: oci.Network(c.Network), Binds: binds,
 		Shim: shim, WorkDir: c.WorkDir, TmpSize: int64(c.TmpSize),
 	}
-	exec, err := oci.New(oci.Config{Runtime: rt, Site: site, StateDir: filepath.Join(cfg.Site.StateDir, "containers"), Monitor: shim}, log)
-	if err != nil {
-		return nil, nil, fmt.Errorf("prepare containers: %w", err)
-	}
-	if err := exec.Cleanup(); err != nil {
-		log.Warn().Err(err).Msg("remove containers left by a previous run")
-	}
 	ic := images.Config{Dir: filepath.Join(cfg.Site.StateDir, "images"), RequireSigned: c.RequireSigned}
 	if c.Keyring != "" {
 		if ic.KeyRing, err = sif.LoadKeyRing(c.Keyring); err != nil {
 			return nil, nil, fmt.Errorf("containers.keyring: %w", err)
 		}
 	}
+	// First: the index's lock keeps a second daemon on this state dir
+	// out before Cleanup deletes containers.
 	store, err := images.Open(ic, log)
 	if err != nil {
 		return nil, nil, err
+	}
+	exec, err := oci.New(oci.Config{Runtime: rt, Site: site, StateDir: filepath.Join(cfg.Site.StateDir, "containers"), Monitor: shim}, log)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("prepare containers: %w", err)
+	}
+	if err := exec.Cleanup(); err != nil {
+		log.Warn().Err(err).Msg("remove containers left by a previous run")
 	}
 	log.Info().Str("runtime", rt.String()).Msg("containers: SIF images run with " + rt.Name)
 	return &runtimes.Containers{
