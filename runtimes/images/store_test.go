@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -95,10 +96,20 @@ func otherArch() string {
 func TestAddGetListRemove(t *testing.T) {
 	s := newStore(t, Config{})
 	path := testenv.BuildSIF(t)
-	want, err := sif.Inspect(t.Context(), path)
+	var want struct {
+		sif.Image
+		Digest string // as sha256sum says
+	}
+	var err error
+	want.Image, err = sif.Inspect(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := exec.Command(testenv.RequireCommand(t, "sha256sum"), path).Output()
+	if err != nil {
+		t.Fatalf("sha256sum: %v", err)
+	}
+	want.Digest = "sha256:" + strings.Fields(string(out))[0]
 	img := mustAdd(t, s, "python", "", path)
 	if img.Name != "python" || img.Owner != "" || img.Digest != want.Digest || img.Size != want.Size ||
 		img.Arch != runtime.GOARCH || img.Source != path || img.Added.IsZero() || img.Signers != nil {

@@ -2,9 +2,10 @@
 // format) before fxd accepts them as runtimes. Inspect validates the global
 // header and every descriptor with github.com/sylabs/sif/v2, finds the
 // primary system partition, checks that it is squashfs for the wanted
-// architecture and returns what the runtime repository records: the sha256
-// digest of the whole file, the architecture, and where the root filesystem
-// lies in the file (offset and size, to loop-mount or extract it there).
+// architecture and returns what the runtime repository records: the size,
+// the architecture, and where the root filesystem lies in the file (offset
+// and size, to loop-mount or extract it there); it reads no data, so the
+// repository hashes the image once, while it copies it.
 // Verify checks the image's OpenPGP signatures against a keyring with
 // sif/v2's integrity package.
 //

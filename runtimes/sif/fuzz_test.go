@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -61,7 +60,7 @@ func FuzzInspect(f *testing.F) {
 		} else {
 			r := got.Rootfs
 			if got.Size != int64(len(data)) || r.Offset < headerSize || r.Size < sqSuperSize || r.Offset+r.Size > got.Size ||
-				string(data[r.Offset:r.Offset+4]) != "hsqs" || !strings.HasPrefix(got.Digest, "sha256:") || len(got.Digest) != 71 {
+				string(data[r.Offset:r.Offset+4]) != "hsqs" {
 				t.Fatalf("Inspect accepted an inconsistent image: %+v", got)
 			}
 		}

@@ -33,13 +33,6 @@ func TestInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(testenv.RequireCommand(t, "sha256sum"), path).Output()
-	if err != nil {
-		t.Fatalf("sha256sum: %v", err)
-	}
-	if want := "sha256:" + strings.Fields(string(out))[0]; img.Digest != want {
-		t.Errorf("Digest = %s, want %s (sha256sum)", img.Digest, want)
-	}
 	if img.Size != st.Size() {
 		t.Errorf("Size = %d, want %d", img.Size, st.Size())
 	}
@@ -127,16 +120,16 @@ func TestLayout(t *testing.T) {
 
 func TestBuildSIFDeterministic(t *testing.T) {
 	opts := []testenv.SIFOption{testenv.SIFBare(), testenv.SIFFile("hello", 0o644, []byte("hi\n"))}
-	a, err := Inspect(t.Context(), testenv.BuildSIF(t, opts...))
+	a, err := os.ReadFile(testenv.BuildSIF(t, opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Inspect(t.Context(), testenv.BuildSIF(t, opts...))
+	b, err := os.ReadFile(testenv.BuildSIF(t, opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Digest != b.Digest {
-		t.Errorf("two builds of the same image: digests %s and %s, want equal", a.Digest, b.Digest)
+	if !bytes.Equal(a, b) {
+		t.Errorf("two builds of the same image differ (%d and %d bytes), want the same bytes", len(a), len(b))
 	}
 }
 
@@ -275,12 +268,7 @@ func BenchmarkInspect(b *testing.B) {
 	blob := make([]byte, 50<<20)
 	rand.NewChaCha8([32]byte{}).Read(blob) // incompressible: the image stays ~50 MB
 	path := testenv.BuildSIF(b, testenv.SIFBare(), testenv.SIFFile("blob", 0o644, blob))
-	st, err := os.Stat(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(st.Size())
-	for b.Loop() {
+	for b.Loop() { // headers only: the time does not grow with the image
 		if _, err := Inspect(b.Context(), path); err != nil {
 			b.Fatal(err)
 		}

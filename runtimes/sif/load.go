@@ -130,7 +130,7 @@ func (im *image) rootfs() (Object, error) {
 }
 
 // reader is the image as sif/v2 reads it: reads fail once done returns an
-// error (the calling ctx's Err, so hashing and verifying gigabytes stop on
+// error (the calling ctx's Err, so verifying gigabytes stops on
 // cancel), and the writes that sif.ReadWriter also asks for are refused.
 type reader struct {
 	done func() error
