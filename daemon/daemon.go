@@ -93,7 +93,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 	if err := d.exec.Cleanup(); err != nil {
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
-	if d.pools, err = runtimes.New(cfg.Workers, d.exec, ctr, log); err != nil {
+	if d.pools, err = runtimes.New(cfg.Workers, shim, d.exec, ctr, log); err != nil {
 		d.closeImages()
 		d.parent.Close()
 		return nil, err

@@ -74,8 +74,7 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 	}
 	u := testenv.NewUser(t)
 	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex, state: filepath.Join(state, "containers")}
-	cfg.Shim = shim
-	f.pools, err = New(cfg, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: oci.DefaultWorkDir}, log)
+	f.pools, err = New(cfg, shim, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: oci.DefaultWorkDir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func newFixture(t testing.TB, cfg conf.Workers) *fixture {
 	}
 	cfg.Shim = filepath.Join(binDir, "fxd-shim")
 	var err error
-	f.pools, err = New(cfg, ex, nil, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
+	f.pools, err = New(cfg, cfg.Shim, ex, nil, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -119,17 +119,15 @@ func (k key) String() string {
 	return s
 }
 
-// New returns pools that start host workers with exec and, with ctr,
-// container workers for functions whose runtime is an image. It finds
-// fxd-shim now (cfg.Shim, else next to the running binary, else
-// /usr/libexec/fxd, else on PATH) and fails if it is missing.
-func New(cfg conf.Workers, exec isolation.Executor, ctr *Containers, log zerolog.Logger) (*Pools, error) {
+// New returns pools that start host workers with exec, running the
+// fxd-shim at shim (from FindShim), and, with ctr, container workers for
+// functions whose runtime is an image.
+func New(cfg conf.Workers, shim string, exec isolation.Executor, ctr *Containers, log zerolog.Logger) (*Pools, error) {
 	if exec == nil || (ctr != nil && (ctr.Exec == nil || ctr.Images == nil)) {
 		return nil, fmt.Errorf("create worker pools: no executor: %w", api.ErrInvalid)
 	}
-	shim, err := FindShim(cfg.Shim)
-	if err != nil {
-		return nil, err
+	if err := executable(shim); err != nil {
+		return nil, fmt.Errorf("create worker pools: fxd-shim %q: %w", shim, err)
 	}
 	log = log.With().Str("component", "runtimes").Logger()
 	if p, mode, private := privatePath(shim); private {

@@ -2,7 +2,7 @@
 // frames on stdin and writes Result frames on stdout (see runtimes/wire).
 // It is built static (CGO_ENABLED=0) so it can be bind-mounted into any
 // container image. On the host, "fxd-shim monitor ..." is the monitor of
-// one container (isolation/oci.Monitor).
+// one container (isolation/oci/monitor).
 package main
 
 import (
@@ -12,17 +12,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"fxd.dev/fxd/isolation/oci"
+	"fxd.dev/fxd/isolation/oci/monitor"
 	"fxd.dev/fxd/runtimes/shim"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == monitor.Command {
+		os.Exit(monitor.Main(os.Args[2:]))
+	}
 	// One task at a time, on one goroutine: one P, so that the runtime
 	// never has another thread to wake for it (see shim's rawWait).
 	runtime.GOMAXPROCS(1)
-	if len(os.Args) > 1 && os.Args[1] == oci.MonitorCommand {
-		os.Exit(oci.Monitor(os.Args[2:]))
-	}
 	if err := serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "fxd-shim: %v\n", err)
 		os.Exit(1)

@@ -6,7 +6,7 @@
 // private /tmp and work dir, site bind mounts, the shim, cgroup limits) and
 // runtime discovery (FindRuntime), and the Executor, which starts, waits for
 // and kills containers through the runtime, each under a monitor process
-// (fxd-shim monitor, see Monitor) that is its first process's parent.
+// (fxd-shim monitor, see isolation/oci/monitor) that is its first process's parent.
 //
 // Privilege: the runtime runs as root (as fxd does); the container process
 // never does: NewSpec refuses UID 0 and drops every capability.

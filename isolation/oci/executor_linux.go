@@ -22,6 +22,7 @@ import (
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/isolation/cgroup"
+	"fxd.dev/fxd/isolation/oci/monitor"
 )
 
 // startTimeout bounds how long a runtime may take to start a container.
@@ -35,7 +36,7 @@ type Config struct {
 	// directory per container; it is created root-only.
 	StateDir string
 	// Monitor is the host path of fxd-shim, which runs as each
-	// container's monitor (see Monitor).
+	// container's monitor (see isolation/oci/monitor).
 	Monitor string
 }
 
@@ -195,7 +196,7 @@ func (e *Executor) run(ctx context.Context, s isolation.Spec, bundle string) (*p
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
 	defer statusW.Close()
-	args := []string{MonitorCommand, "-pid-file", filepath.Join(bundle, "pid")}
+	args := []string{monitor.Command, "-pid-file", filepath.Join(bundle, "pid")}
 	if e.hide {
 		args = append(args, "-hide-cgroup2")
 	}

@@ -1,4 +1,4 @@
-package oci
+package monitor
 
 import (
 	"errors"
@@ -13,15 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MonitorCommand is the first argument that makes fxd-shim a container
-// monitor (see Monitor).
-const MonitorCommand = "monitor"
+// Command is the first argument that makes fxd-shim a container monitor
+// (see Main).
+const Command = "monitor"
 
 // statusFD is the monitor's file descriptor for telling the executor
 // whether the container started.
 const statusFD = 3
 
-// Monitor is the main of a container monitor, the host process that the
+// Main is the main of a container monitor, the host process that the
 // Executor starts for each container (as "fxd-shim monitor"). Like
 // containerd's shims and podman's conmon, it makes the container's first
 // process its own child, so that its exit status is known and it is
@@ -40,7 +40,7 @@ const statusFD = 3
 // private mount namespace without /sys/fs/cgroup/unified, which crun needs
 // on hybrid cgroup hosts (see Executor). It returns the exit code for
 // main.
-func Monitor(args []string) int {
+func Main(args []string) int {
 	var st unix.Stat_t
 	if err := unix.Fstat(statusFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		fmt.Fprintln(os.Stderr, "fxd-shim monitor: no status pipe on fd 3; the monitor is started by fxd, not by hand")
