@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"syscall"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -45,14 +44,16 @@ type Spec struct {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
-// Check refuses what no executor may start: UID 0 (api.ErrDenied), an ID
+// Check refuses what no executor may start: UID 0 and nobody
+// (api.ErrDenied, as LookupAccount does), an ID
 // that is not a cgroup leaf name of its own ("." and ".." would name the
 // parent's or the root cgroup), and an empty Argv (api.ErrInvalid).
 // Executors call it first, then check what is theirs.
 func (s Spec) Check() error {
+	if err := checkUID(s.Account.Name, s.Account.UID, 0); err != nil {
+		return err
+	}
 	switch {
-	case s.Account.UID == 0:
-		return fmt.Errorf("account %q: uid 0 is refused; run it as an unprivileged account: %w", s.Account.Name, api.ErrDenied)
 	case !validID.MatchString(s.ID) || s.ID == "." || s.ID == "..":
 		return fmt.Errorf("id %q: want 1-128 of [A-Za-z0-9_.-], other than \".\" and \"..\": %w", s.ID, api.ErrInvalid)
 	case len(s.Argv) == 0 || s.Argv[0] == "":
@@ -97,20 +98,14 @@ type ExitStatus struct {
 	Duration time.Duration
 }
 
-// SignalName names a signal that ended a process for people: "killed",
-// "terminated", … or the signal's own name.
-func SignalName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGKILL:
-		return "killed"
-	case syscall.SIGTERM:
-		return "terminated"
-	case syscall.SIGSEGV:
-		return "segmentation fault"
-	case syscall.SIGABRT:
-		return "aborted"
-	case syscall.SIGINT:
-		return "interrupted"
+// SwapCapped returns r with memory+swap capped at the memory limit when r
+// limits memory and says nothing of swap, so that swap (and tmpfs pages,
+// which swap) cannot stretch the limit. Both executors apply it.
+func SwapCapped(r specs.LinuxResources) specs.LinuxResources {
+	if m := r.Memory; m != nil && m.Limit != nil && m.Swap == nil {
+		mem := *m
+		mem.Swap = new(*m.Limit)
+		r.Memory = &mem
 	}
-	return s.String()
+	return r
 }

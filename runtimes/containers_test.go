@@ -50,7 +50,9 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 	}
 	shim := filepath.Join(binDir, "fxd-shim")
 	state := t.TempDir()
-	ex, err := oci.New(oci.Config{Runtime: rt, Site: oci.Site{CgroupParent: parent, Shim: shim},
+	def := conf.Default().Containers
+	ex, err := oci.New(oci.Config{Runtime: rt, Site: oci.Site{CgroupParent: parent, Shim: shim,
+		Network: oci.Network(def.Network), WorkDir: def.WorkDir, TmpSize: int64(def.TmpSize)},
 		StateDir: filepath.Join(state, "containers"), Monitor: shim}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 	}
 	u := testenv.NewUser(t)
 	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex, state: filepath.Join(state, "containers")}
-	f.pools, err = New(cfg, shim, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: oci.DefaultWorkDir}, log)
+	f.pools, err = New(cfg, shim, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: def.WorkDir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,8 @@ func TestContainerWorkers(t *testing.T) {
 func (f *containerFixture) testCommand(t *testing.T) {
 	j := in(f.command("/bin/sh", "-c", "id -u; pwd; echo HOME=$HOME; cat; test -e /usr/bin/upper && echo in-image"))
 	first := f.pools.Run(t.Context(), j.with("input!"), 2)
-	want := strconv.Itoa(int(f.acct.UID)) + "\n" + oci.DefaultWorkDir + "\nHOME=" + oci.DefaultWorkDir + "\ninput!in-image\n"
+	work := conf.Default().Containers.WorkDir
+	want := strconv.Itoa(int(f.acct.UID)) + "\n" + work + "\nHOME=" + work + "\ninput!in-image\n"
 	if first.State != api.StateSucceeded || string(first.Output) != want || !first.Cold {
 		t.Fatalf("first task = %s %q (error %q, cold %v), want succeeded %q, cold", first.State, first.Output, first.Error, first.Cold, want)
 	}

@@ -235,24 +235,23 @@ func writeBusyboxRoot(root string) error {
 	return nil
 }
 
-// requireStaticBusybox returns the path of a statically linked busybox, or
-// calls Unavailable: a dynamic one cannot run inside a bare image.
-func requireStaticBusybox(tb testing.TB) string {
+// requireStaticBusybox calls Unavailable unless BusyboxPath is a statically
+// linked busybox: a dynamic one cannot run inside a bare image.
+func requireStaticBusybox(tb testing.TB) {
 	tb.Helper()
 	const why = "needs a static busybox at " + BusyboxPath + " (apt-get install busybox-static, or run scripts/install-test-deps.sh)"
 	f, err := elf.Open(BusyboxPath)
 	if err != nil {
 		Unavailable(tb, fmt.Sprintf("%s: %v", why, err))
-		return ""
+		return
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			Unavailable(tb, why+"; the installed one is dynamically linked")
-			return ""
+			return
 		}
 	}
-	return BusyboxPath
 }
 
 func copyFile(dst, src string, mode fs.FileMode) error {

@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"fxd.dev/fxd/isolation"
 )
 
 // root is where the cgroup file systems are mounted.
@@ -30,12 +32,33 @@ type Group struct {
 	v1   cgroup1.Cgroup   // legacy or hybrid hosts
 	v2   *cgroup2.Manager // unified hosts
 
-	oomMu   sync.Mutex
-	oomFile *os.File // memory.oom_control or memory.events, kept open: read after every task
+	oomMu     sync.Mutex
+	oomFile   *os.File // memory.oom_control or memory.events, kept open: read after every task
+	oomClosed bool     // Delete closed it: not to be opened again
 }
 
 // Unified reports whether the host runs the unified v2 hierarchy only.
 func Unified() bool { return cgroups.Mode() == cgroups.Unified }
+
+// HybridControllers reports whether the host mounts cgroup v1 hierarchies
+// beside a cgroup2 (/sys/fs/cgroup/unified) with controllers enabled, a
+// layout crun refuses.
+func HybridControllers() bool {
+	if cgroups.Mode() != cgroups.Hybrid {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(root, "unified", "cgroup.controllers"))
+	return err == nil && strings.TrimSpace(string(b)) != ""
+}
+
+// CheckParent refuses a cgroup parent that is not a clean path relative to
+// each hierarchy's root ("fxd", "site/fxd"): one that would leave it.
+func CheckParent(p string) error {
+	if p == "" || filepath.IsAbs(p) || filepath.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("cgroup parent %q: want a clean relative path like \"fxd\"", p)
+	}
+	return nil
+}
 
 // Available says why cgroups cannot be used here, or nil.
 func Available() error {
@@ -51,17 +74,20 @@ func New(path string, r *specs.LinuxResources) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{path: path}
+	capped := isolation.SwapCapped(*r)
 	var err error
 	if Unified() {
-		g.v2, err = cgroup2.NewManager(root, path, cgroup2.ToResources(r))
+		g.v2, err = cgroup2.NewManager(root, path, cgroup2.ToResources(&capped))
 	} else {
+		// memsw is written apart (limitSwapV1): without swap accounting
+		// the file is missing, and cgroup1 would fail on it.
 		g.v1, err = cgroup1.New(cgroup1.StaticPath(path), r)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", path, err)
 	}
 	if !Unified() {
-		g.limitSwapV1(r)
+		g.limitSwapV1(capped)
 	}
 	return g, nil
 }
@@ -104,14 +130,14 @@ func Children(parent string) ([]string, error) {
 	return out, nil
 }
 
-// limitSwapV1 caps memory+swap at the memory limit where the kernel has
-// the knob, so swap cannot stretch the limit.
-func (g *Group) limitSwapV1(r *specs.LinuxResources) {
-	if r == nil || r.Memory == nil || r.Memory.Limit == nil {
+// limitSwapV1 writes r's memory+swap limit where the kernel has the knob
+// (swap accounting on).
+func (g *Group) limitSwapV1(r specs.LinuxResources) {
+	if r.Memory == nil || r.Memory.Swap == nil {
 		return
 	}
 	f := filepath.Join(g.dirV1("memory"), "memory.memsw.limit_in_bytes")
-	os.WriteFile(f, []byte(strconv.FormatInt(*r.Memory.Limit, 10)), 0)
+	os.WriteFile(f, []byte(strconv.FormatInt(*r.Memory.Swap, 10)), 0)
 }
 
 // dirV1 is the group's directory in one v1 hierarchy.
@@ -152,6 +178,9 @@ func (g *Group) OOMKills() (int, error) {
 	}
 	g.oomMu.Lock()
 	defer g.oomMu.Unlock()
+	if g.oomClosed {
+		return 0, fmt.Errorf("read %s: %w", file, os.ErrNotExist)
+	}
 	if g.oomFile == nil {
 		f, err := os.Open(file)
 		if err != nil {
@@ -175,6 +204,7 @@ func (g *Group) OOMKills() (int, error) {
 func (g *Group) closeOOMFile() {
 	g.oomMu.Lock()
 	defer g.oomMu.Unlock()
+	g.oomClosed = true
 	if g.oomFile != nil {
 		g.oomFile.Close()
 		g.oomFile = nil

@@ -1,7 +1,7 @@
 // Package oci describes tenant containers in OCI runtime-spec terms and finds
 // the OCI runtime (crun or runc) that runs them.
 //
-// It owns the config.json of a container (NewSpec: read-only image root,
+// It owns the config.json of a container (newSpec: read-only image root,
 // tenant UID/GIDs, no capabilities, no_new_privileges, private namespaces,
 // private /tmp and work dir, site bind mounts, the shim, cgroup limits) and
 // runtime discovery (FindRuntime), and the Executor, which starts, waits for
@@ -9,7 +9,9 @@
 // (fxd-shim monitor, see isolation/oci/monitor) that is its first process's parent.
 //
 // Privilege: the runtime runs as root (as fxd does); the container process
-// never does: NewSpec refuses UID 0 and drops every capability.
+// never does: the Executor refuses UID 0, drops every capability, and
+// opens bind sources with the account's own credentials.
 //
-// It imports only api, conf and isolation (its parent).
+// It imports api, isolation (its parent), isolation/cgroup and
+// isolation/oci/monitor.
 package oci

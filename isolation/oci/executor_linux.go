@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -70,13 +69,8 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 	if err := cgroup.Available(); err != nil {
 		return nil, err
 	}
-	if err := checkSite(&c.Site); err != nil {
+	if err := checkSite(c.Site); err != nil {
 		return nil, err
-	}
-	// Binds are checked per account at each start; an impossible one
-	// (a reserved destination, one bound twice) is refused now.
-	if _, err := expandBinds(c.Site.Binds, isolation.Account{Name: "user", UID: 1000, Home: "/home/user"}, c.Site.WorkDir); err != nil {
-		return nil, fmt.Errorf("site binds: %w", err)
 	}
 	if c.Runtime.Path == "" {
 		return nil, fmt.Errorf("no OCI runtime given; find one with FindRuntime: %w", api.ErrInvalid)
@@ -94,7 +88,7 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 		cfg:     c,
 		root:    filepath.Join(c.StateDir, "runtime"),
 		bundles: filepath.Join(c.StateDir, "bundles"),
-		hide:    c.Runtime.Name == "crun" && hybridCgroup2(),
+		hide:    c.Runtime.Name == "crun" && cgroup.HybridControllers(),
 		log:     log.With().Str("component", "isolation.oci").Logger(),
 	}
 	for _, d := range []string{c.StateDir, e.root, e.bundles} {
@@ -126,27 +120,13 @@ func rootOnly(file string) error {
 	}
 }
 
-// hybridCgroup2 reports whether /sys/fs/cgroup/unified is a cgroup2 mount
-// with controllers enabled beside v1 hierarchies, which crun refuses.
-func hybridCgroup2() bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return false
-	}
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	return err == nil && strings.TrimSpace(string(b)) != ""
-}
-
-// Runtime returns the OCI runtime the executor uses.
-func (e *Executor) Runtime() Runtime { return e.cfg.Runtime }
-
 // Start implements isolation.Executor.
 func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Process, error) {
-	g, err := NewSpec(s, e.cfg.Site)
-	if err != nil {
+	if err := checkSpec(s); err != nil {
 		return nil, err
 	}
-	if err := CheckMountpoints(s.Rootfs, g); err != nil {
+	binds, err := expandBinds(e.cfg.Site.Binds, s.Account, e.cfg.Site.WorkDir)
+	if err != nil {
 		return nil, err
 	}
 	bundle := filepath.Join(e.bundles, s.ID)
@@ -156,11 +136,7 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 		}
 		return nil, fmt.Errorf("create bundle of %s: %w", s.ID, err)
 	}
-	if err := e.writeBundle(g, s, bundle); err != nil {
-		e.remove(s.ID, nil)
-		return nil, err
-	}
-	p, err := e.run(ctx, s, bundle)
+	p, err := e.start(ctx, s, binds, bundle)
 	if err != nil {
 		e.remove(s.ID, nil)
 		return nil, err
@@ -168,24 +144,25 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 	return p, nil
 }
 
-// writeBundle stages the site's binds as s's account reaches them and
-// writes g, pointing at them, as the bundle's config.json.
-func (e *Executor) writeBundle(g *specs.Spec, s isolation.Spec, bundle string) error {
-	binds, err := expandBinds(e.cfg.Site.Binds, s.Account, e.cfg.Site.WorkDir)
+// start stages the binds as s's account reaches them, writes the bundle's
+// config.json and runs the container.
+func (e *Executor) start(ctx context.Context, s isolation.Spec, binds []Bind, bundle string) (*process, error) {
+	staged, err := stageBinds(binds, s.Account, bundle)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := stageBinds(g, binds, s.Account, bundle); err != nil {
-		return err
+	g := newSpec(s, e.cfg.Site, staged)
+	if err := checkMountpoints(s.Rootfs, g); err != nil {
+		return nil, err
 	}
 	raw, err := json.Marshal(g)
 	if err != nil {
-		return fmt.Errorf("encode container %s: %w", s.ID, err)
+		return nil, fmt.Errorf("encode container %s: %w", s.ID, err)
 	}
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
-		return fmt.Errorf("write bundle of %s: %w", s.ID, err)
+		return nil, fmt.Errorf("write bundle of %s: %w", s.ID, err)
 	}
-	return nil
+	return e.run(ctx, s, bundle)
 }
 
 // run starts the container of the bundle through its monitor and returns
@@ -245,9 +222,9 @@ func (e *Executor) run(ctx context.Context, s isolation.Spec, bundle string) (*p
 		statusR.Close()
 		return nil, fmt.Errorf("container %s started without its cgroup: %w", s.ID, err)
 	}
-	proc := &process{Tree: cgroup.NewTree(g), e: e, id: s.ID, cmd: cmd, status: status, statusR: statusR, group: g, started: start}
+	proc := &process{Tree: cgroup.NewTree(g), e: e, id: s.ID, cmd: cmd, status: status, statusR: statusR, started: start}
 	proc.pid, _ = strconv.Atoi(pid)
-	go proc.wait()
+	go proc.wait(g)
 	return proc, nil
 }
 
@@ -367,7 +344,6 @@ type process struct {
 	cmd     *exec.Cmd
 	status  *bufio.Reader
 	statusR *os.File
-	group   *cgroup.Group
 	started time.Time
 }
 
@@ -375,7 +351,7 @@ func (p *process) Pid() int { return p.pid }
 
 // wait reads how the container's process ended from its monitor, then
 // deletes the container.
-func (p *process) wait() {
+func (p *process) wait(g *cgroup.Group) {
 	line, _ := p.status.ReadString('\n')
 	p.statusR.Close()
 	werr := p.cmd.Wait()
@@ -387,11 +363,11 @@ func (p *process) wait() {
 	case word == "exited" && nerr == nil:
 		st.Code = n
 	case word == "signaled" && nerr == nil:
-		st.Signal = isolation.SignalName(syscall.Signal(n))
+		st.Signal = syscall.Signal(n).String()
 	default:
 		err = fmt.Errorf("container %s: its monitor ended (%v) before reporting its exit", p.id, werr)
 	}
-	p.End(st, err, func() error { return p.e.remove(p.id, p.group) })
+	p.End(st, err, func() error { return p.e.remove(p.id, g) })
 }
 
 var _ isolation.Executor = (*Executor)(nil)

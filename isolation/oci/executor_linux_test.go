@@ -76,7 +76,7 @@ func containerSetup(t *testing.T, name string, opts ...testenv.SIFOption) (strin
 
 func newExecutor(t *testing.T, rt Runtime, site Site) *Executor {
 	t.Helper()
-	e, err := New(Config{Runtime: rt, Site: site, StateDir: filepath.Join(t.TempDir(), "state"), Monitor: shimPath},
+	e, err := New(Config{Runtime: rt, Site: withDefaults(site), StateDir: filepath.Join(t.TempDir(), "state"), Monitor: shimPath},
 		zerolog.New(zerolog.NewTestWriter(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -129,11 +129,11 @@ func TestMonitorMustBeRoots(t *testing.T) {
 	if err := os.WriteFile(monitor, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{Runtime: rt, Site: Site{CgroupParent: "x"}, StateDir: filepath.Join(t.TempDir(), "s"), Monitor: monitor}, zerolog.Nop())
+	_, err := New(Config{Runtime: rt, Site: withDefaults(Site{CgroupParent: "x"}), StateDir: filepath.Join(t.TempDir(), "s"), Monitor: monitor}, zerolog.Nop())
 	if !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), dir) {
 		t.Errorf("New with a monitor in a world-writable dir = %v, want denied naming %s", err, dir)
 	}
-	if _, err := New(Config{Runtime: rt, Site: Site{CgroupParent: "x"}, StateDir: filepath.Join(t.TempDir(), "s"), Monitor: shimPath}, zerolog.Nop()); err != nil {
+	if _, err := New(Config{Runtime: rt, Site: withDefaults(Site{CgroupParent: "x"}), StateDir: filepath.Join(t.TempDir(), "s"), Monitor: shimPath}, zerolog.Nop()); err != nil {
 		t.Errorf("New with root's monitor = %v", err)
 	}
 }

@@ -11,13 +11,13 @@ import (
 	"fxd.dev/fxd/api"
 )
 
-// CheckMountpoints reports every mount of g whose destination the runtime
+// checkMountpoints reports every mount of g whose destination the runtime
 // would have to create in the read-only image root rootfs, which fails
 // there with a bare EROFS. A destination under an earlier mount of g
 // (/dev, /tmp, /sys, a bind) lies outside the image and is not checked. Paths are resolved inside
 // rootfs (openat2 RESOLVE_IN_ROOT), so an image's symlinks never reach the
 // host. It fails with api.ErrInvalid naming the missing paths.
-func CheckMountpoints(rootfs string, g *specs.Spec) error {
+func checkMountpoints(rootfs string, g *specs.Spec) error {
 	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open image root %s: %w", rootfs, err)

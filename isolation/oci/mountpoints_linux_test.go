@@ -22,13 +22,13 @@ func TestCheckMountpoints(t *testing.T) {
 	if err := os.Symlink("/usr/bin", filepath.Join(root, "scratch")); err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewSpec(testSpec(), testSite())
+	g, err := buildSpec(testSpec(), testSite())
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = CheckMountpoints(root, g)
+	err = checkMountpoints(root, g)
 	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "mount points /scratch are not in the image") {
-		t.Errorf("CheckMountpoints() = %v, want /scratch missing (and nothing else)", err)
+		t.Errorf("checkMountpoints() = %v, want /scratch missing (and nothing else)", err)
 	}
 	if err := os.Remove(filepath.Join(root, "scratch")); err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestCheckMountpoints(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(root, "scratch"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckMountpoints(root, g); err != nil {
-		t.Errorf("CheckMountpoints() with every mount point = %v", err)
+	if err := checkMountpoints(root, g); err != nil {
+		t.Errorf("checkMountpoints() with every mount point = %v", err)
 	}
 }

@@ -121,7 +121,7 @@ func testIsolation(t *testing.T, rootfs string, rt Runtime) {
 	want := map[string]string{
 		"uid": strconv.Itoa(int(u.UID)), "gid": strconv.Itoa(int(u.GID)),
 		"CapEff": none, "CapPrm": none, "CapBnd": none, "CapInh": none, "CapAmb": none,
-		"NoNewPrivs": "1", "pid": "1", "cwd": DefaultWorkDir, "host": "fxd",
+		"NoNewPrivs": "1", "pid": "1", "cwd": testWorkDir, "host": "fxd",
 		"rootfs": "ro", "tmp": "ok", "work": "ok", "workmode": "700",
 		"rw": "ok", "ro": "ok", "site": "ok", "shim": "ok", "memlimit": strconv.FormatInt(mem, 10),
 		// its own PID namespace: the shell alone
@@ -206,13 +206,6 @@ func testApart(t *testing.T, rootfs string, rt Runtime) {
 	}
 }
 
-// cgroupDirs lists the directories of the cgroup parent in every mounted
-// hierarchy.
-func cgroupDirs(parent string) []string {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
-	return dirs
-}
-
 // With NetworkNone a container has a network namespace of its own with
 // only the loopback device; by default it shares the host's.
 func TestContainerNetwork(t *testing.T) {
@@ -265,16 +258,18 @@ func TestBindSourceAsAccount(t *testing.T) {
 			for _, p := range []string{private, pub, filepath.Join(pub, "f")} {
 				os.Chown(p, int(bob.UID), int(bob.GID))
 			}
-			// a shared scratch (1777) where alice replaces her dir with a symlink
-			scratch := t.TempDir()
-			os.Chmod(scratch, 0o1777)
-			if err := os.Symlink(pub, filepath.Join(scratch, alice.Name)); err != nil {
+			// alice's own link into bob's private dir: the site binds
+			// $HOME/data, and alice made it a symlink. (In her home, not in
+			// a sticky shared dir, where fs.protected_symlinks would stop
+			// root from following it anyway and hide the bug.)
+			link := filepath.Join(alice.Home, "data")
+			if err := os.Symlink(pub, link); err != nil {
 				t.Fatal(err)
 			}
-			os.Lchown(filepath.Join(scratch, alice.Name), int(alice.UID), int(alice.GID))
+			os.Lchown(link, int(alice.UID), int(alice.GID))
 			parent := "fxdtest-oci-" + rand.Text()[:8]
 			t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
-			e := newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: scratch + "/$USER", Destination: "/mnt/site"}}})
+			e := newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: "$HOME/data", Destination: "/mnt/site"}}})
 			var out bytes.Buffer
 			p, err := e.Start(context.Background(), isolation.Spec{
 				ID: "bind-" + rand.Text()[:8], Account: isolation.Account{Name: alice.Name, UID: alice.UID, GID: alice.GID, Home: alice.Home},
@@ -289,11 +284,11 @@ func TestBindSourceAsAccount(t *testing.T) {
 			}
 			t.Logf("refused as wanted: %v", err)
 			// and a bind the account may reach works, with nothing left after
-			own := filepath.Join(scratch, "own-"+alice.Name)
+			own := filepath.Join(alice.Home, "own")
 			os.Mkdir(own, 0o755)
 			os.WriteFile(filepath.Join(own, "f"), []byte("mine\n"), 0o644)
 			os.Chown(own, int(alice.UID), int(alice.GID))
-			e = newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: scratch + "/own-$USER", Destination: "/mnt/site"}}})
+			e = newExecutor(t, rt, Site{CgroupParent: parent, Binds: []Bind{{Source: "$HOME/own", Destination: "/mnt/site"}}})
 			out.Reset()
 			p, err = e.Start(context.Background(), isolation.Spec{
 				ID: "bind-" + rand.Text()[:8], Account: isolation.Account{Name: alice.Name, UID: alice.UID, GID: alice.GID, Home: alice.Home},

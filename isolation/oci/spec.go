@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/isolation/cgroup"
 )
 
 // ShimPath is where the static fxd shim appears in every container,
@@ -23,21 +23,15 @@ import (
 const ShimPath = "/dev/.fxd/fxd-shim"
 
 // specVersion is the runtime-spec version the configs claim: crun 1.8
-// refuses any but 1.0.x ("unknown version specified"), and NewSpec uses
+// refuses any but 1.0.x ("unknown version specified"), and newSpec uses
 // nothing newer.
 const specVersion = "1.0.2"
-
-// Defaults of Site.
-const (
-	DefaultWorkDir = "/tmp/work"
-	DefaultTmpSize = 256 << 20 // bytes of /tmp, and again of the work dir
-)
 
 // Network is how a container reaches the network.
 type Network string
 
 const (
-	// NetworkHost shares the host's network namespace (the default).
+	// NetworkHost shares the host's network namespace.
 	NetworkHost Network = "host"
 	// NetworkNone gives the container a new, empty network namespace
 	// (only a loopback device, down).
@@ -45,7 +39,7 @@ const (
 )
 
 // Bind is a site-configured bind mount. Source and Destination may use
-// $USER and $HOME, which NewSpec replaces with the account's name and home
+// $USER and $HOME, which are replaced with the account's name and home
 // directory (the only variables; any other "$" is refused). The source
 // reaches the container only as the account reaches it: the Executor opens
 // it with the account's credentials (a symlink or a directory the account
@@ -53,84 +47,60 @@ const (
 // with no capabilities, has only the account's permissions inside.
 type Bind struct {
 	Source      string // host path, absolute
-	Destination string // container path, absolute; must exist in the image (see NewSpec)
+	Destination string // container path, absolute; must exist in the image (see newSpec)
 	ReadOnly    bool
 }
 
-// Site is what the site configures once for every container.
+// Site is what the site configures once for every container
+// ([containers] of the site config, whose defaults conf defines).
 type Site struct {
 	// CgroupParent is the group under which each container gets its own,
 	// relative to each hierarchy's root ("fxd"), as in isolation/plain.
 	CgroupParent string
-	Network      Network // "" is NetworkHost
+	Network      Network
 	Binds        []Bind
 	// Shim is the host path of the static fxd-shim binary, bind-mounted
 	// read-only at ShimPath; "" mounts none.
 	Shim string
 	// WorkDir is the container path of the private writable work dir, the
-	// process's cwd when the Spec names none; "" is DefaultWorkDir. It may
-	// be /tmp or lie under it, but not in the other mounts NewSpec makes
-	// (/proc, /dev, /sys), and no bind may be at or above it.
+	// process's cwd when the Spec names none. It may be /tmp or lie under
+	// it, but not in the other mounts fxd makes (/proc, /dev, /sys), and no
+	// bind may be at or above it.
 	WorkDir string
 	// TmpSize caps /tmp and the work dir (each a tmpfs, charged to the
-	// container's memory cgroup); 0 is DefaultTmpSize.
+	// container's memory cgroup), in bytes.
 	TmpSize int64
-	// Hostname is the container's host name (its own UTS namespace); ""
-	// keeps "fxd".
-	Hostname string
 }
 
-// NewSpec returns the runtime-spec configuration of the tenant container
-// that runs s under site's rules: the root file system s.Rootfs read-only;
+// newSpec returns the runtime-spec configuration of the tenant container
+// that runs s under site's rules, with binds (site.Binds expanded for s's
+// account, and staged): the root file system s.Rootfs read-only;
 // s.Argv, s.Env (the whole environment) and s.Dir (default site.WorkDir) as
 // the process; s.Account's UID, GID and supplementary groups; no
 // capabilities in any set and no_new_privileges; new mount, pid, ipc and uts
 // namespaces (and network with NetworkNone); runc's default masked and
 // read-only /proc and /sys paths; the container's cgroups read-only at
 // /sys/fs/cgroup; a private /tmp (mode 1777) and work dir
-// (mode 0700, owned by the account), both size-limited tmpfs; the site's
-// binds; the shim; s.Limits in the cgroup /<CgroupParent>/<s.ID>, with all
-// devices denied but the runtime's defaults; RLIMIT_CORE 0 and RLIMIT_NOFILE
-// 1024/65536 (both capped at this process's hard limit: runc 1.1.5 cannot
-// raise a limit above its own and fails the start with EPERM).
+// (mode 0700, owned by the account), both size-limited tmpfs; the binds;
+// the shim; s.Limits (swap capped) in the cgroup /<CgroupParent>/<s.ID>,
+// with all devices denied but the runtime's defaults; RLIMIT_CORE 0 and
+// RLIMIT_NOFILE 1024/65536 (both capped at this process's hard limit: runc
+// 1.1.5 cannot raise a limit above its own and fails the start with EPERM).
+// site has passed checkSite and s checkSpec.
 //
 // The image root is read-only, so the runtime cannot create mount points
 // in it: /proc, /dev, /sys, /tmp and every bind Destination must already
-// exist in the image, and so must s.Dir unless it lies under /tmp. NewSpec
-// does not read the file system; CheckMountpoints checks the mounts.
-//
-// Bad input fails with api.ErrInvalid, UID 0 with api.ErrDenied. The
-// Stdin/Stdout/Stderr of s are not part of the spec.
-func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
-	if err := checkSite(&site); err != nil {
-		return nil, err
-	}
-	if err := checkSpec(s); err != nil {
-		return nil, err
-	}
+// exist in the image, and so must s.Dir unless it lies under /tmp;
+// checkMountpoints checks them.
+func newSpec(s isolation.Spec, site Site, binds []Bind) *specs.Spec {
 	a := s.Account
 	cwd := s.Dir
 	if cwd == "" {
 		cwd = site.WorkDir
 	}
-	binds, err := expandBinds(site.Binds, a, site.WorkDir)
-	if err != nil {
-		return nil, err
-	}
-	res := s.Limits // copy; the rules below must not leak into the caller's
+	res := isolation.SwapCapped(s.Limits) // a copy: the devices rule must not leak into the caller's
 	if res.Devices == nil {
 		res.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
-	}
-	if m := res.Memory; m != nil && m.Limit != nil && m.Swap == nil {
-		// memory+swap at the memory limit, or swap (and the tmpfs /tmp
-		// and work dir with it) would stretch the limit on cgroup v1
-		mem := *m
-		mem.Swap = new(*m.Limit)
-		res.Memory = &mem
-	}
-	hostname := site.Hostname
-	if hostname == "" {
-		hostname = "fxd"
 	}
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
@@ -157,7 +127,7 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 			Rlimits:         rlimits(),
 			NoNewPrivileges: true,
 		},
-		Hostname: hostname,
+		Hostname: "fxd",
 		Mounts:   mounts(site, a, binds),
 		Linux: &specs.Linux{
 			Resources:   &res,
@@ -172,7 +142,7 @@ func NewSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 			},
 			RootfsPropagation: "private",
 		},
-	}, nil
+	}
 }
 
 // fixedMounts are the mounts every container gets, /tmp of tmpSize bytes,
@@ -216,49 +186,38 @@ func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
 	return m
 }
 
-// checkSite validates site and fills in its defaults.
-func checkSite(site *Site) error {
-	p := site.CgroupParent
-	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "..") {
-		return fmt.Errorf("cgroup parent %q: want a clean relative path like \"fxd\": %w", p, api.ErrInvalid)
+// checkSite validates site.
+func checkSite(site Site) error {
+	if err := cgroup.CheckParent(site.CgroupParent); err != nil {
+		return fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
 	switch site.Network {
-	case "":
-		site.Network = NetworkHost
 	case NetworkHost, NetworkNone:
 	default:
 		return fmt.Errorf("network %q: want %q or %q: %w", site.Network, NetworkHost, NetworkNone, api.ErrInvalid)
-	}
-	if site.WorkDir == "" {
-		site.WorkDir = DefaultWorkDir
 	}
 	if err := checkPath("work dir", site.WorkDir); err != nil {
 		return err
 	}
 	if site.WorkDir == "/" {
-		return fmt.Errorf("work dir %q: the image root is read-only; pick a directory such as %q: %w", site.WorkDir, DefaultWorkDir, api.ErrInvalid)
+		return fmt.Errorf("work dir %q: the image root is read-only; pick a directory such as /tmp/work: %w", site.WorkDir, api.ErrInvalid)
 	}
 	if m, ok := reserved(site.WorkDir); ok && m != "/tmp" {
-		return fmt.Errorf("work dir %q: fxd mounts %s itself; pick a directory such as %q: %w", site.WorkDir, m, DefaultWorkDir, api.ErrInvalid)
+		return fmt.Errorf("work dir %q: fxd mounts %s itself; pick a directory such as /tmp/work: %w", site.WorkDir, m, api.ErrInvalid)
 	}
 	if site.Shim != "" {
 		if err := checkPath("shim", site.Shim); err != nil {
 			return err
 		}
 	}
-	if site.TmpSize < 0 {
-		return fmt.Errorf("tmp size %d: want a positive number of bytes, or 0 for the default: %w", site.TmpSize, api.ErrInvalid)
+	if site.TmpSize <= 0 {
+		return fmt.Errorf("tmp size %d: want a positive number of bytes: %w", site.TmpSize, api.ErrInvalid)
 	}
-	if site.TmpSize == 0 {
-		site.TmpSize = DefaultTmpSize
-	}
-	if site.Hostname != "" && !validHostname.MatchString(site.Hostname) {
-		return fmt.Errorf("hostname %q: want letters, digits and '-' (RFC 1123): %w", site.Hostname, api.ErrInvalid)
+	if _, err := expandBinds(site.Binds, isolation.Account{Name: "user", UID: 1000, Home: "/home/user"}, site.WorkDir); err != nil {
+		return fmt.Errorf("site binds: %w", err)
 	}
 	return nil
 }
-
-var validHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
 // checkSpec validates the parts of s that go into the container.
 func checkSpec(s isolation.Spec) error {
@@ -328,7 +287,7 @@ func expandBinds(binds []Bind, a isolation.Account, workDir string) ([]Bind, err
 	return out, nil
 }
 
-// reserved returns the mount NewSpec makes that a mount at dst would
+// reserved returns the mount newSpec makes that a mount at dst would
 // replace or hide: the image root, or a fixed mount at or above dst.
 func reserved(dst string) (string, bool) {
 	if dst == "/" {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -20,14 +19,8 @@ import (
 // in the Go module cache (go list -m), so the check runs offline.
 func schemaDir(t *testing.T) string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		var lerr error
-		if gobin, lerr = exec.LookPath("go"); lerr != nil {
-			testenv.Unavailable(t, "needs the go command to find the runtime-spec module's JSON schema")
-		}
-	}
-	out, err := exec.Command(gobin, "list", "-m", "-f", "{{.Dir}}", "github.com/opencontainers/runtime-spec").Output()
+	// go test puts its own go first on PATH
+	out, err := exec.Command(testenv.RequireCommand(t, "go"), "list", "-m", "-f", "{{.Dir}}", "github.com/opencontainers/runtime-spec").Output()
 	dir := filepath.Join(strings.TrimSpace(string(out)), "schema")
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		testenv.Unavailable(t, "needs github.com/opencontainers/runtime-spec in the Go module cache (go mod download): "+errText(err))
@@ -54,13 +47,7 @@ func writeBundle(t *testing.T, g *specs.Spec) string {
 	t.Helper()
 	bundle := t.TempDir()
 	g.Root.Path = filepath.Join(bundle, "rootfs")
-	return writeBundleAt(t, bundle, g)
-}
-
-// writeBundleAt makes bundle/rootfs and writes g as bundle/config.json.
-func writeBundleAt(t *testing.T, bundle string, g *specs.Spec) string {
-	t.Helper()
-	if err := os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
+	if err := os.Mkdir(g.Root.Path, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	b, err := json.MarshalIndent(g, "", "\t")
@@ -135,7 +122,7 @@ func TestSpecValidates(t *testing.T) {
 			tc.site(&site)
 			s := testSpec()
 			s.Rootfs = "/placeholder" // replaced below by bundle/rootfs
-			g, err := NewSpec(s, site)
+			g, err := buildSpec(s, site)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,9 +134,7 @@ func TestSpecValidates(t *testing.T) {
 				t.Fatalf("Version = %q, want 1.0.x", g.Version)
 			}
 			g.Version = specs.Version
-			bundle := t.TempDir()
-			g.Root.Path = filepath.Join(bundle, "rootfs")
-			bundle = writeBundleAt(t, bundle, g)
+			bundle := writeBundle(t, g)
 			for _, p := range validateBundle(t, schema, bundle) {
 				t.Errorf("config.json: %s", p)
 			}
@@ -161,7 +146,7 @@ func TestSpecValidates(t *testing.T) {
 // schema and runtime-tools refuse is reported.
 func TestValidatorCatches(t *testing.T) {
 	schema := schemaDir(t)
-	g, err := NewSpec(testSpec(), testSite())
+	g, err := buildSpec(testSpec(), testSite())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,8 @@ func New(c Config, log zerolog.Logger) (*Executor, error) {
 	if err := cgroup.Available(); err != nil {
 		return nil, err
 	}
-	if c.CgroupParent == "" || path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent {
-		return nil, fmt.Errorf("workers.cgroup_parent %q: want a clean relative path like \"fxd\": %w", c.CgroupParent, api.ErrInvalid)
+	if err := cgroup.CheckParent(c.CgroupParent); err != nil {
+		return nil, fmt.Errorf("workers.cgroup_parent: %w: %w", err, api.ErrInvalid)
 	}
 	return &Executor{parent: "/" + c.CgroupParent, log: log.With().Str("component", "isolation.plain").Logger()}, nil
 }
@@ -84,8 +84,8 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 		g.Delete()
 		return nil, fmt.Errorf("start %s as %s: %w", s.Argv[0], s.Account.Name, err)
 	}
-	p := &process{Tree: cgroup.NewTree(g), cmd: cmd, group: g, started: time.Now()}
-	go p.wait()
+	p := &process{Tree: cgroup.NewTree(g), cmd: cmd, started: time.Now()}
+	go p.wait(g)
 	return p, nil
 }
 
@@ -127,18 +127,17 @@ func command(s isolation.Spec) *exec.Cmd {
 type process struct {
 	*cgroup.Tree
 	cmd     *exec.Cmd
-	group   *cgroup.Group
 	started time.Time
 }
 
 func (p *process) Pid() int { return p.cmd.Process.Pid }
 
 // wait reaps the first process, then empties and removes the group.
-func (p *process) wait() {
+func (p *process) wait(g *cgroup.Group) {
 	err := p.cmd.Wait()
 	st := isolation.ExitStatus{Code: p.cmd.ProcessState.ExitCode(), Duration: time.Since(p.started)}
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		st.Signal = isolation.SignalName(ws.Signal())
+		st.Signal = ws.Signal().String()
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
@@ -146,7 +145,7 @@ func (p *process) wait() {
 	} else {
 		err = nil
 	}
-	p.End(st, err, p.group.Delete)
+	p.End(st, err, g.Delete)
 }
 
 var _ isolation.Executor = (*Executor)(nil)

@@ -1,38 +1,36 @@
 // Command upper is a servable (docs/servable.md) that answers each task
-// with its input upper-cased, as the Python example there does. It is
-// static, so tests and benchmarks run the same program on the host and in
-// a busybox image.
+// with its input upper-cased, as the Python example there does, with the
+// frames of runtimes/wire. It is static, so tests and benchmarks run the
+// same program on the host and in a busybox image.
 package main
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+
+	"fxd.dev/fxd/runtimes/wire"
 )
 
 func main() {
 	in, out := bufio.NewReader(os.Stdin), bufio.NewWriter(os.Stdout)
-	var head [5]byte
 	for {
-		if _, err := io.ReadFull(in, head[:]); err != nil {
+		_, input, err := wire.ReadRequest(in, math.MaxUint32)
+		if errors.Is(err, io.EOF) {
 			return // stdin ended: exit
 		}
-		body := make([]byte, binary.BigEndian.Uint32(head[1:]))
-		if _, err := io.ReadFull(in, body); err != nil {
-			fmt.Fprintln(os.Stderr, "upper: short request:", err)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "upper:", err)
 			os.Exit(1)
 		}
-		status, reply := byte(0), bytes.ToUpper(body)
-		if head[0] != 1 {
-			status, reply = 1, []byte(fmt.Sprintf("unknown request type %d", head[0]))
+		if err := wire.WriteResponse(out, wire.StatusOK, bytes.ToUpper(input)); err == nil {
+			err = out.Flush()
 		}
-		out.WriteByte(status)
-		binary.Write(out, binary.BigEndian, uint32(len(reply)))
-		out.Write(reply)
-		if err := out.Flush(); err != nil {
+		if err != nil {
 			os.Exit(1)
 		}
 	}
