@@ -11,15 +11,14 @@ import (
 )
 
 var (
-	functionName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	accountName  = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	accountName = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
 )
 
 // checkFunction validates a spec and fills its defaults.
 func checkFunction(s *api.FunctionSpec) error {
-	if !functionName.MatchString(s.Name) {
-		return fmt.Errorf("function name %q: use 1-64 of a-z 0-9 . _ - starting with a letter or digit: %w", s.Name, api.ErrInvalid)
+	if err := api.CheckName("function name", s.Name); err != nil {
+		return err
 	}
 	if s.Runtime == "" {
 		s.Runtime = api.RuntimeHost

@@ -1,7 +1,6 @@
 package runtimes
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -10,19 +9,10 @@ import (
 	"fxd.dev/fxd/runtimes/images"
 )
 
-// Images is the runtime repository as Pools uses it (*images.Store).
-type Images interface {
-	// Get returns the image that account means by ref.
-	Get(ref, account string) (images.Image, error)
-	// Mount returns where the root file system of the image with digest
-	// is mounted, read-only.
-	Mount(ctx context.Context, digest string) (string, error)
-}
-
 // Containers lets Pools run functions whose runtime is a SIF image.
 type Containers struct {
 	Exec   isolation.Executor // starts containers (isolation/oci)
-	Images Images
+	Images *images.Store
 	// ShimPath is where fxd-shim appears inside every container.
 	ShimPath string
 	// WorkDir is the container's private work dir, where tasks start.
@@ -51,7 +41,7 @@ func (p *Pools) image(j Job) (images.Image, error) {
 }
 
 // containerEnv is env with HOME where it is inside the container.
-func (c *Containers) containerEnv(env []string, a isolation.Account) []string {
+func (c *Containers) containerEnv(env []string) []string {
 	if c.HomeBound {
 		return env
 	}

@@ -198,7 +198,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 			return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
 		}
 		exec, argv, w.dir = p.ctr.Exec, []string{p.ctr.ShimPath}, ""
-		w.env = p.ctr.containerEnv(w.env, j.Account)
+		w.env = p.ctr.containerEnv(w.env)
 	}
 	var err error
 	if k.kind == api.KindServable {

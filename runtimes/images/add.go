@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,42 +24,13 @@ type received struct {
 	digest string // of the bytes as they were received
 }
 
-// Add stores the SIF image read from r under name, owned by owner ("" for
-// a site image, added by the admin; else the account's name, so the image
-// is "owner/name"). Names are 1-64 of a-z 0-9 . _ - starting with a letter
-// or digit. The bytes are streamed into a private file in Dir/tmp while
-// their sha256 is computed; that copy is then checked (sif.Inspect for the
-// configured architecture, and sif.Verify when signed images are required)
-// and moved to blobs/sha256/<hex>, or dropped when that blob exists already
-// (two names for the same bytes share one blob). Re-adding a name points it
-// at the new image; the old blob goes when no name uses it and it is not
-// mounted. maxSize bounds the bytes read (0 or less: no bound); a bigger
-// input fails with api.ErrTooLarge. A refused image (api.ErrInvalid, or
-// api.ErrDenied for signatures) leaves nothing behind. source says where the
-// image came from, for people.
-func (s *Store) Add(ctx context.Context, name, owner string, r io.Reader, source string, maxSize int64) (Image, error) {
-	ref, err := newRef(name, owner)
-	if err != nil {
-		return Image{}, fmt.Errorf("add image: %w", err)
-	}
-	tmp, err := s.receive(ctx, r, maxSize)
-	if err != nil {
-		return Image{}, fmt.Errorf("add image %s: %w", ref, err)
-	}
-	img, err := s.add(ctx, ref, owner, tmp, source)
-	if err != nil {
-		return Image{}, fmt.Errorf("add image %s: %w", ref, err)
-	}
-	return img, nil
-}
-
 // newRef checks name and owner and returns the reference they make.
 func newRef(name, owner string) (string, error) {
-	if err := checkName("image name", name); err != nil {
+	if err := api.CheckName("image name", name); err != nil {
 		return "", err
 	}
 	if owner != "" {
-		if err := checkName("image owner", owner); err != nil {
+		if err := checkOwner(owner); err != nil {
 			return "", err
 		}
 	}
@@ -135,34 +105,19 @@ func (s *Store) add(ctx context.Context, ref, owner string, tmp received, source
 
 // check inspects, and verifies when required, the private copy.
 func (s *Store) check(ctx context.Context, tmp received) (sif.Image, []string, error) {
-	im, err := sif.Inspect(ctx, tmp.path, sif.WithArch(s.c.Arch))
+	im, err := sif.Inspect(ctx, tmp.path)
 	if err != nil {
-		return sif.Image{}, nil, hidePath(err, tmp.path)
+		return sif.Image{}, nil, err
 	}
 	if !s.c.RequireSigned {
 		return im, nil, nil
 	}
 	signers, err := sif.Verify(ctx, tmp.path, s.c.KeyRing)
 	if err != nil {
-		return sif.Image{}, nil, hidePath(err, tmp.path)
+		return sif.Image{}, nil, err
 	}
 	return im, signers, nil
 }
-
-// hidePath says "image" where err names the private copy at path: people
-// know the file they gave, not fxd's copy of it. It wraps err.
-func hidePath(err error, path string) error {
-	return &pathless{msg: strings.ReplaceAll(err.Error(), path, "image"), err: err}
-}
-
-// pathless is an error with a reworded message.
-type pathless struct {
-	msg string
-	err error
-}
-
-func (e *pathless) Error() string { return e.msg }
-func (e *pathless) Unwrap() error { return e.err }
 
 // commit moves the checked copy tmp to its blob, or removes it when the
 // blob exists, and points ref at the blob. The blob ref pointed at before

@@ -40,10 +40,11 @@ func TestAddFileAsAccount(t *testing.T) {
 		want    error
 		says    string
 	}{
-		{"root's 0600 file", path, 0, api.ErrDenied, "Permission denied"},
-		{"unsearchable directory", filepath.Join(secret, "python.sif"), 0, api.ErrDenied, "Permission denied"},
-		{"missing", filepath.Join(u.Home, "missing.sif"), 0, api.ErrNotFound, "No such file"},
-		{"directory", u.Home, 0, api.ErrInvalid, "directory"},
+		{"root's 0600 file", path, 0, api.ErrDenied, "may not reach it (permission denied)"},
+		{"unsearchable directory", filepath.Join(secret, "python.sif"), 0, api.ErrDenied, "may not reach it (permission denied)"},
+		{"missing", filepath.Join(u.Home, "missing.sif"), 0, api.ErrNotFound, "no such file or directory for account"},
+		{"directory", u.Home, 0, api.ErrInvalid, "not a regular file (d"},
+		{"device (would never end)", "/dev/zero", 0, api.ErrInvalid, "not a regular file"},
 		{"relative", "python.sif", 0, api.ErrInvalid, "absolute"},
 		{"over maxSize", "/bin/busybox", 4096, api.ErrTooLarge, "larger than"},
 	}

@@ -2,10 +2,10 @@
 // that functions run in, kept by content address, named per site or per
 // account, and mounted read-only for the containers that run them.
 //
-// Add (and AddFile, which reads a user's file with that user's permissions
-// by running /bin/cat as the account) streams an image into a private copy,
-// checks it with runtimes/sif (Inspect, and Verify when the site requires
-// signed images) and only then stores it; a refused image leaves nothing
+// AddFile (a user's file, opened with that user's permissions) and
+// AddSiteFile (the admin's, opened as root) stream an image into a private
+// copy, hashing it on the way, check it with runtimes/sif (Inspect, and
+// Verify when the site requires signed images) and only then store it; a refused image leaves nothing
 // behind. Names are "python" for a site image, which every account sees,
 // and "alice/python" for account alice's own image, which only alice (and
 // the admin) sees; to others it does not exist. Two names for the same

@@ -7,23 +7,11 @@ import (
 	"fxd.dev/fxd/api"
 )
 
-// maxName is the longest image or owner name.
-const maxName = 64
-
-// checkName refuses a name that is not 1-64 of [a-z0-9._-] starting with a
-// letter or digit; what says what the name is for messages ("image name").
-func checkName(what, name string) error {
-	if name == "" || len(name) > maxName {
-		return fmt.Errorf("%s %q: %w: want 1-%d characters of a-z 0-9 . _ -", what, name, api.ErrInvalid, maxName)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		default:
-			return fmt.Errorf("%s %q: %w: character %q at %d; use a-z 0-9 . _ - and start with a letter or digit", what, name, api.ErrInvalid, c, i+1)
-		}
+// checkOwner refuses an owner that cannot be part of a reference: owners
+// are account names, which NSS allows more of than image names.
+func checkOwner(owner string) error {
+	if owner == "" || strings.ContainsAny(owner, "/\x00") {
+		return fmt.Errorf("image owner %q: not an account name: %w", owner, api.ErrInvalid)
 	}
 	return nil
 }
@@ -34,10 +22,10 @@ func parseRef(ref string) (owner, name string, err error) {
 	owner, name, ok := strings.Cut(ref, "/")
 	if !ok {
 		owner, name = "", ref
-	} else if err := checkName("image owner", owner); err != nil {
+	} else if err := checkOwner(owner); err != nil {
 		return "", "", fmt.Errorf("image %q: %w (references are name or owner/name)", ref, err)
 	}
-	if err := checkName("image name", name); err != nil {
+	if err := api.CheckName("image name", name); err != nil {
 		return "", "", fmt.Errorf("image %q: %w (references are name or owner/name)", ref, err)
 	}
 	return owner, name, nil

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -50,9 +49,6 @@ type Config struct {
 	// creates it (mode 0700) and refuses it when it is a symlink or owned
 	// by another user than the one fxd runs as (root).
 	Dir string
-	// Arch is the architecture images must be built for, GOARCH-style;
-	// "" means runtime.GOARCH.
-	Arch string
 	// KeyRing holds the public keys whose signatures the site trusts; used
 	// when RequireSigned.
 	KeyRing openpgp.KeyRing
@@ -66,7 +62,7 @@ type Config struct {
 // read-only mounts of their root file systems. It is safe for concurrent
 // use. It needs root: it reads files as other accounts and mounts images.
 type Store struct {
-	c   Config // Dir cleaned, Arch set
+	c   Config // Dir cleaned
 	db  *bolt.DB
 	log zerolog.Logger
 
@@ -118,7 +114,7 @@ func Open(c Config, log zerolog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open image store %s: %w", c.Dir, err)
 	}
-	s.log.Info().Str("dir", c.Dir).Str("arch", c.Arch).Bool("require_signed", c.RequireSigned).Msg("image store open")
+	s.log.Info().Str("dir", c.Dir).Bool("require_signed", c.RequireSigned).Msg("image store open")
 	return s, nil
 }
 
@@ -128,9 +124,6 @@ func (c Config) check() (Config, error) {
 		return c, fmt.Errorf("directory %q: %w: give an absolute path, e.g. <state_dir>/images", c.Dir, api.ErrInvalid)
 	}
 	c.Dir = filepath.Clean(c.Dir)
-	if c.Arch == "" {
-		c.Arch = runtime.GOARCH
-	}
 	if c.RequireSigned {
 		if el, ok := c.KeyRing.(openpgp.EntityList); c.KeyRing == nil || ok && len(el) == 0 {
 			return c, fmt.Errorf("%w: signed images are required but the keyring holds no keys; give the public keys the site trusts, or stop requiring signatures", api.ErrInvalid)

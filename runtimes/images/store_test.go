@@ -44,12 +44,14 @@ func newStore(t *testing.T, c Config) *Store {
 // addPath adds the file at path through Add.
 func addPath(t *testing.T, s *Store, name, owner, path string) (Image, error) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	return s.Add(t.Context(), name, owner, f, path, 0)
+	return addMax(t, s, name, owner, path, 0)
+}
+
+// addMax adds the file at path, read as root, under owner's name, reading
+// at most maxSize bytes.
+func addMax(t *testing.T, s *Store, name, owner, path string, maxSize int64) (Image, error) {
+	t.Helper()
+	return s.addFile(t.Context(), name, owner, path, func() (received, error) { return s.receiveFile(t.Context(), path, maxSize) })
 }
 
 // mustAdd adds the file at path and fails the test if that fails.
@@ -267,14 +269,23 @@ func TestNames(t *testing.T) {
 		if _, err := addPath(t, s, name, "", path); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("Add(%q) = %v, want api.ErrInvalid", name, err)
 		}
-		if _, err := addPath(t, s, "ok", name, path); name != "" && !errors.Is(err, api.ErrInvalid) {
-			t.Errorf("Add(ok, owner %q) = %v, want api.ErrInvalid", name, err)
-		}
-		if _, err := s.Get(name, ""); !errors.Is(err, api.ErrInvalid) && name != "a/b" {
+		if _, err := s.Get(name, ""); !errors.Is(err, api.ErrInvalid) && !strings.Contains(name, "/") {
 			t.Errorf("Get(%q) = %v, want api.ErrInvalid", name, err)
 		}
 	}
-	for _, ref := range []string{"a/b/c", "/python", "alice/", "Alice/python"} {
+	// Owners are accounts, named by NSS: more than image names allow,
+	// but never a "/" (it separates owner and name).
+	for _, owner := range []string{"Alice", "_svc", "alice@ad.example.org", "x.y-z"} {
+		if img, err := addPath(t, s, "ok", owner, path); err != nil || img.Name != owner+"/ok" {
+			t.Errorf("Add(ok, owner %q) = %+v, %v; want %s/ok", owner, img, err, owner)
+		}
+	}
+	for _, owner := range []string{"a/b", "x\x00y"} {
+		if _, err := addPath(t, s, "ok", owner, path); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Add(ok, owner %q) = %v, want api.ErrInvalid", owner, err)
+		}
+	}
+	for _, ref := range []string{"a/b/c", "/python", "alice/", "alice/Python"} {
 		if _, err := s.Get(ref, ""); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "owner/name") {
 			t.Errorf("Get(%q) = %v, want api.ErrInvalid explaining references", ref, err)
 		}
@@ -309,29 +320,19 @@ func TestRefusalsLeaveNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t, Config{})
-			f, err := os.Open(tt.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			img, err := s.Add(t.Context(), "python", "alice", f, tt.path, tt.maxSize)
+			img, err := addMax(t, s, "python", "alice", tt.path, tt.maxSize)
 			if !errors.Is(err, tt.want) || !(errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrTooLarge)) {
 				t.Fatalf("Add = %+v, %v; want %v (api.ErrInvalid or, for size, api.ErrTooLarge)", img, err, tt.want)
 			}
-			if !strings.HasPrefix(err.Error(), "add image alice/python: ") || strings.Contains(err.Error(), s.c.Dir) {
-				t.Errorf("Add error %q: want it to name the image, not the private copy", err)
+			if !strings.HasPrefix(err.Error(), "add image alice/python from "+tt.path+": ") || strings.Contains(err.Error(), s.c.Dir) {
+				t.Errorf("Add error %q: want it to name the image and the file given, not the private copy", err)
 			}
 			requireEmpty(t, s)
 		})
 	}
 	t.Run("at maxSize", func(t *testing.T) {
 		s := newStore(t, Config{})
-		f, err := os.Open(good)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := s.Add(t.Context(), "python", "", f, good, fi.Size()); err != nil {
+		if _, err := addMax(t, s, "python", "", good, fi.Size()); err != nil {
 			t.Errorf("Add(maxSize = size) = %v, want it accepted", err)
 		}
 	})

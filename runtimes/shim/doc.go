@@ -6,6 +6,13 @@
 // runs one task at a time; timeouts and cleanup of what a task leaves
 // behind are the daemon's job (it kills the worker's whole cgroup).
 //
+// Serve is the only way in: it makes its process a child subreaper, so
+// that every process a task starts stays the shim's descendant. The shim
+// can then tell that a task left processes behind (Result.LeftBehind, on
+// which the daemon discards the worker), and when it left none, that none
+// holds the task's pipes. The tests run Serve too, in the test binary, so
+// they take the path a worker takes.
+//
 // A task costs the shim little more than the fork/exec itself: no
 // os/exec and no goroutine per pipe, but one goroutine polling the task's
 // pipes and its pidfd (task_linux.go); the pipes of a task that left

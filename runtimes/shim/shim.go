@@ -30,14 +30,15 @@ const waitDelay = 200 * time.Millisecond
 // writes a Result frame for each to w. It returns nil when r ends cleanly
 // and an error when a frame is malformed or w fails. It makes the process
 // a child subreaper, so that what a task leaves behind stays its
-// descendant and is reported (Result.LeftBehind): Serve must own the
-// process, as fxd-shim's main does, which also gives it its input (see
-// Input) and runs it on one P.
+// descendant and is reported (Result.LeftBehind), and the pipes of a task
+// that left nothing behind serve the next one. Serve must own the process,
+// as fxd-shim's main does, which also gives it its input (see Input) and
+// runs it on one P.
 func Serve(r io.Reader, w io.Writer) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
 	}
-	x := &runner{keep: true}
+	x := &runner{}
 	defer x.close()
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
@@ -59,22 +60,15 @@ func Serve(r io.Reader, w io.Writer) error {
 	}
 }
 
-// Exec runs one task and reports how it ended with the stdout it kept.
-// It leaves Result.LeftBehind unset: only a subreaper (Serve) can tell.
-func Exec(run wire.Run, input []byte) (wire.Result, []byte) {
-	var x runner
-	return x.exec(run, input)
-}
-
-// runner runs tasks one at a time. With keep set, the process is the
-// subreaper of every process its tasks start, so that when a task has
-// exited leaving none behind, none of its descendants holds its pipes:
-// runner then keeps them for the next task, and sets Result.LeftBehind.
+// runner runs tasks one at a time, in a process that is the subreaper of
+// every process its tasks start (Serve makes it one), so that when a task
+// has exited leaving none behind, none of its descendants holds its pipes:
+// runner then keeps them for the next task. Otherwise it sets
+// Result.LeftBehind.
 // (A process of the same account outside the worker could still open them
 // through /proc/<pid>/fd and write into that account's later outputs;
 // nothing crosses to another account.)
 type runner struct {
-	keep  bool
 	spare *pipes // pipes kept from the last task
 	buf   []byte // what collect reads pipes into
 }
@@ -97,7 +91,7 @@ func (x *runner) exec(run wire.Run, input []byte) (wire.Result, []byte) {
 	if x.buf == nil {
 		x.buf = make([]byte, 32<<10)
 	}
-	ws, err := t.collect(x.buf, stdout, stderr, x.keep)
+	ws, err := t.collect(x.buf, stdout, stderr)
 	ended := t.ended
 	x.spare = t.close()
 	res := wire.Result{
@@ -106,7 +100,7 @@ func (x *runner) exec(run wire.Run, input []byte) (wire.Result, []byte) {
 		OutputTruncated: stdout.n > int64(len(stdout.b)),
 		// A task that ended found no process left; else look again:
 		// those it left may have exited meanwhile.
-		LeftBehind: x.keep && !ended && reapOrphans(),
+		LeftBehind: !ended && reapOrphans(),
 	}
 	if err != nil {
 		res.ExitCode, res.Error = -1, err.Error()
@@ -121,7 +115,7 @@ func (x *runner) exec(run wire.Run, input []byte) (wire.Result, []byte) {
 
 // failed is the result of a task that could not start.
 func (x *runner) failed(msg string) wire.Result {
-	return wire.Result{ExitCode: -1, Error: msg, LeftBehind: x.keep && reapOrphans()}
+	return wire.Result{ExitCode: -1, Error: msg, LeftBehind: reapOrphans()}
 }
 
 // close closes the pipes it kept.

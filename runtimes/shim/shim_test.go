@@ -14,7 +14,14 @@ import (
 
 var env = []string{"PATH=/usr/bin:/bin", "LANG=C"}
 
-func TestExec(t *testing.T) {
+// dirty is a task that leaves its stdout and stderr as changed as a task
+// that leaves no process behind can: written to, and non-blocking and
+// appending (flags the shim's write ends share).
+var dirty = job{run: wire.Run{Argv: []string{"python3", "-c", `import fcntl, os, sys
+print("dirty"); print("dirty", file=sys.stderr); sys.stdout.flush()
+for fd in 1, 2: fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK | os.O_APPEND)`}, MaxOutput: 100}}
+
+func TestServeTasks(t *testing.T) {
 	tests := []struct {
 		name  string
 		argv  []string
@@ -40,38 +47,47 @@ func TestExec(t *testing.T) {
 		{"closes stdout early", []string{"sh", "-c", "echo out; exec >&-; echo err >&2; exit 4"}, "", 10, wire.Result{ExitCode: 4, Stderr: "err\n", OutputBytes: 4}, "out\n"},
 		{"closes every pipe early", []string{"sh", "-c", "exec <&- >&- 2>&-; sleep 0.1; exit 5"}, "in", 10, wire.Result{ExitCode: 5}, ""},
 		{"not executable", []string{"/etc/passwd"}, "", 10, wire.Result{ExitCode: -1, Error: "fork/exec /etc/passwd: permission denied"}, ""},
+		{"stdout and stderr blocking", []string{"python3", "-c", "import fcntl, os; print(*(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK) for fd in (1, 2)))"},
+			"", 100, wire.Result{OutputBytes: 12}, "False False\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, out := Exec(wire.Run{Argv: tt.argv, Env: env, MaxOutput: tt.max}, []byte(tt.input))
-			if res != tt.want || string(out) != tt.out {
-				t.Fatalf("Exec(%q) = %+v, %q; want %+v, %q", tt.argv, res, out, tt.want, tt.out)
+			// Each task gets the pipes dirty left, as in a worker whose
+			// previous task changed them; a task alone would get new ones.
+			res, out := serve(t, dirty, job{wire.Run{Argv: tt.argv, Env: env, MaxOutput: tt.max}, tt.input})
+			if res[0] != (wire.Result{OutputBytes: 6, Stderr: "dirty\n"}) || out[0] != "dirty\n" {
+				t.Fatalf("Serve(dirty) = %+v, %q; want it to run alone", res[0], out[0])
+			}
+			if res[1] != tt.want || out[1] != tt.out {
+				t.Fatalf("Serve(%q) = %+v, %q; want %+v, %q", tt.argv, res[1], out[1], tt.want, tt.out)
 			}
 		})
 	}
 }
 
-func TestExecStderrTail(t *testing.T) {
-	res, _ := Exec(wire.Run{Argv: []string{"sh", "-c", "head -c 10000 /dev/zero | tr '\\0' a >&2; echo END >&2"}, Env: env}, nil)
-	if len(res.Stderr) != StderrTail || !strings.HasSuffix(res.Stderr, "aaaEND\n") {
-		t.Fatalf("stderr tail: %d bytes ending %q; want %d bytes ending \"aaaEND\\n\"", len(res.Stderr), res.Stderr[max(0, len(res.Stderr)-10):], StderrTail)
+func TestServeStderrTail(t *testing.T) {
+	res, _ := serve(t, job{run: wire.Run{Argv: []string{"sh", "-c", "head -c 10000 /dev/zero | tr '\\0' a >&2; echo END >&2"}}})
+	if len(res[0].Stderr) != StderrTail || !strings.HasSuffix(res[0].Stderr, "aaaEND\n") {
+		t.Fatalf("stderr tail: %d bytes ending %q; want %d bytes ending \"aaaEND\\n\"", len(res[0].Stderr), res[0].Stderr[max(0, len(res[0].Stderr)-10):], StderrTail)
 	}
 }
 
-func TestExecDir(t *testing.T) {
+func TestServeDir(t *testing.T) {
 	dir := t.TempDir()
-	res, out := Exec(wire.Run{Argv: []string{"pwd"}, Env: env, Dir: dir, MaxOutput: 100}, nil)
-	if res != (wire.Result{OutputBytes: int64(len(dir) + 1)}) || string(out) != dir+"\n" {
-		t.Fatalf("Exec(pwd) in %s = %+v, %q", dir, res, out)
-	}
 	missing := filepath.Join(dir, "missing")
-	res, _ = Exec(wire.Run{Argv: []string{"pwd"}, Env: env, Dir: missing, MaxOutput: 100}, nil)
-	if want := "chdir " + missing + ": no such file or directory"; res.ExitCode != -1 || res.Error != want {
-		t.Fatalf("Exec(pwd) in a missing dir = %+v, want error %q", res, want)
+	res, out := serve(t,
+		job{run: wire.Run{Argv: []string{"pwd"}, Dir: dir, MaxOutput: 100}},
+		job{run: wire.Run{Argv: []string{"pwd"}, Dir: missing, MaxOutput: 100}},
+	)
+	if res[0] != (wire.Result{OutputBytes: int64(len(dir) + 1)}) || out[0] != dir+"\n" {
+		t.Fatalf("Serve(pwd) in %s = %+v, %q", dir, res[0], out[0])
+	}
+	if want := "chdir " + missing + ": no such file or directory"; res[1].ExitCode != -1 || res[1].Error != want {
+		t.Fatalf("Serve(pwd) in a missing dir = %+v, want error %q", res[1], want)
 	}
 }
 
-func TestExecEnv(t *testing.T) {
+func TestServeEnv(t *testing.T) {
 	tests := []struct {
 		name string
 		env  []string
@@ -83,39 +99,50 @@ func TestExecEnv(t *testing.T) {
 	script := `echo "$A $B $PATH $(env | cut -d= -f1 | grep -v -e PATH -e PWD -e SHLVL -e '^_' | sort | tr '\n' ' ' | sed 's/ $//')"`
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, out := Exec(wire.Run{Argv: []string{"/bin/sh", "-c", script}, Env: tt.env, MaxOutput: 100}, nil)
-			if res != tt.want || string(out) != tt.out {
-				t.Fatalf("Exec with env %q = %+v, %q; want %+v, %q", tt.env, res, out, tt.want, tt.out)
+			res, out := serve(t, job{run: wire.Run{Argv: []string{"/bin/sh", "-c", script}, Env: tt.env, MaxOutput: 100}})
+			if res[0] != tt.want || out[0] != tt.out {
+				t.Fatalf("Serve with env %q = %+v, %q; want %+v, %q", tt.env, res[0], out[0], tt.want, tt.out)
 			}
 		})
 	}
 }
 
-func TestExecLeftBehind(t *testing.T) {
+func TestServeDoesNotWait(t *testing.T) {
 	// A background child keeps stdout open: the shim answers anyway, while
-	// it still runs, with what the task wrote.
-	res, out := Exec(wire.Run{Argv: []string{"sh", "-c", "sleep 30 & echo $!"}, Env: env, MaxOutput: 10}, nil)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if res.ExitCode != 0 || err != nil {
-		t.Fatalf("Exec = %+v, %q", res, out)
+	// it still runs, with what the task wrote, and says it left it behind.
+	res, out := serve(t, job{run: wire.Run{Argv: []string{"sh", "-c", "sleep 30 & echo $!"}, MaxOutput: 10}})
+	pid, err := strconv.Atoi(strings.TrimSpace(out[0]))
+	if res[0].ExitCode != 0 || err != nil {
+		t.Fatalf("Serve = %+v, %q", res[0], out[0])
 	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		// Reap it too (this process is its subreaper): running or not
+		// yet reaped, later tests would find it left behind.
+		syscall.Kill(pid, syscall.SIGKILL)
+		syscall.Wait4(pid, nil, 0, nil)
+	})
 	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("the background sleep (pid %d) no longer runs: Exec waited for it", pid)
+		t.Fatalf("the background sleep (pid %d) no longer runs: Serve waited for it", pid)
+	}
+	if !res[0].LeftBehind {
+		t.Errorf("Serve = %+v; want LeftBehind: the background sleep (pid %d) runs", res[0], pid)
 	}
 }
 
-func TestExecWaitDelay(t *testing.T) {
+func TestServeWaitDelay(t *testing.T) {
 	// What a background child writes after the task exited, while it
 	// still holds stdout, is kept (within waitDelay).
-	res, out := Exec(wire.Run{Argv: []string{"sh", "-c", "echo fg; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo bg; echo bg2 >&2) &"},
-		Env: env, MaxOutput: 100}, nil)
-	if res != (wire.Result{OutputBytes: 6, Stderr: "bg2\n"}) || string(out) != "fg\nbg\n" {
-		t.Fatalf("Exec = %+v, %q; want the background child's output too", res, out)
+	res, out := serve(t, job{run: wire.Run{Argv: []string{"sh", "-c", "echo fg; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo bg; echo bg2 >&2) &"},
+		MaxOutput: 100}})
+	// The child closes the pipes as it exits, and may not have exited
+	// when the shim looks: LeftBehind can go either way.
+	res[0].LeftBehind = false
+	if res[0] != (wire.Result{OutputBytes: 6, Stderr: "bg2\n"}) || out[0] != "fg\nbg\n" {
+		t.Fatalf("Serve = %+v, %q; want the background child's output too", res[0], out[0])
 	}
 }
 
-func TestExecNoPidfd(t *testing.T) {
+func TestServeNoPidfd(t *testing.T) {
 	// Before Linux 5.2 there is no pidfd: the shim looks for the exit.
 	noPidfd.Store(true)
 	t.Cleanup(func() { noPidfd.Store(false) })
@@ -129,10 +156,15 @@ func TestExecNoPidfd(t *testing.T) {
 		{[]string{"sh", "-c", "exec >&- 2>&-; exit 3"}, "", wire.Result{ExitCode: 3}, ""},
 		{[]string{"sh", "-c", "echo fg; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo bg) &"}, "", wire.Result{OutputBytes: 6}, "fg\nbg\n"},
 	}
+	var jobs []job
 	for _, tt := range tests {
-		res, out := Exec(wire.Run{Argv: tt.argv, Env: env, MaxOutput: 100}, []byte(tt.input))
-		if res != tt.want || string(out) != tt.out {
-			t.Fatalf("Exec(%q) = %+v, %q; want %+v, %q", tt.argv, res, out, tt.want, tt.out)
+		jobs = append(jobs, job{wire.Run{Argv: tt.argv, MaxOutput: 100}, tt.input})
+	}
+	res, out := serve(t, jobs...)
+	res[2].LeftBehind = false // as in TestServeWaitDelay
+	for i, tt := range tests {
+		if res[i] != tt.want || out[i] != tt.out {
+			t.Fatalf("Serve(%q) = %+v, %q; want %+v, %q", tt.argv, res[i], out[i], tt.want, tt.out)
 		}
 	}
 }
@@ -160,18 +192,28 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// serve runs runs through Serve and returns their results and outputs.
-func serve(t *testing.T, runs ...wire.Run) ([]wire.Result, []string) {
+// job is a Run frame and the task input it carries.
+type job struct {
+	run   wire.Run
+	input string
+}
+
+// serve runs jobs through one Serve, in this process, and returns their
+// results and outputs. Serve makes the test binary a subreaper, as it
+// makes fxd-shim: the tasks take the path they take in a worker. A job
+// without an Env gets env.
+func serve(t *testing.T, jobs ...job) ([]wire.Result, []string) {
 	t.Helper()
 	var in bytes.Buffer
-	for _, r := range runs {
-		if r.Env == nil {
-			r.Env = env
+	var maxOutput int64
+	for _, j := range jobs {
+		if j.run.Env == nil {
+			j.run.Env = env
 		}
-		if r.MaxOutput == 0 {
-			r.MaxOutput = 100
+		maxOutput = max(maxOutput, j.run.MaxOutput)
+		if err := wire.WriteRun(&in, j.run, []byte(j.input)); err != nil {
+			t.Fatalf("WriteRun = %v", err)
 		}
-		wire.WriteRun(&in, r, nil)
 	}
 	var out bytes.Buffer
 	if err := Serve(&in, &out); err != nil {
@@ -179,8 +221,8 @@ func serve(t *testing.T, runs ...wire.Run) ([]wire.Result, []string) {
 	}
 	var results []wire.Result
 	var outputs []string
-	for range runs {
-		res, got, err := wire.ReadResult(&out, 100)
+	for range jobs {
+		res, got, err := wire.ReadResult(&out, maxOutput)
 		if err != nil {
 			t.Fatalf("ReadResult = %v", err)
 		}
@@ -194,13 +236,13 @@ func TestServeKeepsPipes(t *testing.T) {
 	// nothing of the first shows in the second, and the status flags the
 	// first set on its stdout are gone.
 	nonblock := `import fcntl, os, sys; print(bool(fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK)); sys.stdout.flush(); fcntl.fcntl(1, fcntl.F_SETFL, os.O_NONBLOCK | os.O_APPEND)`
-	stdoutPipe := wire.Run{Argv: []string{"readlink", "/proc/self/fd/1"}}
+	stdoutPipe := job{run: wire.Run{Argv: []string{"readlink", "/proc/self/fd/1"}, MaxOutput: 100}}
 	res, out := serve(t,
 		stdoutPipe,
-		wire.Run{Argv: []string{"sh", "-c", "printf one; printf err1 >&2"}},
-		wire.Run{Argv: []string{"python3", "-c", nonblock}},
-		wire.Run{Argv: []string{"python3", "-c", nonblock}},
-		wire.Run{Argv: []string{"sh", "-c", "printf two"}},
+		job{run: wire.Run{Argv: []string{"sh", "-c", "printf one; printf err1 >&2"}, MaxOutput: 100}},
+		job{run: wire.Run{Argv: []string{"python3", "-c", nonblock}, MaxOutput: 100}},
+		job{run: wire.Run{Argv: []string{"python3", "-c", nonblock}, MaxOutput: 100}},
+		job{run: wire.Run{Argv: []string{"sh", "-c", "printf two"}, MaxOutput: 100}},
 		stdoutPipe,
 	)
 	want := []string{"", "one", "False\n", "False\n", "two", ""}
@@ -222,8 +264,8 @@ func TestServeLeftBehind(t *testing.T) {
 	// A task that leaves a process behind gets LeftBehind, and its pipes
 	// serve no other task: what that process writes later goes nowhere.
 	res, out := serve(t,
-		wire.Run{Argv: []string{"sh", "-c", "printf one; readlink /proc/self/fd/1 >&2; (sleep 0.3; echo late; echo late >&2) & echo $! >&2"}},
-		wire.Run{Argv: []string{"sh", "-c", "sleep 0.5; printf two; readlink /proc/self/fd/1 >&2"}},
+		job{run: wire.Run{Argv: []string{"sh", "-c", "printf one; readlink /proc/self/fd/1 >&2; (sleep 0.3; echo late; echo late >&2) & echo $! >&2"}, MaxOutput: 100}},
+		job{run: wire.Run{Argv: []string{"sh", "-c", "sleep 0.5; printf two; readlink /proc/self/fd/1 >&2"}, MaxOutput: 100}},
 	)
 	lines := strings.Fields(res[0].Stderr) // its pipe, the background pid
 	if len(lines) == 2 {

@@ -89,8 +89,7 @@ type task struct {
 	status     unix.WaitStatus
 	deadline   time.Time // for the pipes, once the process exited
 	// ended is set when the process exited leaving no other process
-	// behind (collect with keep): out was then read to its end and can
-	// serve again.
+	// behind: out was then read to its end and can serve again.
 	ended bool
 }
 
@@ -184,11 +183,11 @@ func start(path string, argv, env []string, dir string, input []byte, out *pipes
 // collect feeds the task's stdin, reads its stdout into out and its stderr
 // into errTail, and reaps it. It returns once the process has exited and
 // its pipes are done, or waitDelay after it exited if processes it left
-// behind still hold them. With keep (the shim is the subreaper of all the
-// task's processes), a task that left no process behind ends at its exit,
-// with its pipes left open for another task (ended). The caller closes
-// the task.
-func (t *task) collect(buf []byte, out, errTail io.Writer, keep bool) (unix.WaitStatus, error) {
+// behind still hold them. The shim being the subreaper of all the task's
+// processes (see runner), a task that left no process behind ends at its
+// exit, with its pipes left open for another task (ended). The caller
+// closes the task.
+func (t *task) collect(buf []byte, out, errTail io.Writer) (unix.WaitStatus, error) {
 	since := time.Now()
 	var fds [4]unix.PollFd
 	for {
@@ -247,7 +246,7 @@ func (t *task) collect(buf []byte, out, errTail io.Writer, keep bool) (unix.Wait
 				// When no process it started is left (they have all closed
 				// their ends), what the pipes hold is all there is.
 				// Otherwise they end when the last of them closes its ends.
-				t.ended = keep && !reapOrphans()
+				t.ended = !reapOrphans()
 				if !t.ended {
 					t.out.release()
 				}

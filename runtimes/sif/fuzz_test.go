@@ -52,7 +52,7 @@ func FuzzInspect(f *testing.F) {
 			t.Fatal(err)
 		}
 
-		got, err := Inspect(t.Context(), path, WithArch(""))
+		got, err := Inspect(t.Context(), path)
 		if err != nil {
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("Inspect error %v is of no api kind", err)

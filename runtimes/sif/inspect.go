@@ -72,40 +72,26 @@ func describe(objs []Object) string {
 	return b.String()
 }
 
-// Option changes what Inspect accepts.
-type Option func(*options)
-
-type options struct{ arch string }
-
-// WithArch sets the architecture the root file system must be built for, as
-// a GOARCH ("amd64", "arm64"); "" accepts any. The default is
-// runtime.GOARCH, the architecture of the node that runs the image.
-func WithArch(goarch string) Option { return func(o *options) { o.arch = goarch } }
-
 // Inspect reads and checks the SIF image at path and returns its size,
 // architecture and root file system. It refuses, with an error wrapping one
 // of ErrNotSIF, ErrTruncated, ErrMalformed, ErrNoRootfs, ErrNotSquashfs or
 // ErrWrongArch that says how to fix the image, anything but a SIF whose
 // primary system partition is a squashfs for the wanted architecture.
 // Errors opening the file are the os ones (errors.Is fs.ErrNotExist,
-// fs.ErrPermission). It reads the header, the descriptors and the
+// fs.ErrPermission); no error names path, which the caller knows. It reads the header, the descriptors and the
 // squashfs superblock, not the data: the caller that copies an image
 // hashes it on the way (its content address). It stops with ctx.Err()
 // when ctx is done. Inspect a private copy, which nothing else writes.
 // Inspect is safe for concurrent use and writes nothing.
-func Inspect(ctx context.Context, path string, opts ...Option) (Image, error) {
-	o := options{arch: runtime.GOARCH}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	img, err := inspect(ctx, path, o)
+func Inspect(ctx context.Context, path string) (Image, error) {
+	img, err := inspect(ctx, path, runtime.GOARCH)
 	if err != nil {
-		return Image{}, fmt.Errorf("inspect %s: %w", path, err)
+		return Image{}, fmt.Errorf("inspect image: %w", err)
 	}
 	return img, nil
 }
 
-func inspect(ctx context.Context, path string, o options) (Image, error) {
+func inspect(ctx context.Context, path, arch string) (Image, error) {
 	im, err := open(ctx, path)
 	if err != nil {
 		return Image{}, err
@@ -122,8 +108,8 @@ func inspect(ctx context.Context, path string, o options) (Image, error) {
 	if err != nil {
 		return Image{}, fmt.Errorf("primary system partition (object %d): %w", root.ID, err)
 	}
-	if o.arch != "" && root.Arch != o.arch {
-		return Image{}, fmt.Errorf("%w: the root file system is built for %s, not %s; build or pull the image for linux/%s", ErrWrongArch, root.Arch, o.arch, o.arch)
+	if root.Arch != arch {
+		return Image{}, fmt.Errorf("%w: the root file system is built for %s, not %s; build or pull the image for linux/%s", ErrWrongArch, root.Arch, arch, arch)
 	}
 	if err := ctx.Err(); err != nil {
 		return Image{}, err

@@ -143,12 +143,6 @@ func TestInspectArch(t *testing.T) {
 	if !errors.Is(err, ErrWrongArch) || !strings.Contains(err.Error(), "built for "+other) {
 		t.Errorf("Inspect(%s image) = %v, want ErrWrongArch naming %s", other, err, other)
 	}
-	for _, want := range []string{other, ""} {
-		img, err := Inspect(t.Context(), path, WithArch(want))
-		if err != nil || img.Arch != other {
-			t.Errorf("Inspect(WithArch(%q)) = %+v, %v; want Arch %s", want, img, err, other)
-		}
-	}
 }
 
 func TestInspectRefuses(t *testing.T) {
@@ -236,8 +230,8 @@ func TestInspectRefuses(t *testing.T) {
 				t.Errorf("Inspect error %v is not api.ErrInvalid", err)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, "inspect "+tt.path+": ") || !strings.Contains(msg, tt.says) {
-				t.Errorf("Inspect error %q: want it to start with %q and say %q", msg, "inspect "+tt.path+": ", tt.says)
+			if !strings.HasPrefix(msg, "inspect image: ") || !strings.Contains(msg, tt.says) || strings.Contains(msg, tt.path) {
+				t.Errorf("Inspect error %q: want it to start with %q and say %q, and leave naming the path to the caller", msg, "inspect image: ", tt.says)
 			}
 			for _, other := range []error{ErrNotSIF, ErrTruncated, ErrMalformed, ErrNoRootfs, ErrNotSquashfs, ErrWrongArch} {
 				if other != tt.want && errors.Is(err, other) {
@@ -250,7 +244,7 @@ func TestInspectRefuses(t *testing.T) {
 
 func TestInspectNotFound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing.sif")
-	if _, err := Inspect(t.Context(), path); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "inspect "+path+": ") {
+	if _, err := Inspect(t.Context(), path); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "inspect image: ") {
 		t.Errorf("Inspect(missing) = %v, want fs.ErrNotExist prefixed with the path", err)
 	}
 }

@@ -30,12 +30,12 @@ const maxSignatureSize = 1 << 20
 // errors), then refuses the image with an error wrapping ErrUnsigned,
 // ErrUnknownSigner or ErrBadSignature (api.ErrDenied) when the signatures
 // do not hold. It reads all signed data, and stops with ctx.Err() when ctx
-// is done. Verify and Inspect each read the file: call both on the same
-// private copy. Verify is safe for concurrent use if kr is.
+// is done; call it on the private copy Inspect checked. Errors do not name
+// path: the caller knows which file it gave. Verify is safe for concurrent use if kr is.
 func Verify(ctx context.Context, path string, kr openpgp.KeyRing) ([]string, error) {
 	signers, err := verify(ctx, path, kr)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", path, err)
+		return nil, fmt.Errorf("verify image: %w", err)
 	}
 	return signers, nil
 }
