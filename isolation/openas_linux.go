@@ -53,7 +53,7 @@ func OpenAs(a Account, path string, flags int) (*os.File, error) {
 	case errors.Is(r.err, unix.EACCES), errors.Is(r.err, unix.EPERM):
 		return nil, fmt.Errorf("%s: account %s may not reach it (%v): %w", path, a.Name, r.err, api.ErrDenied)
 	case errors.Is(r.err, unix.ENOENT), errors.Is(r.err, unix.ENOTDIR):
-		return nil, fmt.Errorf("%s: no such file or directory for account %s (%v): %w", path, a.Name, r.err, api.ErrNotFound)
+		return nil, fmt.Errorf("%s: no such file or directory for account %s: %w", path, a.Name, api.ErrNotFound)
 	}
 	return nil, fmt.Errorf("%s: open as account %s: %w", path, a.Name, r.err)
 }
