@@ -1,31 +1,23 @@
 package store
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/boltfile"
 )
 
 // schemaVersion is the version of the bucket tree drawn in doc.go.
 const schemaVersion = 1
 
-// lockTimeout is how long Open waits for another process to release the file.
-const lockTimeout = time.Second
-
 // Bucket names and meta keys (see doc.go).
 var (
-	bucketMeta       = []byte("meta")
+	bucketMeta       = boltfile.Meta
 	bucketTasks      = []byte("tasks")
 	bucketInputs     = []byte("inputs")
 	bucketActive     = []byte("active")
@@ -33,10 +25,10 @@ var (
 	bucketFunctions  = []byte("functions")
 	bucketFnVersions = []byte("fnversions")
 
-	keySchema = []byte("schema")
+	keySchema = []byte("schema") // in meta, as internal/boltfile writes it
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketTasks, bucketInputs, bucketActive, bucketExpiry, bucketFunctions, bucketFnVersions}
+var allBuckets = [][]byte{bucketTasks, bucketInputs, bucketActive, bucketExpiry, bucketFunctions, bucketFnVersions}
 
 // Record is a task as stored: its status and result plus what the daemon
 // needs to run it again.
@@ -65,25 +57,12 @@ type Store struct {
 // It checks the schema version and refuses a file written by a newer fxd.
 // Only one process may have the file open; Open waits a second for it.
 func Open(path string, log zerolog.Logger) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        lockTimeout,
+	db, err := boltfile.Open(path, "task store", schemaVersion, allBuckets, bolt.Options{
 		NoFreelistSync: true, // rebuilt on open; halves what each commit writes
 		FreelistType:   bolt.FreelistMapType,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open task store %s: state dir %s is in use by another fxd%s; stop it or give this one its own site.state_dir: %w",
-			path, filepath.Dir(path), lockHolder(path), api.ErrUnavailable)
-	}
+	}, log)
 	if err != nil {
-		return nil, fmt.Errorf("open task store %s: %w", path, err)
-	}
-	if err := tightenMode(path, log); err != nil {
-		db.Close()
 		return nil, err
-	}
-	if err := db.Update(initSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open task store %s: %w", path, err)
 	}
 	s := &Store{
 		db:      db,
@@ -96,49 +75,6 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 	go s.commitLoop()
 	s.log.Info().Str("path", path).Int("schema", schemaVersion).Msg("task store open")
 	return s, nil
-}
-
-// tightenMode makes an existing store file private to the daemon's user.
-func tightenMode(path string, log zerolog.Logger) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("stat task store %s: %w", path, err)
-	}
-	if fi.Mode().Perm()&0o077 == 0 {
-		return nil
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("chmod task store %s to 0600: %w", path, err)
-	}
-	log.Warn().Str("component", "store").Str("path", path).Str("mode", fi.Mode().Perm().String()).Msg("task store was readable by others; mode set to 0600")
-	return nil
-}
-
-// initSchema creates the buckets of a new file, or checks the schema
-// version of an existing one.
-func initSchema(tx *bolt.Tx) error {
-	if meta := tx.Bucket(bucketMeta); meta != nil {
-		v := meta.Get(keySchema)
-		if len(v) != 8 {
-			return fmt.Errorf("meta.schema missing or damaged; restore the state dir from a backup: %w", api.ErrInvalid)
-		}
-		switch n := binary.BigEndian.Uint64(v); {
-		case n > schemaVersion:
-			return fmt.Errorf("schema version %d is newer than this fxd knows (%d); run the fxd that wrote it or a newer one: %w", n, schemaVersion, api.ErrInvalid)
-		case n < schemaVersion:
-			return fmt.Errorf("schema version %d has no migration to %d: %w", n, schemaVersion, api.ErrInvalid)
-		}
-	}
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	if meta.Get(keySchema) == nil {
-		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, schemaVersion))
-	}
-	return nil
 }
 
 // Close stops the committer, answering callers still waiting to send with

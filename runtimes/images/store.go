@@ -1,7 +1,6 @@
 package images
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,9 +13,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/boltfile"
 )
 
 // Image is one stored SIF image under one name.
@@ -77,15 +76,9 @@ type Store struct {
 // schemaVersion is the version of the bucket tree drawn in doc.go.
 const schemaVersion = 1
 
-// lockTimeout is how long Open waits for another process to release the
-// index file.
-const lockTimeout = time.Second
-
 // Bucket names and meta keys (see doc.go).
 var (
-	bucketMeta   = []byte("meta")
 	bucketImages = []byte("images")
-	keySchema    = []byte("schema")
 )
 
 // Open opens the image store in c.Dir, creating it if needed, and brings
@@ -105,7 +98,7 @@ func Open(c Config, log zerolog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
 	}
-	db, err := openDB(filepath.Join(c.Dir, "images.db"))
+	db, err := boltfile.Open(filepath.Join(c.Dir, "images.db"), "image index", schemaVersion, [][]byte{bucketImages}, bolt.Options{}, log)
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
@@ -160,49 +153,6 @@ func ensureDir(p string, log zerolog.Logger) error {
 			return fmt.Errorf("chmod directory %s to 0700: %w", p, err)
 		}
 		log.Warn().Str("path", p).Str("mode", fi.Mode().Perm().String()).Msg("image directory was open to others; mode set to 0700")
-	}
-	return nil
-}
-
-// openDB opens (or creates) the index file and checks its schema.
-func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open image index %s: %w: another fxd uses %s; stop it, or give this one its own state_dir", path, api.ErrUnavailable, filepath.Dir(path))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open image index %s: %w", path, err)
-	}
-	if err := db.Update(initSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open image index %s: %w", path, err)
-	}
-	return db, nil
-}
-
-// initSchema creates the buckets of a new index, or checks the schema
-// version of an existing one.
-func initSchema(tx *bolt.Tx) error {
-	if meta := tx.Bucket(bucketMeta); meta != nil {
-		v := meta.Get(keySchema)
-		if len(v) != 8 {
-			return fmt.Errorf("meta.schema missing or damaged: %w; move images.db away and add the images again", api.ErrInvalid)
-		}
-		switch n := binary.BigEndian.Uint64(v); {
-		case n > schemaVersion:
-			return fmt.Errorf("schema version %d is newer than this fxd knows (%d): %w; run the fxd that wrote it or a newer one", n, schemaVersion, api.ErrInvalid)
-		case n < schemaVersion:
-			return fmt.Errorf("schema version %d has no migration to %d: %w", n, schemaVersion, api.ErrInvalid)
-		}
-	}
-	for _, name := range [][]byte{bucketMeta, bucketImages} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	if meta.Get(keySchema) == nil {
-		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, schemaVersion))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -481,8 +482,8 @@ func TestOpenRefuses(t *testing.T) {
 		if err == nil {
 			s2.Close()
 		}
-		if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "another fxd") {
-			t.Errorf("second Open of %s = %v; want api.ErrUnavailable naming another fxd", s.c.Dir, err)
+		if want := fmt.Sprintf("another fxd (pid %d)", os.Getpid()); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+			t.Errorf("second Open of %s = %v; want api.ErrUnavailable saying %q", s.c.Dir, err, want)
 		}
 	})
 	t.Run("mode tightened", func(t *testing.T) {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package store
+package boltfile
 
 // lockHolder cannot name the holder of a lock on this system.
 func lockHolder(path string) string { return "" }
