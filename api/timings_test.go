@@ -11,35 +11,40 @@ func TestTaskTimings(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	ms := time.Millisecond
+	known := func(d time.Duration) Phase { return Phase{D: d, Known: true} }
+	unknown := Phase{}
 	tests := []struct {
 		name              string
 		task              Task
-		queue, start, run time.Duration
+		queue, start, run Phase
 	}{
 		{name: "finished",
 			task:  Task{ReceivedAt: at(0), DispatchedAt: at(2 * ms), StartedAt: at(50 * ms), FinishedAt: at(53 * ms)},
-			queue: 2 * ms, start: 48 * ms, run: 3 * ms},
+			queue: known(2 * ms), start: known(48 * ms), run: known(3 * ms)},
 		{name: "queued", task: Task{ReceivedAt: at(0)}},
 		{name: "dispatched, start not known yet",
 			task:  Task{ReceivedAt: at(0), DispatchedAt: at(5 * ms)},
-			queue: 5 * ms},
+			queue: known(5 * ms)},
 		{name: "worker did not start",
 			task:  Task{ReceivedAt: at(0), DispatchedAt: at(1 * ms), FinishedAt: at(9 * ms)},
-			queue: 1 * ms},
+			queue: known(1 * ms)},
 		{name: "cancelled in the queue", task: Task{ReceivedAt: at(0), FinishedAt: at(7 * ms)}},
 		{name: "record without dispatched_at",
 			task: Task{ReceivedAt: at(0), StartedAt: at(4 * ms), FinishedAt: at(10 * ms)},
-			run:  6 * ms},
+			run:  known(6 * ms)},
+		{name: "no time in any phase",
+			task:  Task{ReceivedAt: at(3 * ms), DispatchedAt: at(3 * ms), StartedAt: at(3 * ms), FinishedAt: at(3 * ms)},
+			queue: known(0), start: known(0), run: known(0)},
 		{name: "clock stepped back",
 			task:  Task{ReceivedAt: at(10 * ms), DispatchedAt: at(2 * ms), StartedAt: at(3 * ms), FinishedAt: at(5 * ms)},
-			start: 1 * ms, run: 2 * ms},
-		{name: "zero task"},
+			queue: known(0), start: known(1 * ms), run: known(2 * ms)},
+		{name: "zero task", queue: unknown, start: unknown, run: unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q, s, r := tt.task.Timings()
 			if q != tt.queue || s != tt.start || r != tt.run {
-				t.Errorf("Timings() = %v, %v, %v; want %v, %v, %v", q, s, r, tt.queue, tt.start, tt.run)
+				t.Errorf("Timings() = %+v, %+v, %+v; want %+v, %+v, %+v", q, s, r, tt.queue, tt.start, tt.run)
 			}
 		})
 	}
@@ -69,7 +74,7 @@ func TestTaskDispatchedAtJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(old), &got); err != nil || !got.DispatchedAt.IsZero() {
 		t.Errorf("json.Unmarshal(%s) = dispatched_at %v, %v; want zero", old, got.DispatchedAt, err)
 	}
-	if q, s, r := got.Timings(); q != 0 || s != 0 || r != time.Second {
-		t.Errorf("Timings() of %s = %v, %v, %v; want 0, 0, 1s", old, q, s, r)
+	if q, s, r := got.Timings(); q.Known || s.Known || r != (Phase{D: time.Second, Known: true}) {
+		t.Errorf("Timings() of %s = %+v, %+v, %+v; want queue and start unknown, run 1s", old, q, s, r)
 	}
 }

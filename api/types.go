@@ -182,6 +182,23 @@ type Task struct {
 	ExpiresAt  time.Time `json:"expires_at,omitzero"` // when the result is deleted
 }
 
+// Phase is the length of one phase of a task's life. Known is false when
+// one of its ends is not known: not reached yet, or the task ended before
+// it. A known phase whose end is before its start (the wall clock stepped
+// back) has D 0.
+type Phase struct {
+	D     time.Duration
+	Known bool
+}
+
+// PhaseBetween is the phase from a to b: unknown when either is zero.
+func PhaseBetween(a, b time.Time) Phase {
+	if a.IsZero() || b.IsZero() {
+		return Phase{}
+	}
+	return Phase{D: max(b.Sub(a), 0), Known: true}
+}
+
 // Timings splits the task's life into three phases:
 //
 //   - queue: ReceivedAt to DispatchedAt, waiting for the tenant's quota
@@ -190,19 +207,10 @@ type Task struct {
 //     Cold is set, else the wait for a warm worker to be free;
 //   - run: StartedAt to FinishedAt, the task on its worker.
 //
-// A phase is zero when one of its ends is unknown (not reached yet, or the
-// task ended before it), and when its end is before its start (the wall
-// clock stepped back). A task in progress has zero for its current phase.
-func (t Task) Timings() (queue, start, run time.Duration) {
-	return between(t.ReceivedAt, t.DispatchedAt), between(t.DispatchedAt, t.StartedAt), between(t.StartedAt, t.FinishedAt)
-}
-
-// between is b-a, or 0 when either is zero or b is before a.
-func between(a, b time.Time) time.Duration {
-	if a.IsZero() || b.IsZero() {
-		return 0
-	}
-	return max(b.Sub(a), 0)
+// A task in progress does not know its current phase yet, nor the later
+// ones; one that ended before it began on a worker knows no start or run.
+func (t Task) Timings() (queue, start, run Phase) {
+	return PhaseBetween(t.ReceivedAt, t.DispatchedAt), PhaseBetween(t.DispatchedAt, t.StartedAt), PhaseBetween(t.StartedAt, t.FinishedAt)
 }
 
 // RegisterResponse is the Function as stored.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,11 +50,15 @@ type Daemon struct {
 
 // New opens the state dir and the task store and prepares the workers; it
 // listens on nothing until Run.
-func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) {
+func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err error) {
 	d := &Daemon{cfg: cfg, log: log.With().Str("component", "daemon").Logger(), version: version}
+	defer func() {
+		if err != nil {
+			d.close() // what New got so far
+		}
+	}()
 	// First, so that a daemon that cannot run tasks (not root, no
 	// cgroups) creates nothing.
-	var err error
 	if d.exec, err = plain.New(plain.Config{CgroupParent: cfg.Workers.CgroupParent}, log); err != nil {
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
@@ -81,12 +86,10 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 	}
 	shim, err := runtimes.FindShim(cfg.Workers.Shim)
 	if err != nil {
-		d.parent.Close()
 		return nil, err
 	}
 	ctr, imgs, err := containers(cfg, shim, log)
 	if err != nil {
-		d.parent.Close()
 		return nil, err
 	}
 	d.images = imgs
@@ -94,14 +97,9 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (*Daemon, error) 
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
 	if d.pools, err = runtimes.New(cfg.Workers, shim, d.exec, ctr, log); err != nil {
-		d.closeImages()
-		d.parent.Close()
 		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
-		d.pools.Close()
-		d.closeImages()
-		d.parent.Close()
 		return nil, err
 	}
 	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
@@ -188,25 +186,28 @@ func (d *Daemon) shutdown(srv *http.Server) {
 	<-done
 }
 
+// close releases what New acquired: the workers first, then what they
+// use. It skips what New did not get to, so New's error path uses it too.
 func (d *Daemon) close() {
-	if err := d.pools.Close(); err != nil {
-		d.log.Warn().Err(err).Msg("stop workers")
+	if d.pools != nil {
+		if err := d.pools.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("stop workers")
+		}
 	}
-	d.closeImages()
-	if err := d.store.Close(); err != nil {
-		d.log.Error().Err(err).Msg("close task store")
+	// The images are unmounted and their index closed once no worker
+	// uses them.
+	if d.images != nil {
+		if err := d.images.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("close the image repository")
+		}
 	}
-	d.parent.Close()
-}
-
-// closeImages unmounts the images and closes their index, once no worker
-// uses them.
-func (d *Daemon) closeImages() {
-	if d.images == nil {
-		return
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error().Err(err).Msg("close task store")
+		}
 	}
-	if err := d.images.Close(); err != nil {
-		d.log.Warn().Err(err).Msg("close the image repository")
+	if d.parent != nil {
+		d.parent.Close()
 	}
 }
 
@@ -253,7 +254,11 @@ func (d *Daemon) recoveredJob(rec store.Record) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
+	// It is queued again: the times of its earlier attempt go, so that
+	// until it runs it is not shown as dispatched, nor while it runs as
+	// started.
 	t.State = api.StateQueued
+	t.DispatchedAt, t.StartedAt = time.Time{}, time.Time{}
 	input := rec.Input
 	if input == nil {
 		input = []byte{}
@@ -303,22 +308,7 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 		return err
 	}
 
-	var restart []string
-	for _, s := range []struct {
-		name      string
-		unchanged bool
-	}{
-		{"site", d.cfg.Site == cfg.Site},
-		{"endpoint", d.cfg.Endpoint == cfg.Endpoint},
-		{"limits", d.cfg.Limits == cfg.Limits},
-		{"workers", d.cfg.Workers == cfg.Workers},
-		{"log", d.cfg.Log == cfg.Log},
-	} {
-		if !s.unchanged {
-			restart = append(restart, s.name)
-		}
-	}
-	if len(restart) > 0 {
+	if restart := restartSections(d.cfg, cfg); len(restart) > 0 {
 		d.log.Warn().Strs("sections", restart).Msg("config changed in sections SIGHUP cannot apply; they keep their running values until fxd restarts")
 	}
 	// The identity rules go last: a caller they admit or refuse sees the
@@ -329,4 +319,29 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 	d.log.Info().Int("map_rules", len(m.rules)).Str("token_file", tokens.path).Int("tokens", len(tokens.byHash)).
 		Msg("reloaded [auth], [tenants] and the token file")
 	return nil
+}
+
+// reloaded are the sections of conf.Config that Reload applies, by field.
+var reloaded = map[string]bool{"Auth": true, "Tenants": true}
+
+// restartSections names, by toml table, the sections that differ between
+// the running config and a new one and that Reload does not apply. It
+// walks every field of conf.Config, so a new section is covered at once.
+func restartSections(running, next *conf.Config) []string {
+	var out []string
+	a, b := reflect.ValueOf(running).Elem(), reflect.ValueOf(next).Elem()
+	for i := range a.NumField() {
+		f := a.Type().Field(i)
+		if !f.IsExported() || reloaded[f.Name] {
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			out = append(out, name)
+		}
+	}
+	return out
 }

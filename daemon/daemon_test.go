@@ -51,26 +51,25 @@ type testSite struct {
 	stop   func() error // shuts the daemon down (drains) and returns Run's error
 }
 
-func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
+// runTestDaemon runs a Daemon in-process on a temp state dir, listening on
+// its unix socket only, with conf.Dev changed by tweak (nil: not at all).
+// stop drains it and returns Run's error, or an error if Run has not
+// returned within drain_grace and 30 s; the end of the test stops it and
+// removes its cgroup parent.
+func runTestDaemon(tb testing.TB, tweak func(*conf.Config)) (d *Daemon, stop func() error) {
 	tb.Helper()
 	testenv.RequireCgroup(tb)
-	u := testenv.NewUser(tb)
 	dir := tb.TempDir()
 	os.Chmod(dir, 0o755)
 	cfg := conf.Dev(filepath.Join(dir, "state"))
 	cfg.Workers.Shim = shimPath
 	cfg.Workers.CgroupParent = fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cfg.Auth.Map = []conf.MapRule{{Match: "tenant@example.org", Account: u.Name}}
 	cfg.Endpoint.Socket = filepath.Join(dir, "fxd.sock")
 	if tweak != nil {
 		tweak(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		tb.Fatalf("test config: %v", err)
-	}
-	tok, err := IssueToken(cfg.TokenFile(), "tenant@example.org")
-	if err != nil {
-		tb.Fatal(err)
 	}
 	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel), "test")
 	if err != nil {
@@ -79,17 +78,80 @@ func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	within := cfg.Endpoint.DrainGrace.D() + 30*time.Second
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(within):
+			return fmt.Errorf("Run did not return within %s of its context ending", within)
+		}
+	})
 	tb.Cleanup(func() {
 		if err := stop(); err != nil {
 			tb.Errorf("daemon run: %v", err)
 		}
 		testenv.RemoveCgroupParent(tb, cfg.Workers.CgroupParent)
 	})
-	s := &testSite{d: d, socket: cfg.Endpoint.Socket, user: u, token: tok, stop: stop}
+	return d, stop
+}
+
+// startTestSite runs a daemon (runTestDaemon) whose [[auth.map]] maps the
+// identity tenant@example.org to a new real user, before tweak, and issues
+// a token for that identity.
+func startTestSite(tb testing.TB, tweak func(*conf.Config)) *testSite {
+	tb.Helper()
+	testenv.RequireCgroup(tb)
+	u := testenv.NewUser(tb)
+	d, stop := runTestDaemon(tb, func(c *conf.Config) {
+		c.Auth.Map = []conf.MapRule{{Match: "tenant@example.org", Account: u.Name}}
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+	// The daemon reads its token file again when it meets an unknown
+	// token, so one issued now works at once.
+	tok, err := IssueToken(d.cfg.TokenFile(), "tenant@example.org")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &testSite{d: d, socket: d.cfg.Endpoint.Socket, user: u, token: tok, stop: stop}
 	c := s.client(tb)
 	waitFor(tb, "the daemon to answer", func() bool { _, err := c.Site(context.Background()); return err == nil })
 	return s
+}
+
+// A New that fails part way releases what it got, the cgroup parent and
+// the image index among them: a New on the same config then succeeds.
+func TestNewReleasesOnError(t *testing.T) {
+	testenv.RequireCgroup(t)
+	dir := t.TempDir()
+	cfg := conf.Dev(filepath.Join(dir, "state"))
+	cfg.Workers.Shim = shimPath
+	cfg.Workers.CgroupParent = fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cfg.Endpoint.Socket = filepath.Join(dir, "fxd.sock")
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	t.Cleanup(func() { testenv.RemoveCgroupParent(t, cfg.Workers.CgroupParent) })
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	// The task store, opened last, cannot open: its file is a directory.
+	db := filepath.Join(cfg.Site.StateDir, "tasks.db")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, log, "test"); err == nil {
+		t.Fatal("New with a directory as tasks.db = nil error, want one")
+	}
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, log, "test")
+	if err != nil {
+		t.Fatalf("New after a failed New = %v; want what the first one got released", err)
+	}
+	d.close()
 }
 
 func (s *testSite) client(tb testing.TB) *api.Client {

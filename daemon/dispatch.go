@@ -100,9 +100,6 @@ func (d *dispatcher) enqueue(jobs ...*job) {
 	d.mu.Lock()
 	var refused []*job
 	for _, j := range jobs {
-		// A task entering the queue has not left it yet: the times of an
-		// earlier attempt (a task recovered after a restart) go.
-		j.task.DispatchedAt, j.task.StartedAt = time.Time{}, time.Time{}
 		d.active[j.task.ID] = j
 		d.metrics.transition("", j.task.State)
 		if d.draining && j.sync {
@@ -190,7 +187,6 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	d.metrics.transition(prev, api.StateRunning)
 	quota := d.quotas.QuotaFor(j.acct.Name)
 	d.mu.Unlock()
-	d.metrics.queueWait.Observe(now.Sub(running.ReceivedAt).Seconds())
 
 	record := d.persistRunning(j, running)
 	res := d.execute(ctx, j, quota)

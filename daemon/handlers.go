@@ -10,10 +10,18 @@ import (
 )
 
 func (d *Daemon) handleSite(w http.ResponseWriter, r *http.Request, c caller) error {
+	rts, err := d.runtimesFor(c.acct.Name)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(rts))
+	for i, rt := range rts {
+		names[i] = rt.Name
+	}
 	l := d.cfg.Limits
-	return d.ok(w, http.StatusOK, api.SiteInfo{
+	return writeJSON(w, http.StatusOK, api.SiteInfo{
 		Site: d.cfg.Site.Name, Version: d.version, Identity: c.identity, Account: c.acct.Name,
-		Runtimes: d.runtimeNames(c.acct.Name),
+		Runtimes: names,
 		Limits: api.SiteLimits{
 			MaxInputBytes: int64(l.MaxInputBytes), MaxResultBytes: int64(l.MaxResultBytes),
 			MaxBatch: l.MaxBatch, Retention: api.Duration(l.ResultRetention),
@@ -30,7 +38,7 @@ func (d *Daemon) handleRegister(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusCreated, f)
+	return writeJSON(w, http.StatusCreated, f)
 }
 
 func (d *Daemon) handleFunctions(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -38,7 +46,7 @@ func (d *Daemon) handleFunctions(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusOK, api.FunctionsResponse{Functions: fs})
+	return writeJSON(w, http.StatusOK, api.FunctionsResponse{Functions: fs})
 }
 
 func (d *Daemon) handleFunction(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -46,14 +54,13 @@ func (d *Daemon) handleFunction(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusOK, f)
+	return writeJSON(w, http.StatusOK, f)
 }
 
 func (d *Daemon) handleDeleteFunction(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err := d.deleteFunction(r.Context(), c, r.PathValue("name")); err != nil {
 		return err
 	}
-	d.metrics.requests.WithLabelValues("204").Inc()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -67,7 +74,7 @@ func (d *Daemon) handleSubmit(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusAccepted, api.SubmitResponse{IDs: ids})
+	return writeJSON(w, http.StatusAccepted, api.SubmitResponse{IDs: ids})
 }
 
 func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -84,7 +91,7 @@ func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request, c caller) e
 			ts[i].Output = nil
 		}
 	}
-	return d.ok(w, http.StatusOK, api.TasksResponse{Tasks: ts})
+	return writeJSON(w, http.StatusOK, api.TasksResponse{Tasks: ts})
 }
 
 func (d *Daemon) handleTask(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -99,7 +106,7 @@ func (d *Daemon) handleTask(w http.ResponseWriter, r *http.Request, c caller) er
 	if r.URL.Query().Get("output") == "false" {
 		ts[0].Output = nil
 	}
-	return d.ok(w, http.StatusOK, ts[0])
+	return writeJSON(w, http.StatusOK, ts[0])
 }
 
 func (d *Daemon) handleOutput(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -110,7 +117,6 @@ func (d *Daemon) handleOutput(w http.ResponseWriter, r *http.Request, c caller) 
 	if !t.State.Final() {
 		return fmt.Errorf("task %s is %s; wait for it to end (fx result --wait): %w", t.ID, t.State, api.ErrConflict)
 	}
-	d.metrics.requests.WithLabelValues("200").Inc()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, err = w.Write(t.Output)
 	return err
@@ -121,7 +127,7 @@ func (d *Daemon) handleCancel(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusOK, t)
+	return writeJSON(w, http.StatusOK, t)
 }
 
 // handleRun is the synchronous low-latency path: a JSON TaskSpec or a raw
@@ -153,17 +159,16 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request, c caller) err
 	}
 	accept, _, _ := mime.ParseMediaType(r.Header.Get("Accept"))
 	if accept != "application/octet-stream" {
-		return d.ok(w, http.StatusOK, t)
+		return writeJSON(w, http.StatusOK, t)
 	}
 	h := w.Header()
 	h.Set("Fxd-Task-Id", t.ID)
 	h.Set("Fxd-State", string(t.State))
 	h.Set("Fxd-Exit-Code", strconv.Itoa(t.ExitCode))
 	if t.State != api.StateSucceeded {
-		return d.ok(w, http.StatusUnprocessableEntity, t)
+		return writeJSON(w, http.StatusUnprocessableEntity, t)
 	}
 	h.Set("Content-Type", "application/octet-stream")
-	d.metrics.requests.WithLabelValues("200").Inc()
 	_, err = w.Write(t.Output)
 	return err
 }

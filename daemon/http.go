@@ -37,15 +37,16 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+v+"/admin/runtimes", d.adminOnly(d.handleAdminRuntimes))
 	mux.HandleFunc("POST "+v+"/admin/runtimes", d.adminOnly(d.handleAdminAddRuntime))
 	mux.HandleFunc("DELETE "+v+"/admin/runtimes/{ref}", d.adminOnly(d.handleAdminDeleteRuntime))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", d.counted(func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, fmt.Errorf("no route %s %s; see docs/api.md: %w", r.Method, r.URL.Path, api.ErrNotFound))
-	})
+	}))
 	return mux
 }
 
-// authed authenticates the caller, runs h and answers its error.
+// authed authenticates the caller, runs h and answers its error; the
+// answer is counted.
 func (d *Daemon) authed(h func(http.ResponseWriter, *http.Request, caller) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return d.counted(func(w http.ResponseWriter, r *http.Request) {
 		c, err := d.authenticate(r)
 		if err == nil {
 			err = h(w, r, c)
@@ -53,7 +54,53 @@ func (d *Daemon) authed(h func(http.ResponseWriter, *http.Request, caller) error
 		if err != nil {
 			d.writeError(w, r, err)
 		}
+	})
+}
+
+// counted runs h and counts its answer in fxd_http_requests_total by the
+// status it sent.
+func (d *Daemon) counted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		h(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK // what net/http sends for a handler that wrote nothing
+		}
+		d.metrics.requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	}
+}
+
+// statusWriter records the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// limitBody is http.MaxBytesReader on the server's own writer, which a
+// statusWriter would hide from it: net/http then closes the connection
+// of a request whose body went over limit instead of reading the rest.
+func limitBody(w http.ResponseWriter, r *http.Request, limit int64) io.ReadCloser {
+	if sw, ok := w.(*statusWriter); ok {
+		w = sw.ResponseWriter
+	}
+	return http.MaxBytesReader(w, r.Body, limit)
 }
 
 func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +116,6 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		d.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 	}
-	d.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
 	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: err.Error()}})
 }
 
@@ -79,15 +125,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-func (d *Daemon) ok(w http.ResponseWriter, status int, v any) error {
-	d.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
-	return writeJSON(w, status, v)
-}
-
 // decodeJSON reads a JSON body into v: bounded in size, unknown fields
 // refused, one value only.
 func (d *Daemon) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, int64(d.cfg.Limits.MaxRequestBytes))
+	body := limitBody(w, r, int64(d.cfg.Limits.MaxRequestBytes))
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -118,7 +159,7 @@ func bodyError(err error, limit int64) error {
 
 // readRaw reads an octet-stream body of at most limit bytes.
 func readRaw(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(limitBody(w, r, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, fmt.Errorf("input exceeds limits.max_input_bytes (%d bytes); stage large data in a file and pass its path: %w", limit, api.ErrTooLarge)

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -12,14 +10,22 @@ import (
 
 // metrics are the daemon's Prometheus metrics, on a registry of its own.
 type metrics struct {
-	reg       *prometheus.Registry
-	tasks     *prometheus.GaugeVec     // fxd_tasks{state}: tasks the daemon holds, by state
-	finishes  *prometheus.CounterVec   // fxd_tasks_finished_total{state}
-	latency   prometheus.Histogram     // fxd_task_latency_seconds: received to finished
-	queueWait prometheus.Histogram     // fxd_task_queue_seconds: received to dispatched
-	phases    *prometheus.HistogramVec // fxd_task_phase_seconds{phase,start}
-	requests  *prometheus.CounterVec   // fxd_http_requests_total{code}
+	reg      *prometheus.Registry
+	tasks    *prometheus.GaugeVec   // fxd_tasks{state}: tasks the daemon holds, by state
+	finishes *prometheus.CounterVec // fxd_tasks_finished_total{state}
+	latency  prometheus.Histogram   // fxd_task_latency_seconds: received to finished
+	// phases are the series of fxd_task_phase_seconds{phase,start}, by
+	// phase (queue, start, run) then start (warm, cold).
+	phases   [3][2]prometheus.Observer
+	requests *prometheus.CounterVec // fxd_http_requests_total{code}
 }
+
+// phaseNames and startNames label fxd_task_phase_seconds, in the order of
+// metrics.phases.
+var (
+	phaseNames = [3]string{"queue", "start", "run"}
+	startNames = [2]string{"warm", "cold"}
+)
 
 func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 	buckets := prometheus.ExponentialBuckets(0.0001, 2, 22) // 100µs … ~3.5 min
@@ -34,15 +40,6 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "fxd_task_latency_seconds", Help: "Time from a task's arrival to its end.", Buckets: buckets,
 		}),
-		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "fxd_task_queue_seconds", Help: "Time from a task's arrival to its leaving the queue, observed when it leaves.", Buckets: buckets,
-		}),
-		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "fxd_task_phase_seconds",
-			Help: "Time finished tasks spent in each phase: queue (arrival to dispatch), start (dispatch to its start on a worker: " +
-				"a cold start, or the wait for a warm worker) and run (on the worker); start is cold when a worker was started for the task.",
-			Buckets: prometheus.ExponentialBucketsRange(0.0001, 3600, 24), // 100µs … 1h, ×2.13
-		}, []string{"phase", "start"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fxd_http_requests_total", Help: "API requests answered, by status code.",
 		}, []string{"code"}),
@@ -50,11 +47,18 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 	for _, s := range api.States {
 		m.tasks.WithLabelValues(string(s))
 	}
-	for _, p := range []string{"queue", "start", "run"} {
-		m.phases.WithLabelValues(p, "cold")
-		m.phases.WithLabelValues(p, "warm")
+	phases := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fxd_task_phase_seconds",
+		Help: "Time finished tasks spent in each phase: queue (arrival to dispatch), start (dispatch to its start on a worker: " +
+			"a cold start, or the wait for a warm worker) and run (on the worker); start is cold when a worker was started for the task.",
+		Buckets: prometheus.ExponentialBucketsRange(0.0001, 3600, 24), // 100µs … 1h, ×2.13
+	}, []string{"phase", "start"})
+	for p, phase := range phaseNames {
+		for s, start := range startNames {
+			m.phases[p][s] = phases.WithLabelValues(phase, start)
+		}
 	}
-	m.reg.MustRegister(m.tasks, m.finishes, m.latency, m.queueWait, m.phases, m.requests,
+	m.reg.MustRegister(m.tasks, m.finishes, m.latency, phases, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{stats: pools},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -72,26 +76,22 @@ func (m *metrics) transition(from, to api.State) {
 }
 
 // finished counts a task that reached its final state t and observes the
-// phases of its life whose ends are known.
+// phases of its life that it knows, even those that took no time.
 func (m *metrics) finished(t api.Task) {
 	m.finishes.WithLabelValues(string(t.State)).Inc()
 	if !t.ReceivedAt.IsZero() {
 		m.latency.Observe(t.FinishedAt.Sub(t.ReceivedAt).Seconds())
 	}
-	start := "warm"
+	start := 0 // warm
 	if t.Cold {
-		start = "cold"
-	}
-	// A phase whose ends are known is observed even when it is 0.
-	observe := func(phase string, from, to time.Time, d time.Duration) {
-		if !from.IsZero() && !to.IsZero() {
-			m.phases.WithLabelValues(phase, start).Observe(d.Seconds())
-		}
+		start = 1
 	}
 	queue, startup, run := t.Timings()
-	observe("queue", t.ReceivedAt, t.DispatchedAt, queue)
-	observe("start", t.DispatchedAt, t.StartedAt, startup)
-	observe("run", t.StartedAt, t.FinishedAt, run)
+	for p, ph := range [3]api.Phase{queue, startup, run} {
+		if ph.Known {
+			m.phases[p][start].Observe(ph.D.Seconds())
+		}
+	}
 }
 
 // poolCollector reads the warm pools' figures at scrape time.

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -117,5 +120,68 @@ func TestCheckFunctionEnv(t *testing.T) {
 		if tc.why == "" && err != nil || tc.why != "" && (!errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.why)) {
 			t.Errorf("checkFunction(env %q) = %v, want %q", tc.env, err, tc.why)
 		}
+	}
+}
+
+// Every API answer is counted once in fxd_http_requests_total, by the
+// status it went out with: JSON answers and errors, a 204 with no body,
+// raw output, a body over its limit, an unknown route and an admin route
+// refused to a token.
+func TestRequestsCounted(t *testing.T) {
+	s := startTestSite(t, func(c *conf.Config) { c.Limits.MaxInputBytes = 1 << 10 })
+	c := s.client(t)
+	ctx := context.Background()
+	before := scrapeSeries(t, s.socket, "fxd_http_requests_total")
+
+	if _, err := c.RegisterFunction(ctx, api.FunctionSpec{Name: "echo", Command: []string{"/bin/cat"}}); err != nil { // 201
+		t.Fatal(err)
+	}
+	task, err := c.Run(ctx, "echo", api.TaskSpec{Input: []byte(`"hi"`)}) // 200
+	if err != nil || task.State != api.StateSucceeded {
+		t.Fatalf("run echo = %s %q, %v; want succeeded", task.State, task.Error, err)
+	}
+	if out, err := c.Output(ctx, task.ID); err != nil || string(out) != `"hi"` { // 200, raw
+		t.Errorf("output of %s = %q, %v; want \"hi\"", task.ID, out, err)
+	}
+	if err := c.DeleteFunction(ctx, "echo"); err != nil { // 204
+		t.Fatal(err)
+	}
+	if _, err := c.Task(ctx, "tnope", 0); !errors.Is(err, api.ErrNotFound) { // 404
+		t.Errorf("GET an unknown task: %v, want not found", err)
+	}
+	if _, err := c.AdminRuntimes(ctx); !errors.Is(err, api.ErrDenied) { // 403
+		t.Errorf("admin route with a token: %v, want denied", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", s.socket)
+	}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("http://fxd/v1/nowhere") // 404, no route
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /v1/nowhere = %s, want 404", resp.Status)
+	}
+	// 413: and net/http, told by the body limit, closes the connection
+	// rather than read the rest of the body.
+	req, _ := http.NewRequest(http.MethodPost, "http://fxd/v1/functions/echo/run", bytes.NewReader(make([]byte, 64<<10)))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+		t.Errorf("raw run over max_input_bytes = %s, Connection: close %v; want 413, closed", resp.Status, resp.Close)
+	}
+
+	want := maps.Clone(before)
+	for code, n := range map[string]float64{"200": 2, "201": 1, "204": 1, "403": 1, "404": 2, "413": 1} {
+		want[`code="`+code+`"`] += n
+	}
+	if got := scrapeSeries(t, s.socket, "fxd_http_requests_total"); !maps.Equal(got, want) {
+		t.Errorf("fxd_http_requests_total = %v, want %v (before: %v)", got, want, before)
 	}
 }

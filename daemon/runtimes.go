@@ -12,7 +12,7 @@ import (
 // adminOnly runs h for root on the unix socket only: the site's admin
 // (fxd runtime add …). Tokens and certificates never reach it.
 func (d *Daemon) adminOnly(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return d.counted(func(w http.ResponseWriter, r *http.Request) {
 		uid, local := r.Context().Value(peerUIDKey).(uint32)
 		err := fmt.Errorf("%s is for the site's admin: run it as root on this host (fxd runtime …): %w", r.URL.Path, api.ErrDenied)
 		if local && uid == 0 && r.Header.Get("Authorization") == "" {
@@ -21,7 +21,7 @@ func (d *Daemon) adminOnly(h func(http.ResponseWriter, *http.Request) error) htt
 		if err != nil {
 			d.writeError(w, r, err)
 		}
-	}
+	})
 }
 
 // repository returns the image repository, or why there is none.
@@ -32,16 +32,26 @@ func (d *Daemon) repository() (*images.Store, error) {
 	return d.images, nil
 }
 
-func (d *Daemon) handleRuntimes(w http.ResponseWriter, r *http.Request, c caller) error {
+// runtimesFor lists the runtimes account may name: host, then the site's
+// images and its own.
+func (d *Daemon) runtimesFor(account string) ([]api.Runtime, error) {
 	out := []api.Runtime{{Name: api.RuntimeHost, Kind: api.RuntimeKindHost}}
-	if d.images != nil {
-		imgs, err := d.images.List(c.acct.Name)
-		if err != nil {
-			return err
-		}
-		out = append(out, runtimesOf(imgs)...)
+	if d.images == nil {
+		return out, nil
 	}
-	return d.ok(w, http.StatusOK, api.RuntimesResponse{Runtimes: out})
+	imgs, err := d.images.List(account)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, runtimesOf(imgs)...), nil
+}
+
+func (d *Daemon) handleRuntimes(w http.ResponseWriter, r *http.Request, c caller) error {
+	rts, err := d.runtimesFor(c.acct.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.RuntimesResponse{Runtimes: rts})
 }
 
 func (d *Daemon) handleAddRuntime(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -61,7 +71,7 @@ func (d *Daemon) handleAddRuntime(w http.ResponseWriter, r *http.Request, c call
 		return err
 	}
 	d.log.Info().Str("runtime", img.Name).Str("digest", img.Digest).Str("account", c.acct.Name).Msg("image added")
-	return d.ok(w, http.StatusCreated, runtimeOf(img))
+	return writeJSON(w, http.StatusCreated, runtimeOf(img))
 }
 
 func (d *Daemon) handleDeleteRuntime(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -81,7 +91,6 @@ func (d *Daemon) handleDeleteRuntime(w http.ResponseWriter, r *http.Request, c c
 		return err
 	}
 	d.log.Info().Str("runtime", ref).Str("account", c.acct.Name).Msg("image removed")
-	d.metrics.requests.WithLabelValues("204").Inc()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -95,7 +104,7 @@ func (d *Daemon) handleAdminRuntimes(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	return d.ok(w, http.StatusOK, api.RuntimesResponse{Runtimes: runtimesOf(imgs)})
+	return writeJSON(w, http.StatusOK, api.RuntimesResponse{Runtimes: runtimesOf(imgs)})
 }
 
 func (d *Daemon) handleAdminAddRuntime(w http.ResponseWriter, r *http.Request) error {
@@ -113,7 +122,7 @@ func (d *Daemon) handleAdminAddRuntime(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	d.log.Info().Str("runtime", img.Name).Str("digest", img.Digest).Strs("signers", img.Signers).Msg("site image added")
-	return d.ok(w, http.StatusCreated, runtimeOf(img))
+	return writeJSON(w, http.StatusCreated, runtimeOf(img))
 }
 
 func (d *Daemon) handleAdminDeleteRuntime(w http.ResponseWriter, r *http.Request) error {
@@ -125,7 +134,6 @@ func (d *Daemon) handleAdminDeleteRuntime(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	d.log.Info().Str("runtime", r.PathValue("ref")).Msg("image removed by the admin")
-	d.metrics.requests.WithLabelValues("204").Inc()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -143,20 +151,4 @@ func runtimeOf(img images.Image) api.Runtime {
 		Name: img.Name, Kind: api.RuntimeKindSIF, Owner: img.Owner, Digest: img.Digest, Size: img.Size,
 		Arch: img.Arch, Signers: img.Signers, Source: img.Source, Added: img.Added,
 	}
-}
-
-// runtimeNames lists the runtimes account may name: host, then images.
-func (d *Daemon) runtimeNames(account string) []string {
-	names := []string{api.RuntimeHost}
-	if d.images == nil {
-		return names
-	}
-	imgs, err := d.images.List(account)
-	if err != nil {
-		d.log.Warn().Err(err).Msg("list images")
-	}
-	for _, img := range imgs {
-		names = append(names, img.Name)
-	}
-	return names
 }

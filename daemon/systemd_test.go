@@ -2,17 +2,10 @@ package daemon
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -31,66 +23,24 @@ import (
 	"fxd.dev/fxd/internal/testenv"
 )
 
-// fakeNotify is systemd's side of NOTIFY_SOCKET: a unixgram socket in a
-// temp dir whose datagrams the test reads.
-type fakeNotify struct {
-	msgs chan string
-}
-
-// newFakeNotify listens on a notify socket and points NOTIFY_SOCKET at it
+// listenNotify listens on a notify socket and points NOTIFY_SOCKET at it
 // for the rest of the test.
-func newFakeNotify(t *testing.T) *fakeNotify {
+func listenNotify(t *testing.T) *testenv.NotifySocket {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	n := testenv.ListenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", n.Path)
+	return n
+}
+
+// await returns the next datagram on n that has the line want, and those
+// before it, failing the test if none comes within timeout.
+func await(t *testing.T, n *testenv.NotifySocket, want string, timeout time.Duration) (msg string, skipped []string) {
+	t.Helper()
+	msg, skipped, err := n.Await(t, want, timeout, nil)
 	if err != nil {
-		t.Fatalf("listen on fake notify socket: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	f := &fakeNotify{msgs: make(chan string, 1024)}
-	go func() {
-		defer close(f.msgs)
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			f.msgs <- string(buf[:n])
-		}
-	}()
-	return f
-}
-
-// await returns the next datagram that has the line want, failing the test
-// after timeout; it returns the datagrams it skipped on the way too.
-func (f *fakeNotify) await(t *testing.T, want string, timeout time.Duration) (msg string, skipped []string) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case m, ok := <-f.msgs:
-			if !ok {
-				t.Fatalf("notify socket closed before %q arrived (got %q)", want, skipped)
-			}
-			if notifyHasLine(m, want) {
-				return m, skipped
-			}
-			skipped = append(skipped, m)
-		case <-deadline:
-			t.Fatalf("no %q on the notify socket within %s (got %q)", want, timeout, skipped)
-		}
-	}
-}
-
-func notifyHasLine(msg, line string) bool {
-	for l := range strings.SplitSeq(msg, "\n") {
-		if l == line {
-			return true
-		}
-	}
-	return false
+	return msg, skipped
 }
 
 func TestNotify(t *testing.T) {
@@ -107,11 +57,11 @@ func TestNotify(t *testing.T) {
 		}
 	})
 	t.Run("one datagram", func(t *testing.T) {
-		f := newFakeNotify(t)
+		n := listenNotify(t)
 		if err := notify("READY=1", "STATUS=serving"); err != nil {
 			t.Fatal(err)
 		}
-		if msg, _ := f.await(t, "READY=1", 5*time.Second); msg != "READY=1\nSTATUS=serving" {
+		if msg, _ := await(t, n, "READY=1", 5*time.Second); msg != "READY=1\nSTATUS=serving" {
 			t.Errorf("datagram = %q, want %q", msg, "READY=1\nSTATUS=serving")
 		}
 	})
@@ -184,61 +134,23 @@ func TestWatchdogLoop(t *testing.T) {
 	})
 }
 
-// runSystemdTestDaemon runs a Daemon in-process on a temp state dir with
-// its unix socket; stop drains it and returns Run's error.
-func runSystemdTestDaemon(t *testing.T) (socket string, stop func() error) {
-	t.Helper()
-	testenv.RequireCgroup(t)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	cfg := conf.Dev(filepath.Join(dir, "state"))
-	cfg.Workers.Shim = shimPath
-	cfg.Workers.CgroupParent = fmt.Sprintf("fxdtest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cfg.Endpoint.Socket = filepath.Join(dir, "fxd.sock")
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("test config: %v", err)
-	}
-	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("Run did not return within 30s of its context ending")
-		}
-	})
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("daemon run: %v", err)
-		}
-		testenv.RemoveCgroupParent(t, cfg.Workers.CgroupParent)
-	})
-	return cfg.Endpoint.Socket, stop
-}
-
 // The daemon tells systemd READY=1 (with a STATUS line) once it serves,
 // pings the watchdog when WATCHDOG_USEC asks for it, and says STOPPING=1
 // when it shuts down.
 func TestNotifyLifecycle(t *testing.T) {
-	f := newFakeNotify(t)
+	n := listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "200000") // 200ms: a ping every 100ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	socket, stop := runSystemdTestDaemon(t)
+	d, stop := runTestDaemon(t, nil)
+	socket := d.cfg.Endpoint.Socket
 
-	ready, before := f.await(t, "READY=1", 20*time.Second)
+	ready, before := await(t, n, "READY=1", 20*time.Second)
 	for _, m := range before {
-		if notifyHasLine(m, "STOPPING=1") {
+		if testenv.NotifyHasLine(m, "STOPPING=1") {
 			t.Errorf("STOPPING=1 before READY=1: %q", before)
 		}
 	}
-	if want := "STATUS=serving on unix:" + socket; !notifyHasLine(ready, want) {
+	if want := "STATUS=serving on unix:" + socket; !testenv.NotifyHasLine(ready, want) {
 		t.Errorf("READY datagram = %q, want the line %q in it", ready, want)
 	}
 	// READY means serving: the socket answers now, with no retries.
@@ -258,48 +170,21 @@ func TestNotifyLifecycle(t *testing.T) {
 		t.Errorf("GET /healthz right after READY=1 = %d %q, want 200", resp.StatusCode, body)
 	}
 
-	f.await(t, "WATCHDOG=1", 5*time.Second)
-	f.await(t, "WATCHDOG=1", 5*time.Second)
+	await(t, n, "WATCHDOG=1", 5*time.Second)
+	await(t, n, "WATCHDOG=1", 5*time.Second)
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
-	f.await(t, "STOPPING=1", 10*time.Second)
+	await(t, n, "STOPPING=1", 10*time.Second)
 	if err := <-stopped; err != nil {
 		t.Errorf("Run after shutdown = %v, want nil", err)
 	}
 }
 
-// writeSelfSignedCert writes a server certificate for 127.0.0.1 and its key.
-func writeSelfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+// serverCert writes a server certificate for 127.0.0.1 and its key in dir.
+func serverCert(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fxd-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{certFile, "CERTIFICATE", der}, {keyFile, "EC PRIVATE KEY", kder}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
+	return testenv.NewCA(t, dir, "site").Issue(t, "fxd-test", testenv.ServerCert)
 }
 
 // inheritUnix binds a unix socket as systemd would (mode 0666, the default
@@ -327,15 +212,6 @@ func inheritTCP(t *testing.T, addr string) inheritedListener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return inheritedListener{ln: ln, desc: "fd 4 tcp:" + ln.Addr().String()}
-}
-
-func socketInode(t *testing.T, path string) uint64 {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatalf("socket file: %v", err)
-	}
-	return st.Sys().(*syscall.Stat_t).Ino
 }
 
 // Inherited sockets replace the endpoints whose address they have; the
@@ -371,7 +247,7 @@ func TestActivationListeners(t *testing.T) {
 		{
 			name: "tcp socket at endpoint.listen; fxd opens the unix socket",
 			setup: func(t *testing.T, dir string) setup {
-				cert, key := writeSelfSignedCert(t, dir)
+				cert, key := serverCert(t, dir)
 				in := inheritTCP(t, "127.0.0.1:0")
 				return setup{conf.Endpoint{Socket: dir + "/own.sock", SocketMode: 0o666, Listen: in.ln.Addr().String(), TLSCert: cert, TLSKey: key},
 					[]inheritedListener{in}}
@@ -381,7 +257,7 @@ func TestActivationListeners(t *testing.T) {
 		{
 			name: "tcp wildcard matches :port",
 			setup: func(t *testing.T, dir string) setup {
-				cert, key := writeSelfSignedCert(t, dir)
+				cert, key := serverCert(t, dir)
 				in := inheritTCP(t, "0.0.0.0:0")
 				port := in.ln.Addr().(*net.TCPAddr).Port
 				return setup{conf.Endpoint{Listen: fmt.Sprintf(":%d", port), TLSCert: cert, TLSKey: key}, []inheritedListener{in}}
@@ -427,7 +303,7 @@ func TestActivationListeners(t *testing.T) {
 			var inodes = map[string]uint64{}
 			for _, in := range s.inherited {
 				if a, ok := in.ln.Addr().(*net.UnixAddr); ok {
-					inodes[a.Name] = socketInode(t, a.Name)
+					inodes[a.Name] = testenv.SocketInode(t, a.Name)
 				}
 			}
 			d := &Daemon{cfg: &conf.Config{Endpoint: s.ep}, log: zerolog.New(zerolog.NewTestWriter(t))}
@@ -468,7 +344,7 @@ func TestActivationListeners(t *testing.T) {
 			}
 			l.close()
 			for path, ino := range inodes {
-				if got := socketInode(t, path); got != ino {
+				if got := testenv.SocketInode(t, path); got != ino {
 					t.Errorf("socket file %s replaced (inode %d, was %d); it belongs to systemd", path, got, ino)
 				}
 			}

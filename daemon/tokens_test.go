@@ -51,6 +51,39 @@ func testTokens(t *testing.T) {
 	}
 }
 
+// RevokeTokens takes a hash prefix of 8 hex digits or more, and no
+// shorter one: 7 digits revoke nothing, even though they match.
+func TestRevokeTokensByHashPrefix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	tok, err := IssueToken(path, "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := IssueToken(path, "bob@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := TokenHash(tok)
+	for _, tc := range []struct {
+		name, prefix string
+		want         int
+	}{
+		{"7 digits", hash[:7], 0},
+		{"8 digits of no token", strings.Repeat("x", 8), 0},
+		{"8 digits", hash[:8], 1},
+		{"8 digits, revoked already", hash[:8], 0},
+	} {
+		n, err := RevokeTokens(path, tc.prefix)
+		if err != nil || n != tc.want {
+			t.Errorf("%s: RevokeTokens(%q) = %d, %v; want %d", tc.name, tc.prefix, n, err, tc.want)
+		}
+	}
+	entries, err := ReadTokens(path)
+	if err != nil || len(entries) != 1 || entries[0].Hash != TokenHash(other) {
+		t.Errorf("token file after the revokes = %+v, %v; want only bob's token", entries, err)
+	}
+}
+
 func TestReadTokensRejectsGarbage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(path, []byte("not a token line\n"), 0o600)

@@ -73,7 +73,7 @@ func printTasks(c *cli, ts []api.Task, now time.Time) error {
 }
 
 // phaseCells returns the QUEUE, START and RUN cells of a task: its
-// api.Task.Timings in human units, "-" where an end is unknown. Once the
+// api.Task.Timings in human units, "-" where one is not known. Once the
 // task has ended, START says whether its worker was started for it,
 // "48ms (cold)", or was a warm one, "20µs (warm)". A task not yet over
 // counts its current phase to now: a queued one its QUEUE, a running one
@@ -82,10 +82,10 @@ func printTasks(c *cli, ts []api.Task, now time.Time) error {
 // dispatch: "≤3s".
 func phaseCells(t api.Task, now time.Time) (queue, start, run string) {
 	q, s, r := t.Timings()
-	queue, start, run = phaseCell(q, t.ReceivedAt, t.DispatchedAt), phaseCell(s, t.DispatchedAt, t.StartedAt), phaseCell(r, t.StartedAt, t.FinishedAt)
+	queue, start, run = phaseCell(q), phaseCell(s), phaseCell(r)
 	switch {
 	case t.State.Final():
-		if t.DispatchedAt.IsZero() && t.StartedAt.IsZero() {
+		if !q.Known && !s.Known && !r.Known {
 			break // it never left the queue
 		}
 		if t.Cold {
@@ -96,33 +96,27 @@ func phaseCells(t api.Task, now time.Time) (queue, start, run string) {
 	case t.State == api.StateQueued || t.State == api.StateReceived:
 		// A task queued again after a restart may still carry the
 		// times of its earlier attempt.
-		queue, start, run = fmtDur(since(t.ReceivedAt, now)), "-", "-"
-	case !t.StartedAt.IsZero():
-		run = fmtDur(since(t.StartedAt, now))
-	case !t.DispatchedAt.IsZero():
-		run = "≤" + fmtDur(since(t.DispatchedAt, now))
+		queue, start, run = phaseCell(api.PhaseBetween(t.ReceivedAt, now)), "-", "-"
+	default:
+		if ran := api.PhaseBetween(t.StartedAt, now); ran.Known {
+			run = phaseCell(ran)
+		} else if upper := api.PhaseBetween(t.DispatchedAt, now); upper.Known {
+			run = "≤" + phaseCell(upper)
+		}
 	}
 	return queue, start, run
 }
 
-// phaseCell formats a phase d that runs from a to b: "-" when a or b is
-// unknown, "0s" when it took no time.
-func phaseCell(d time.Duration, a, b time.Time) string {
+// phaseCell formats a phase: "-" when it is not known, "0s" when it took
+// no time.
+func phaseCell(p api.Phase) string {
 	switch {
-	case a.IsZero() || b.IsZero():
+	case !p.Known:
 		return "-"
-	case d <= 0:
+	case p.D <= 0:
 		return "0s"
 	}
-	return fmtDur(d)
-}
-
-// since is now-t, or 0 when t is unknown or later than now.
-func since(t, now time.Time) time.Duration {
-	if t.IsZero() {
-		return 0
-	}
-	return max(now.Sub(t), 0)
+	return fmtDur(p.D)
 }
 
 // fmtDur prints a duration with about three significant digits; 0 is "-".

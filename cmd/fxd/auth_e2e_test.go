@@ -1,17 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,66 +17,8 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
 )
-
-// pki is a throwaway CA and the certificates it signed, as PEM files.
-type pki struct {
-	dir    string
-	name   string
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-}
-
-func newPKI(t *testing.T, dir, name string) *pki {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	p := &pki{dir: dir, name: name, caCert: cert, caKey: key}
-	writePEM(t, filepath.Join(dir, name+"-ca.pem"), "CERTIFICATE", der)
-	return p
-}
-
-// issue writes CA-name.pem and CA-name-key.pem signed by the CA.
-func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	base := filepath.Join(p.dir, p.name+"-"+name)
-	certFile, keyFile = base+".pem", base+"-key.pem"
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -100,17 +35,17 @@ func freePort(t *testing.T) int {
 func TestHTTPSClientCertificates(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
 	dir := t.TempDir()
-	site := newPKI(t, dir, "site")
-	serverCert, serverKey := site.issue(t, "fxd-server", true)
-	clientCert, clientKey := site.issue(t, "alice-cert", false)
-	foreign := newPKI(t, dir, "foreign")
-	foreignCert, foreignKey := foreign.issue(t, "alice-cert", false)
+	site := testenv.NewCA(t, dir, "site")
+	serverCert, serverKey := site.Issue(t, "fxd-server", testenv.ServerCert)
+	clientCert, clientKey := site.Issue(t, "alice-cert", testenv.ClientCert)
+	foreign := testenv.NewCA(t, dir, "foreign")
+	foreignCert, foreignKey := foreign.Issue(t, "alice-cert", testenv.ClientCert)
 	port := freePort(t)
 	endpoint := fmt.Sprintf("https://127.0.0.1:%d", port)
+	caFile := site.CertFile
 	s := startSiteWith(t, fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntls_cert = %q\ntls_key = %q\nclient_ca = %q\n",
-		port, serverCert, serverKey, filepath.Join(dir, "site-ca.pem")),
+		port, serverCert, serverKey, caFile),
 		rules+fmt.Sprintf("\n[[auth.map]]\nmatch = \"alice-cert\"\naccount = %q\n", tenants[0].user.Name))
-	caFile := filepath.Join(dir, "site-ca.pem")
 
 	withCert, err := api.NewClient(endpoint, api.ClientOptions{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey})
 	if err != nil {
@@ -225,16 +160,15 @@ func TestConfigCheckCommand(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "fxd.toml")
 	os.WriteFile(path, []byte("[site]\nname = \"ok\"\n\n[limits]\nmax_batch = \"many\"\n"), 0o600)
-	out, err := exec.Command(bin(t, "fxd"), "config", "check", path).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "fxd.toml:5") || !strings.Contains(string(out), "max_batch") {
-		t.Errorf("config check of a bad file: err %v, output %q; want failure naming line 5 and max_batch", err, out)
+	if _, stderr, code := fxdRun(t, "config", "check", path); code == 0 || !strings.Contains(stderr, "fxd.toml:5") || !strings.Contains(stderr, "max_batch") {
+		t.Errorf("config check of a bad file: exit %d, stderr %q; want failure naming line 5 and max_batch", code, stderr)
 	}
-	def, err := exec.Command(bin(t, "fxd"), "config", "default").Output()
-	if err != nil {
-		t.Fatal(err)
+	def, stderr, code := fxdRun(t, "config", "default")
+	if code != 0 {
+		t.Fatalf("fxd config default: exit %d: %s", code, stderr)
 	}
-	os.WriteFile(path, def, 0o600)
-	if out, err := exec.Command(bin(t, "fxd"), "config", "check", path).CombinedOutput(); err != nil {
-		t.Errorf("config check of `fxd config default`: %v\n%s", err, out)
+	os.WriteFile(path, []byte(def), 0o600)
+	if stdout, stderr, code := fxdRun(t, "config", "check", path); code != 0 || stdout != path+": ok\n" {
+		t.Errorf("config check of `fxd config default`: exit %d, stdout %q, stderr %q; want exit 0, %s: ok", code, stdout, stderr, path)
 	}
 }

@@ -30,14 +30,10 @@ func TestContainersEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
-	out, err := exec.Command(bin(t, "fxd"), "runtime", "add", "busybox", img, "--config", s.configPath()).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "added busybox: sha256:") {
-		t.Fatalf("fxd runtime add: %v: %s", err, out)
-	}
+	s.addRuntime("busybox", img)
 	notSIF := testenv.WriteTemp(t, "not.sif", []byte("#!/bin/sh\necho hello\n"))
-	out, err = exec.Command(bin(t, "fxd"), "runtime", "add", "bad", notSIF, "--config", s.configPath()).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "not a SIF") {
-		t.Errorf("fxd runtime add of a shell script: %v: %s, want a refusal saying it is not a SIF", err, out)
+	if _, stderr, code := s.runtimeAdd("bad", notSIF); code == 0 || !strings.Contains(stderr, "not a SIF") {
+		t.Errorf("fxd runtime add of a shell script: exit %d, stderr %q; want a refusal saying it is not a SIF", code, stderr)
 	}
 
 	fx := exec.Command(bin(t, "fx"), "runtimes")
@@ -90,6 +86,21 @@ func TestContainersEndToEnd(t *testing.T) {
 	}
 }
 
+// runtimeAdd runs fxd runtime add name file on the site's config.
+func (s *site) runtimeAdd(name, file string) (stdout, stderr string, code int) {
+	s.t.Helper()
+	return fxdRun(s.t, "runtime", "add", name, file, "--config", s.configPath())
+}
+
+// addRuntime adds the image file as the runtime name, failing the test
+// unless fxd runtime add says it did.
+func (s *site) addRuntime(name, file string) {
+	s.t.Helper()
+	if stdout, stderr, code := s.runtimeAdd(name, file); code != 0 || !strings.Contains(stdout, "added "+name+": sha256:") {
+		s.t.Fatalf("fxd runtime add %s: exit %d, stdout %q, stderr %q; want exit 0, added %s", name, code, stdout, stderr, name)
+	}
+}
+
 // copyAs copies src to dst owned by u, mode 0600.
 func copyAs(t *testing.T, src, dst string, u testenv.User) {
 	t.Helper()
@@ -119,9 +130,7 @@ func TestContainersCleanedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
-	if out, err := exec.Command(bin(t, "fxd"), "runtime", "add", "busybox", img, "--config", s.configPath()).CombinedOutput(); err != nil {
-		t.Fatalf("fxd runtime add: %v: %s", err, out)
-	}
+	s.addRuntime("busybox", img)
 	register(t, c, api.FunctionSpec{Name: "upper", Runtime: "busybox", Kind: api.KindServable, Command: []string{"/usr/bin/upper"}})
 	if task := run(t, c, "upper", "a"); task.State != api.StateSucceeded || string(task.Output) != "A" {
 		t.Fatalf("servable: %s %q (error %q)", task.State, task.Output, task.Error)
@@ -174,18 +183,14 @@ func TestSignedImagesRequired(t *testing.T) {
 	keyring := testenv.PublicKeyFile(t, signer)
 	s := startSite(t, "\n[containers]\nrequire_signed = true\nkeyring = \""+keyring+"\"\n")
 	img := testenv.BuildSIF(t)
-	add := func(name, file string) (string, error) {
-		out, err := exec.Command(bin(t, "fxd"), "runtime", "add", name, file, "--config", s.configPath()).CombinedOutput()
-		return string(out), err
+	if _, stderr, code := s.runtimeAdd("unsigned", img); code == 0 || !strings.Contains(stderr, "unsigned SIF image") {
+		t.Errorf("add an unsigned image: exit %d, stderr %q; want a refusal saying it is unsigned", code, stderr)
 	}
-	if out, err := add("unsigned", img); err == nil || !strings.Contains(out, "unsigned SIF image") {
-		t.Errorf("add an unsigned image: %v: %s, want a refusal saying it is unsigned", err, out)
+	if _, stderr, code := s.runtimeAdd("stranger", testenv.SignedCopy(t, img, stranger)); code == 0 || !strings.Contains(stderr, testenv.Fingerprint(stranger)) {
+		t.Errorf("add an image signed by a stranger: exit %d, stderr %q; want a refusal naming the key", code, stderr)
 	}
-	if out, err := add("stranger", testenv.SignedCopy(t, img, stranger)); err == nil || !strings.Contains(out, testenv.Fingerprint(stranger)) {
-		t.Errorf("add an image signed by a stranger: %v: %s, want a refusal naming the key", err, out)
-	}
-	if out, err := add("good", testenv.SignedCopy(t, img, signer)); err != nil || !strings.Contains(out, "signed by ["+testenv.Fingerprint(signer)+"]") {
-		t.Errorf("add an image signed by the site's key: %v: %s", err, out)
+	if stdout, stderr, code := s.runtimeAdd("good", testenv.SignedCopy(t, img, signer)); code != 0 || !strings.Contains(stdout, "signed by ["+testenv.Fingerprint(signer)+"]") {
+		t.Errorf("add an image signed by the site's key: exit %d, stdout %q, stderr %q; want it added, signed by the key", code, stdout, stderr)
 	}
 }
 

@@ -113,12 +113,15 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("B before reload: %v", err)
 	}
 	// The same reload lowers the tenants' queue quota (applied) and
-	// changes [limits] (needs a restart: logged, not applied).
+	// changes [limits] and [containers] (need a restart: logged, not
+	// applied).
 	cfg, _ := os.ReadFile(s.configPath())
 	cut := strings.Replace(string(cfg), "match = \""+tenants[1].id+"\"", "match = \"nobody@example.org\"", 1)
-	cut += "\n[tenants.default]\nmax_queued = 2\n\n[limits]\nmax_input_bytes = \"1MiB\"\n"
+	cut += "\n[tenants.default]\nmax_queued = 2\n\n[limits]\nmax_input_bytes = \"1MiB\"\n\n[containers]\ntmp_size = \"64MiB\"\n"
 	os.WriteFile(s.configPath(), []byte(cut), 0o600)
-	s.cmd.Process.Signal(syscall.SIGHUP)
+	if err := s.signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP fxd: %v", err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := b.Site(ctxT(t, 10*time.Second))
@@ -135,8 +138,8 @@ func TestSignals(t *testing.T) {
 	if _, err := a.Submit(ctxT(t, 10*time.Second), three); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "max_queued") {
 		t.Errorf("3 tasks after SIGHUP set max_queued = 2: err %v, want unavailable naming max_queued", err)
 	}
-	if logs := s.logs(); !strings.Contains(logs, `"sections":["limits"]`) || !strings.Contains(logs, "until fxd restarts") {
-		t.Errorf("reload log does not say [limits] needs a restart:\n%s", logs)
+	if logs := s.logs(); !strings.Contains(logs, `"sections":["limits","containers"]`) || !strings.Contains(logs, "until fxd restarts") {
+		t.Errorf("reload log does not say [limits] and [containers] need a restart:\n%s", logs)
 	}
 
 	ids, err := a.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "slow"}})

@@ -14,90 +14,19 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
 )
 
-// notifySocket is systemd's end of NOTIFY_SOCKET for a spawned fxd: a
-// unixgram socket whose datagrams the test reads.
-type notifySocket struct {
-	path string
-	conn *net.UnixConn
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatalf("listen on the notify socket: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &notifySocket{path: path, conn: conn}
-}
-
-// read returns the next datagram, or "", false if none comes within wait.
-func (n *notifySocket) read(t *testing.T, wait time.Duration) (string, bool) {
-	t.Helper()
-	buf := make([]byte, 64<<10)
-	n.conn.SetReadDeadline(time.Now().Add(wait))
-	k, err := n.conn.Read(buf)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return "", false
-	}
-	if err != nil {
-		t.Fatalf("read the notify socket: %v", err)
-	}
-	return string(buf[:k]), true
-}
-
-// await returns the next datagram with the line want and the datagrams
-// before it. It fails the test after timeout, or once fxd has exited and
-// all it sent is read.
-func (n *notifySocket) await(s *site, want string, timeout time.Duration) (msg string, skipped []string) {
+// awaitNotify returns the next datagram on n with the line want and the
+// datagrams before it. It fails the test after timeout, or once fxd has
+// exited and all it sent is read.
+func (s *site) awaitNotify(n *testenv.NotifySocket, want string, timeout time.Duration) (msg string, skipped []string) {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		// What fxd sent before it exited is queued on the socket: one
-		// more read after the exit was seen gets it.
-		exited := false
-		select {
-		case <-s.exited:
-			exited = true
-		default:
-		}
-		m, ok := n.read(s.t, 100*time.Millisecond)
-		switch {
-		case ok && notifyHasLine(m, want):
-			return m, skipped
-		case ok:
-			skipped = append(skipped, m)
-		case exited:
-			s.t.Fatalf("fxd exited without sending %q (got %q):\n%s", want, skipped, s.logs())
-		case time.Now().After(deadline):
-			s.t.Fatalf("no %q from fxd within %s (got %q):\n%s", want, timeout, skipped, s.logs())
-		}
+	msg, skipped, err := n.Await(s.t, want, timeout, s.exited)
+	if err != nil {
+		s.t.Fatalf("fxd: %v:\n%s", err, s.logs())
 	}
-}
-
-// drain returns the datagrams queued on the socket.
-func (n *notifySocket) drain(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for {
-		m, ok := n.read(t, 100*time.Millisecond)
-		if !ok {
-			return out
-		}
-		out = append(out, m)
-	}
-}
-
-func notifyHasLine(msg, line string) bool {
-	for l := range strings.SplitSeq(msg, "\n") {
-		if l == line {
-			return true
-		}
-	}
-	return false
+	return msg, skipped
 }
 
 // startUnderSystemd starts fxd serve on s's config as systemd does: env
@@ -122,7 +51,7 @@ func startUnderSystemd(s *site, env []string, files []*os.File, pidVars ...strin
 // sigterm stops fxd as systemd does.
 func sigterm(s *site) {
 	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.signal(syscall.SIGTERM); err != nil {
 		s.t.Fatalf("SIGTERM fxd: %v", err)
 	}
 }
@@ -132,22 +61,22 @@ func sigterm(s *site) {
 // SIGTERM and exits cleanly.
 func TestSystemdNotify(t *testing.T) {
 	s := newSite(t, "", "")
-	n := listenNotify(t)
+	n := testenv.ListenNotify(t)
 	// No WATCHDOG_PID: the watchdog is meant for whoever reads the variable.
-	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, nil)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.Path, "WATCHDOG_USEC=400000"}, nil)
 
-	ready, _ := n.await(s, "READY=1", 20*time.Second)
-	if want := "STATUS=serving on unix:" + s.socket; !notifyHasLine(ready, want) {
+	ready, _ := s.awaitNotify(n, "READY=1", 20*time.Second)
+	if want := "STATUS=serving on unix:" + s.socket; !testenv.NotifyHasLine(ready, want) {
 		t.Errorf("READY datagram = %q, want the line %q", ready, want)
 	}
 	if code, err := s.healthz(); err != nil || code != http.StatusOK {
 		t.Errorf("GET /healthz right after READY=1 = %d, %v; want 200", code, err)
 	}
-	n.await(s, "WATCHDOG=1", 10*time.Second)
-	n.await(s, "WATCHDOG=1", 10*time.Second)
+	s.awaitNotify(n, "WATCHDOG=1", 10*time.Second)
+	s.awaitNotify(n, "WATCHDOG=1", 10*time.Second)
 
 	sigterm(s)
-	n.await(s, "STOPPING=1", 10*time.Second)
+	s.awaitNotify(n, "STOPPING=1", 10*time.Second)
 	if code := s.waitExit(); code != 0 {
 		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
 	}
@@ -162,9 +91,9 @@ func TestSystemdNotify(t *testing.T) {
 func TestSystemdDrainRequeues(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
 	s := newSite(t, "", rules) // drain_grace = "5s"
-	n := listenNotify(t)
-	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path}, nil)
-	n.await(s, "READY=1", 20*time.Second)
+	n := testenv.ListenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.Path}, nil)
+	s.awaitNotify(n, "READY=1", 20*time.Second)
 	c := s.client(tenants[0].id)
 	register(t, c, api.FunctionSpec{Name: "long", Command: []string{"/bin/sh", "-c", "sleep 8; echo done"}})
 	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "long"}})
@@ -175,7 +104,7 @@ func TestSystemdDrainRequeues(t *testing.T) {
 
 	start := time.Now()
 	sigterm(s)
-	n.await(s, "STOPPING=1", 10*time.Second)
+	s.awaitNotify(n, "STOPPING=1", 10*time.Second)
 	if code, err := s.healthz(); err == nil && code == http.StatusOK {
 		t.Errorf("GET /healthz during the drain = 200; want it refused or 503")
 	}
@@ -197,23 +126,13 @@ func TestSystemdDrainRequeues(t *testing.T) {
 	}
 }
 
-// socketInode is the inode number of the file at path.
-func socketInode(t *testing.T, path string) uint64 {
-	t.Helper()
-	st, err := os.Lstat(path)
-	if err != nil {
-		t.Fatalf("socket file: %v", err)
-	}
-	return st.Sys().(*syscall.Stat_t).Ino
-}
-
 // fxd serves on the sockets systemd passes (matched to [endpoint] by
 // address), leaves them in place, and still talks Type=notify.
 func TestSocketActivation(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
 	certDir := t.TempDir()
-	ca := newPKI(t, certDir, "site")
-	serverCert, serverKey := ca.issue(t, "fxd-server", true)
+	ca := testenv.NewCA(t, certDir, "site")
+	serverCert, serverKey := ca.Issue(t, "fxd-server", testenv.ServerCert)
 	tcpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +151,7 @@ func TestSocketActivation(t *testing.T) {
 	if err := os.Chmod(s.socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	ino := socketInode(t, s.socket)
+	ino := testenv.SocketInode(t, s.socket)
 	var files []*os.File
 	for _, l := range []interface{ File() (*os.File, error) }{unixLn, tcpLn.(*net.TCPListener)} {
 		f, err := l.File()
@@ -242,10 +161,10 @@ func TestSocketActivation(t *testing.T) {
 		files = append(files, f)
 	}
 
-	n := listenNotify(t)
-	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "LISTEN_FDS=2", "LISTEN_FDNAMES=api:https"}, files, "LISTEN_PID")
-	ready, _ := n.await(s, "READY=1", 20*time.Second)
-	if want := fmt.Sprintf("STATUS=serving on unix:%s (systemd), tcp:%s (systemd)", s.socket, addr); !notifyHasLine(ready, want) {
+	n := testenv.ListenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.Path, "LISTEN_FDS=2", "LISTEN_FDNAMES=api:https"}, files, "LISTEN_PID")
+	ready, _ := s.awaitNotify(n, "READY=1", 20*time.Second)
+	if want := fmt.Sprintf("STATUS=serving on unix:%s (systemd), tcp:%s (systemd)", s.socket, addr); !testenv.NotifyHasLine(ready, want) {
 		t.Errorf("READY datagram = %q, want the line %q", ready, want)
 	}
 
@@ -256,24 +175,24 @@ func TestSocketActivation(t *testing.T) {
 	}
 	// … and over HTTPS on the inherited TCP socket, which fxd could not have
 	// bound itself while the test holds it.
-	https, err := api.NewClient("https://"+addr, api.ClientOptions{CAFile: filepath.Join(certDir, "site-ca.pem"), Token: s.token(tenants[0].id)})
+	https, err := api.NewClient("https://"+addr, api.ClientOptions{CAFile: ca.CertFile, Token: s.token(tenants[0].id)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info, err := https.Site(ctxT(t, 10*time.Second)); err != nil || info.Identity != tenants[0].id {
 		t.Errorf("site over HTTPS on the inherited TCP socket = %+v, %v; want identity %s", info, err, tenants[0].id)
 	}
-	if got := socketInode(t, s.socket); got != ino {
+	if got := testenv.SocketInode(t, s.socket); got != ino {
 		t.Errorf("fxd replaced the inherited socket file (inode %d, was %d)", got, ino)
 	}
 
 	sigterm(s)
-	n.await(s, "STOPPING=1", 10*time.Second)
+	s.awaitNotify(n, "STOPPING=1", 10*time.Second)
 	if code := s.waitExit(); code != 0 {
 		t.Errorf("fxd exit code after SIGTERM = %d, want 0:\n%s", code, s.logs())
 	}
 	// The sockets are systemd's: still there, and still the test's.
-	if got := socketInode(t, s.socket); got != ino {
+	if got := testenv.SocketInode(t, s.socket); got != ino {
 		t.Errorf("the inherited socket file changed when fxd stopped (inode %d, was %d)", got, ino)
 	}
 	for _, ln := range []net.Listener{unixLn, tcpLn} {
@@ -315,8 +234,8 @@ func TestSocketActivationUnknownSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := listenNotify(t)
-	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.path, "LISTEN_FDS=1", "LISTEN_FDNAMES=stray"}, []*os.File{f}, "LISTEN_PID")
+	n := testenv.ListenNotify(t)
+	startUnderSystemd(s, []string{"NOTIFY_SOCKET=" + n.Path, "LISTEN_FDS=1", "LISTEN_FDNAMES=stray"}, []*os.File{f}, "LISTEN_PID")
 	select {
 	case <-s.exited:
 	case <-time.After(20 * time.Second):
@@ -331,8 +250,8 @@ func TestSocketActivationUnknownSocket(t *testing.T) {
 			t.Errorf("fxd output does not say %q:\n%s", want, logs)
 		}
 	}
-	for _, m := range n.drain(t) {
-		if notifyHasLine(m, "READY=1") {
+	for _, m := range n.Drain(t) {
+		if testenv.NotifyHasLine(m, "READY=1") {
 			t.Errorf("fxd sent READY=1 although it refused to start: %q", m)
 		}
 	}

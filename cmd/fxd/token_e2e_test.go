@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/daemon"
+	"fxd.dev/fxd/internal/testenv"
 )
 
 // waitRefused polls GET /v1/site with c, whose token the daemon accepted
@@ -73,8 +73,8 @@ func listTokens(t *testing.T, secrets []string, args ...string) map[string]strin
 	got := map[string]string{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 3 || len(f[0]) != 12 || f[2] != time.Now().UTC().Format(time.DateOnly) {
-			t.Errorf("fxd token list row %q; want a 12-digit hash prefix, the identity and today's date", l)
+		if len(f) != 3 || len(f[0]) != shownHashDigits || f[2] != time.Now().UTC().Format(time.DateOnly) {
+			t.Errorf("fxd token list row %q; want a %d-digit hash prefix, the identity and today's date", l, shownHashDigits)
 			continue
 		}
 		got[f[1]] = f[0]
@@ -82,10 +82,8 @@ func listTokens(t *testing.T, secrets []string, args ...string) map[string]strin
 	return got
 }
 
-func hashPrefix(tok string) string {
-	h := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(h[:])[:12]
-}
+// shown is the hash prefix fxd token issue and list show for tok.
+func shown(tok string) string { return daemon.TokenHash(tok)[:shownHashDigits] }
 
 // The admin's token life cycle with the real binaries against a running
 // daemon over HTTPS: fxd token issue (flags in either order) prints a token
@@ -95,9 +93,8 @@ func hashPrefix(tok string) string {
 // within 5 s without SIGHUP, and leaves other tokens working.
 func TestTokenLifecycleOverHTTPS(t *testing.T) {
 	tenants, rules := newTenants(t, 2)
-	dir := t.TempDir()
-	ca := newPKI(t, dir, "site")
-	cert, key := ca.issue(t, "fxd-server", true)
+	ca := testenv.NewCA(t, t.TempDir(), "site")
+	cert, key := ca.Issue(t, "fxd-server", testenv.ServerCert)
 	port := freePort(t)
 	s := startSiteWith(t, fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntls_cert = %q\ntls_key = %q\n", port, cert, key), rules)
 	cfg := s.configPath()
@@ -110,7 +107,7 @@ func TestTokenLifecycleOverHTTPS(t *testing.T) {
 	}
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
 	as := func(tok string) *api.Client {
-		c, err := api.NewClient(base, api.ClientOptions{CAFile: filepath.Join(dir, "site-ca.pem"), Token: tok, Timeout: 10 * time.Second})
+		c, err := api.NewClient(base, api.ClientOptions{CAFile: ca.CertFile, Token: tok, Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,8 +118,8 @@ func TestTokenLifecycleOverHTTPS(t *testing.T) {
 	assertAccepted(t, cB, b, "before any revoke")
 
 	listed := listTokens(t, []string{tokA, tokB}, "token", "list", "--config", cfg)
-	if len(listed) != 2 || listed[a.id] != hashPrefix(tokA) || listed[b.id] != hashPrefix(tokB) {
-		t.Fatalf("fxd token list = %v; want %s → %s and %s → %s", listed, a.id, hashPrefix(tokA), b.id, hashPrefix(tokB))
+	if len(listed) != 2 || listed[a.id] != shown(tokA) || listed[b.id] != shown(tokB) {
+		t.Fatalf("fxd token list = %v; want %s → %s and %s → %s", listed, a.id, shown(tokA), b.id, shown(tokB))
 	}
 
 	// Revoke A by the hash prefix that list printed, flags after it.
@@ -201,7 +198,6 @@ func TestTokenCommand(t *testing.T) {
 		{"argument to list", append([]string{"list", "extra"}, dev...), `unexpected argument "extra"`},
 		{"revoke nothing", append([]string{"revoke"}, dev...), "give the hash prefix"},
 		{"revoke unknown", append([]string{"revoke", "nobody@example.org"}, dev...), "no token matches"},
-		{"short hash prefix", append([]string{"revoke", "abc"}, dev...), "at least 8 hex digits"},
 		{"config and dev", append([]string{"list", "--config", filepath.Join(dir, "x.toml")}, dev...), "exclude each other"},
 		{"state dir without dev", []string{"list", "--config", filepath.Join(dir, "x.toml"), "--state-dir", dir}, "only with --dev"},
 		{"missing config", []string{"list", "--config", filepath.Join(dir, "none.toml")}, "fxd config default >"},
@@ -214,6 +210,33 @@ func TestTokenCommand(t *testing.T) {
 			}
 		})
 	}
+	// A hash prefix needs 8 hex digits or more: 7 of a token's revoke
+	// nothing, 8 revoke it.
+	tok, _, err := cmd(append([]string{"issue", "--identity", "p@example.org"}, dev...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := daemon.TokenHash(strings.TrimSpace(tok))
+	listed := func() string {
+		stdout, _, err := cmd(append([]string{"list"}, dev...)...)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		return stdout
+	}
+	if _, _, err := cmd(append([]string{"revoke", hash[:7]}, dev...)...); err == nil || !strings.Contains(err.Error(), "no token matches") {
+		t.Errorf("revoke by a 7-digit hash prefix = %v; want no token matches", err)
+	}
+	if !strings.Contains(listed(), "p@example.org") {
+		t.Errorf("list after revoking by a 7-digit hash prefix lacks p@example.org; want its token kept")
+	}
+	if _, stderr, err := cmd(append([]string{"revoke", hash[:8]}, dev...)...); err != nil || !strings.Contains(stderr, "revoked 1") {
+		t.Errorf("revoke by an 8-digit hash prefix = %v, stderr %q; want revoked 1", err, stderr)
+	}
+	if strings.Contains(listed(), "p@example.org") {
+		t.Errorf("list after revoking by an 8-digit hash prefix still shows p@example.org")
+	}
+
 	if _, _, err := cmd("-h"); err != nil {
 		t.Errorf("cmdToken(-h) = %v; want the usage and no error", err)
 	}
