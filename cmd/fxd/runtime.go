@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -31,14 +30,7 @@ flags:
 // cmdRuntime is `fxd runtime add|list|rm`: the site's image repository,
 // through the daemon's admin API (root on the unix socket).
 func cmdRuntime(args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("fxd runtime", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var site siteFlags
-	site.register(fl)
-	fl.Usage = func() {
-		fmt.Fprint(stderr, runtimeUsage)
-		fl.PrintDefaults()
-	}
+	fl, site := newSiteFlagSet("fxd runtime", runtimeUsage, stderr)
 	pos, err := parseAnywhere(fl, args)
 	if err != nil {
 		return helpOK(err)

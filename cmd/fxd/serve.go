@@ -39,15 +39,8 @@ systemctl start fxd.
 
 // cmdServe is `fxd serve`: it runs the daemon in the foreground.
 func cmdServe(args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("fxd serve", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var site siteFlags
-	site.register(fl)
+	fl, site := newSiteFlagSet("fxd serve", serveUsage, stderr)
 	fl.StringVar(&site.cgroupParent, "cgroup-parent", "", "with --dev: the cgroup `name` workers go under, instead of workers.cgroup_parent of the default config")
-	fl.Usage = func() {
-		fmt.Fprint(stderr, serveUsage)
-		fl.PrintDefaults()
-	}
 	if err := fl.Parse(args); err != nil {
 		return helpOK(err)
 	}
@@ -87,6 +80,20 @@ type siteFlags struct {
 	stateDir     string
 	cgroupParent string          // serve only; "" keeps the config's
 	set          map[string]bool // the flags of the command line, by name (after check)
+}
+
+// newSiteFlagSet is the flag set of subcommand name (its usage text first,
+// then the flags) with --config, --dev and --state-dir registered.
+func newSiteFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *siteFlags) {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fl.PrintDefaults()
+	}
+	site := &siteFlags{}
+	site.register(fl)
+	return fl, site
 }
 
 // register adds --config, --dev and --state-dir to fl.

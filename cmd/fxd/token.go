@@ -31,15 +31,8 @@ flags:
 // cmdToken is `fxd token issue|list|revoke`: it manages the token file of
 // the site config that --config or --dev chooses.
 func cmdToken(args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("fxd token", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var site siteFlags
-	site.register(fl)
+	fl, site := newSiteFlagSet("fxd token", tokenUsage, stderr)
 	identity := fl.String("identity", "", "with issue: the `identity` the token authenticates, e.g. alice@example.org")
-	fl.Usage = func() {
-		fmt.Fprint(stderr, tokenUsage)
-		fl.PrintDefaults()
-	}
 	pos, err := parseAnywhere(fl, args)
 	if err != nil {
 		return helpOK(err)
