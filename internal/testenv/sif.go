@@ -28,9 +28,16 @@ type sifFile struct {
 	data []byte
 }
 
+type sifDevice struct {
+	name         string
+	major, minor uint32
+}
+
 type sifSpec struct {
 	bare    bool
 	files   []sifFile
+	devices []sifDevice
+	rootfs  []byte // instead of a squashfs, when set
 	arch    string
 	fs      sif.FSType
 	part    sif.PartType
@@ -43,6 +50,18 @@ type sifSpec struct {
 func SIFFile(name string, mode fs.FileMode, data []byte) SIFOption {
 	return func(s *sifSpec) { s.files = append(s.files, sifFile{name, mode, data}) }
 }
+
+// SIFDevice adds a character device node, mode 0666, at name (a path
+// relative to /, parent directories are made 0755): what a hostile image
+// would carry to reach a host device.
+func SIFDevice(name string, major, minor uint32) SIFOption {
+	return func(s *sifSpec) { s.devices = append(s.devices, sifDevice{name, major, minor}) }
+}
+
+// SIFRootfsBytes makes the root file system partition hold b instead of
+// a squashfs: an image whose headers are right but whose root file system
+// does not mount.
+func SIFRootfsBytes(b []byte) SIFOption { return func(s *sifSpec) { s.rootfs = b } }
 
 // SIFBare leaves busybox out: the root filesystem holds only the SIFFile
 // files. Such images are a few KiB (fuzz seeds) and need no busybox.
@@ -115,9 +134,9 @@ func WriteSIF(path string, opts ...SIFOption) error {
 		}
 	}
 	for _, f := range s.files {
-		rel := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(f.name, "/")))
-		if rel == "." || !filepath.IsLocal(rel) {
-			return fmt.Errorf("build SIF: file name %q is not a path inside the image", f.name)
+		rel, err := imagePath(f.name)
+		if err != nil {
+			return err
 		}
 		p := filepath.Join(root, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -134,15 +153,41 @@ func WriteSIF(path string, opts ...SIFOption) error {
 	sqfs := filepath.Join(dir, "rootfs.sqfs")
 	// lz4: ten times faster to build than gzip here, and the kernel and
 	// squashfuse both read it.
-	cmd := exec.Command("mksquashfs", root, sqfs, "-noappend", "-all-root", "-comp", "lz4",
-		"-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress")
+	args := []string{root, sqfs, "-noappend", "-all-root", "-comp", "lz4",
+		"-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress"}
+	for _, d := range s.devices {
+		rel, err := imagePath(d.name)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(rel)), 0o755); err != nil {
+			return fmt.Errorf("build SIF: %w", err)
+		}
+		// a pseudo file: mksquashfs makes the node, no mknod needed
+		args = append(args, "-p", fmt.Sprintf("%s c 0666 0 0 %d %d", filepath.ToSlash(rel), d.major, d.minor))
+	}
+	cmd := exec.Command("mksquashfs", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("mksquashfs %s: %v: %s", root, err, out)
+	}
+	if s.rootfs != nil {
+		if err := os.WriteFile(sqfs, s.rootfs, 0o644); err != nil {
+			return fmt.Errorf("build SIF: %w", err)
+		}
 	}
 	if err := writeSIF(path, sqfs, s); err != nil {
 		return fmt.Errorf("build SIF %s: %w", path, err)
 	}
 	return nil
+}
+
+// imagePath returns name, a path inside the image, relative to its root.
+func imagePath(name string) (string, error) {
+	rel := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(name, "/")))
+	if rel == "." || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("build SIF: file name %q is not a path inside the image", name)
+	}
+	return rel, nil
 }
 
 // SIFRootfs returns where the primary system partition of the SIF image at

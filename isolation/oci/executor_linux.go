@@ -144,14 +144,26 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 	return p, nil
 }
 
-// start stages the binds as s's account reaches them, writes the bundle's
-// config.json and runs the container.
+// start stages the root and the binds (as s's account reaches them),
+// writes the bundle's config.json and runs the container.
 func (e *Executor) start(ctx context.Context, s isolation.Spec, binds []Bind, bundle string) (*process, error) {
+	root, err := stageRootfs(s.Rootfs, bundle)
+	if err != nil {
+		return nil, err
+	}
 	staged, err := stageBinds(binds, s.Account, bundle)
 	if err != nil {
 		return nil, err
 	}
+	s.Rootfs = root
 	g := newSpec(s, e.cfg.Site, staged)
+	// runc 1.1 makes the container's root a bind of the staged one, which
+	// keeps its flags, unless asked for a read-only root: then it remounts
+	// it with MS_RDONLY alone, dropping nodev and nosuid. crun 1.8 remounts
+	// the root either way (rw when not read-only), so there a read-only
+	// root stays at least read-only; the image store keeps device nodes out
+	// of images, and no_new_privileges makes setuid files inert.
+	g.Root.Readonly = e.cfg.Runtime.Name != "runc"
 	if err := checkMountpoints(s.Rootfs, g); err != nil {
 		return nil, err
 	}
@@ -295,9 +307,10 @@ func (e *Executor) remove(id string, g *cgroup.Group) error {
 		}
 	}
 	// Never through a staged bind: RemoveAll would delete the user's files.
-	if err := unstageBinds(filepath.Join(e.bundles, id)); err != nil {
+	bundle := filepath.Join(e.bundles, id)
+	if err := errors.Join(unstageBinds(bundle), unstageRootfs(bundle)); err != nil {
 		errs = append(errs, err)
-	} else if err := os.RemoveAll(filepath.Join(e.bundles, id)); err != nil {
+	} else if err := os.RemoveAll(bundle); err != nil {
 		errs = append(errs, fmt.Errorf("remove bundle of %s: %w", id, err))
 	}
 	return errors.Join(errs...)

@@ -137,3 +137,59 @@ func TestMonitorMustBeRoots(t *testing.T) {
 		t.Errorf("New with root's monitor = %v", err)
 	}
 }
+
+// Cleanup, as a restarted daemon runs it, removes a container a previous
+// executor left running: its process, runtime state, cgroup, staged root
+// and binds, and bundle, without touching what the binds showed. The
+// first executor still watches the container and removes it too as it
+// dies, so this also proves that removal is idempotent.
+func TestCleanup(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name, testenv.SIFFile("mnt/home/.keep", 0o644, nil))
+			u := testenv.NewUser(t)
+			keep := filepath.Join(u.Home, "keep")
+			if err := os.WriteFile(keep, []byte("mine\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			parent := "fxdtest-oci-" + rand.Text()[:8]
+			t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+			site := withDefaults(Site{CgroupParent: parent, Binds: []Bind{{Source: "$HOME", Destination: "/mnt/home"}}})
+			state := filepath.Join(t.TempDir(), "state")
+			log := zerolog.New(zerolog.NewTestWriter(t))
+			before, err := New(Config{Runtime: rt, Site: site, StateDir: state, Monitor: shimPath}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}
+			p, err := before.Start(context.Background(), isolation.Spec{ID: "left", Account: a, Rootfs: rootfs, Argv: []string{"/bin/sleep", "300"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := New(Config{Runtime: rt, Site: site, StateDir: state, Monitor: shimPath}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := after.Cleanup(); err != nil {
+				t.Errorf("Cleanup = %v", err)
+			}
+			if st, _ := p.Wait(); st.Signal == "" {
+				t.Errorf("the container left running ended %+v, want killed by Cleanup", st)
+			}
+			for _, dir := range []string{after.root, after.bundles} {
+				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+					t.Errorf("%s holds %d entries after Cleanup, want none", dir, len(entries))
+				}
+			}
+			if names, _ := cgroup.Children("/" + parent); len(names) > 0 {
+				t.Errorf("cgroups %v left after Cleanup", names)
+			}
+			if mi, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(mi), state) {
+				t.Errorf("mounts under %s left after Cleanup (%v):\n%s", state, err, mi)
+			}
+			if b, err := os.ReadFile(keep); err != nil || string(b) != "mine\n" {
+				t.Errorf("the file the bind showed after Cleanup: %q, %v; want it untouched", b, err)
+			}
+		})
+	}
+}

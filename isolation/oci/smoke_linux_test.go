@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,7 +57,10 @@ func TestContainerIsolation(t *testing.T) {
 			rootfs, rt := containerSetup(t, name,
 				testenv.SIFFile("mnt/rw/.keep", 0o644, nil),
 				testenv.SIFFile("mnt/ro/.keep", 0o644, nil),
-				testenv.SIFFile("mnt/site/.keep", 0o644, nil))
+				testenv.SIFFile("mnt/site/.keep", 0o644, nil),
+				// 1:3 (null) passes every runtime's device cgroup: only
+				// nodev on the root keeps it shut
+				testenv.SIFDevice("opt/null", 1, 3))
 			testIsolation(t, rootfs, rt)
 		})
 	}
@@ -93,6 +97,8 @@ func testIsolation(t *testing.T, rootfs string, rt Runtime) {
 		"(echo x > /dev/.fxd/fxd-shim) 2>/dev/null && echo shim=writable",
 		"echo memlimit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)",
 		"set -- /proc/[0-9]*; echo procs=$#",
+		"awk '$5 == \"/\" { print \"rootopts=\" $6 }' /proc/self/mountinfo",
+		"(echo x > /opt/null) 2>/dev/null && echo imagedev=opened || echo imagedev=refused",
 	}, "; ")
 	var stdout, stderr bytes.Buffer
 	p, err := e.Start(context.Background(), isolation.Spec{
@@ -127,9 +133,22 @@ func testIsolation(t *testing.T, rootfs string, rt Runtime) {
 		// its own PID namespace: the shell alone
 		"procs": "1",
 	}
+	// The root is read-only, and with runc, which keeps the flags of the
+	// root it is given, neither setuid files nor device nodes in it work
+	// (crun drops them: there the image store refuses device nodes).
+	rootOpts := []string{"ro"}
+	if rt.Name == "runc" {
+		want["imagedev"] = "refused"
+		rootOpts = append(rootOpts, "nosuid", "nodev")
+	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("in the container %s = %q, want %q", k, got[k], v)
+		}
+	}
+	for _, opt := range rootOpts {
+		if !slices.Contains(strings.Split(got["rootopts"], ","), opt) {
+			t.Errorf("in the container / is mounted %q, want %s among its options", got["rootopts"], opt)
 		}
 	}
 	// BuildSIF's /tmp is 1777, and so is the tmpfs mounted on it.

@@ -103,17 +103,20 @@ func (s *Store) add(ctx context.Context, ref, owner string, tmp received, source
 	return rec.image(ref), nil
 }
 
-// check inspects, and verifies when required, the private copy.
+// check inspects, verifies when required, and scans the root file
+// system of the private copy.
 func (s *Store) check(ctx context.Context, tmp received) (sif.Image, []string, error) {
 	im, err := sif.Inspect(ctx, tmp.path)
 	if err != nil {
 		return sif.Image{}, nil, err
 	}
-	if !s.c.RequireSigned {
-		return im, nil, nil
+	var signers []string
+	if s.c.RequireSigned {
+		if signers, err = sif.Verify(ctx, tmp.path, s.c.KeyRing); err != nil {
+			return sif.Image{}, nil, err
+		}
 	}
-	signers, err := sif.Verify(ctx, tmp.path, s.c.KeyRing)
-	if err != nil {
+	if err := s.scanRootfs(ctx, tmp.path, im.Rootfs.Offset, im.Rootfs.Size); err != nil {
 		return sif.Image{}, nil, err
 	}
 	return im, signers, nil

@@ -5,8 +5,10 @@
 // AddFile (a user's file, opened with that user's permissions) and
 // AddSiteFile (the admin's, opened as root) stream an image into a private
 // copy, hashing it on the way, check it with runtimes/sif (Inspect, and
-// Verify when the site requires signed images) and only then store it; a refused image leaves nothing
-// behind. Names are "python" for a site image, which every account sees,
+// Verify when the site requires signed images), mount its root file system
+// once to refuse device nodes in it (a container could open a host device
+// through one: crun drops the mount's nodev), and only then store it; a
+// refused image leaves nothing behind. Names are "python" for a site image, which every account sees,
 // and "alice/python" for account alice's own image, which only alice (and
 // the admin) sees; to others it does not exist. Two names for the same
 // bytes share one blob. Mount loop-mounts an image's squashfs root file

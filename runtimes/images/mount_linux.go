@@ -99,21 +99,30 @@ func (s *Store) mount(sum, dir string, rec record) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create mount point: %w", err)
 	}
-	loop, err := attachLoop(s.blobPath(sum), rec.RootfsOffset, rec.RootfsSize)
+	dev, err := mountSquashfs(s.blobPath(sum), rec.RootfsOffset, rec.RootfsSize, dir)
 	if err != nil {
 		os.Remove(dir)
 		return err
+	}
+	s.log.Info().Str("digest", rec.Digest).Str("dir", dir).Str("device", dev).Msg("image mounted")
+	return nil
+}
+
+// mountSquashfs mounts the squashfs at bytes off to off+size of file on
+// dir, with mountFlags, through a loop device whose name it returns.
+func mountSquashfs(file string, off, size int64, dir string) (string, error) {
+	loop, err := attachLoop(file, off, size)
+	if err != nil {
+		return "", err
 	}
 	// Once mounted, the mount holds the device; autoclear frees it when
 	// the mount goes. Until then our descriptor does.
 	defer loop.Close()
 	if err := unix.Mount(loop.Name(), dir, "squashfs", mountFlags, ""); err != nil {
 		detachLoop(loop)
-		os.Remove(dir)
-		return mountError(loop.Name(), err)
+		return "", mountError(loop.Name(), err)
 	}
-	s.log.Info().Str("digest", rec.Digest).Str("dir", dir).Str("device", loop.Name()).Msg("image mounted")
-	return nil
+	return loop.Name(), nil
 }
 
 // mountError says why mounting the squashfs on dev failed, and how to fix it.

@@ -23,3 +23,8 @@ func (s *Store) Mount(ctx context.Context, digest string) (string, error) {
 func (s *Store) unmount(dir string) error { return nil }
 
 func (s *Store) unmountStale() error { return nil }
+
+// scanRootfs fails: images are mounted on Linux only.
+func (s *Store) scanRootfs(ctx context.Context, file string, off, size int64) error {
+	return fmt.Errorf("scan image: %w: images are mounted on Linux only", api.ErrUnavailable)
+}

@@ -317,6 +317,9 @@ func TestRefusalsLeaveNothing(t *testing.T) {
 		{"wrong arch", testenv.BuildSIF(t, testenv.SIFArch(otherArch())), 0, sif.ErrWrongArch},
 		{"no root fs", testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFPartType(sifv2.PartData)), 0, sif.ErrNoRootfs},
 		{"over maxSize", good, fi.Size() - 1, api.ErrTooLarge},
+		{"device node", testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFFile("bin/sh", 0o755, nil),
+			testenv.SIFDevice("usr/share/console", 5, 1)), 0, api.ErrInvalid},
+		{"rootfs does not mount", testenv.BuildSIF(t, testenv.SIFBare(), testenv.SIFRootfsBytes(brokenSquashfs(t, good))), 0, api.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,6 +340,20 @@ func TestRefusalsLeaveNothing(t *testing.T) {
 			t.Errorf("Add(maxSize = size) = %v, want it accepted", err)
 		}
 	})
+}
+
+// brokenSquashfs returns the squashfs of the SIF at path with all but
+// its superblock overwritten: it passes sif.Inspect, but no kernel mounts it.
+func brokenSquashfs(t *testing.T, path string) []byte {
+	off, size := testenv.SIFRootfs(t, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const superblock = 96
+	fs := bytes.Clone(b[off : off+size])
+	copy(fs[superblock:], bytes.Repeat([]byte{0xa5}, len(fs)-superblock))
+	return fs
 }
 
 // requireEmpty fails the test unless the store holds no name, blob or

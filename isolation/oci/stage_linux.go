@@ -12,6 +12,45 @@ import (
 	"fxd.dev/fxd/isolation"
 )
 
+// rootFlags are the flags of every container's root: nothing in an image
+// can be changed, gain privileges through a setuid file (no_new_privileges
+// stops that too), or reach a device through a node of its own, whatever
+// the image holds and however the caller mounted it.
+const rootFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
+
+// stageRootfs bind-mounts rootfs at bundle/rootfs with rootFlags and
+// returns that path, the root the runtime is given: a device node in the
+// image, of a kind every runtime's device cgroup allows (the host's
+// console 5:1, other users' terminals 136:*), then does not open, where
+// the runtime keeps these flags (see Executor.start). unstageRootfs undoes
+// it.
+func stageRootfs(rootfs, bundle string) (string, error) {
+	at := filepath.Join(bundle, "rootfs")
+	if err := os.Mkdir(at, 0o700); err != nil {
+		return "", fmt.Errorf("stage root file system: %w", err)
+	}
+	if err := unix.Mount(rootfs, at, "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("stage root file system %s: %w", rootfs, err)
+	}
+	if err := unix.Mount("", at, "", unix.MS_REMOUNT|unix.MS_BIND|rootFlags, ""); err != nil {
+		return "", fmt.Errorf("stage root file system %s read-only, nodev, nosuid: %w", rootfs, err)
+	}
+	return at, nil
+}
+
+// unstageRootfs unmounts the staged root of bundle and removes its mount
+// point; one already gone is no error.
+func unstageRootfs(bundle string) error {
+	at := filepath.Join(bundle, "rootfs")
+	if err := unix.Unmount(at, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount staged root %s: %w", at, err)
+	}
+	if err := unix.Rmdir(at); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove staged root %s: %w", at, err)
+	}
+	return nil
+}
+
 // stageBinds makes each bind's source reachable only as the account
 // reaches it: it opens the source with the account's file system
 // credentials (so a symlink the account planted, or a directory whose
@@ -49,7 +88,8 @@ func stageBinds(binds []Bind, a isolation.Account, bundle string) ([]Bind, error
 
 // unstageBinds unmounts the staged binds of bundle and removes their
 // mount points. It never removes anything through a mount: a bind it
-// cannot unmount stays, and unstageBinds fails.
+// cannot unmount stays, and unstageBinds fails. What is already gone is
+// no error: the container's own end and Cleanup may both remove it.
 func unstageBinds(bundle string) error {
 	dir := filepath.Join(bundle, "binds")
 	entries, err := os.ReadDir(dir)
@@ -62,16 +102,16 @@ func unstageBinds(bundle string) error {
 	var errs []error
 	for _, e := range entries {
 		at := filepath.Join(dir, e.Name())
-		if err := unix.Unmount(at, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		if err := unix.Unmount(at, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount staged bind %s: %w", at, err))
 			continue
 		}
-		if err := unix.Rmdir(at); err != nil {
+		if err := unix.Rmdir(at); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove staged bind %s: %w", at, err))
 		}
 	}
 	if len(errs) == 0 {
-		if err := unix.Rmdir(dir); err != nil {
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
 		}
 	}
