@@ -156,14 +156,7 @@ func (e *Executor) start(ctx context.Context, s isolation.Spec, binds []Bind, bu
 		return nil, err
 	}
 	s.Rootfs = root
-	g := newSpec(s, e.cfg.Site, staged)
-	// runc 1.1 makes the container's root a bind of the staged one, which
-	// keeps its flags, unless asked for a read-only root: then it remounts
-	// it with MS_RDONLY alone, dropping nodev and nosuid. crun 1.8 remounts
-	// the root either way (rw when not read-only), so there a read-only
-	// root stays at least read-only; the image store keeps device nodes out
-	// of images, and no_new_privileges makes setuid files inert.
-	g.Root.Readonly = e.cfg.Runtime.Name != "runc"
+	g := newSpec(s, e.cfg.Site, staged, e.cfg.Runtime.Name)
 	if err := checkMountpoints(s.Rootfs, g); err != nil {
 		return nil, err
 	}

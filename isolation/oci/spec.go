@@ -72,9 +72,20 @@ type Site struct {
 	TmpSize int64
 }
 
+// readonlyRoot is the spec's root.readonly for the OCI runtime named
+// runtime. runc 1.1 makes the container's root a bind of the staged one
+// (read-only, nosuid, nodev), which keeps its flags, unless asked for a
+// read-only root: then it remounts it with MS_RDONLY alone, dropping nodev
+// and nosuid. crun 1.8 remounts the root either way (read-write when not
+// read-only), so there a read-only root stays at least read-only; the
+// image store keeps device nodes out of images, and no_new_privileges
+// makes setuid files inert.
+func readonlyRoot(runtime string) bool { return runtime != "runc" }
+
 // newSpec returns the runtime-spec configuration of the tenant container
 // that runs s under site's rules, with binds (site.Binds expanded for s's
-// account, and staged): the root file system s.Rootfs read-only;
+// account, and staged), for the OCI runtime named runtime: the root file
+// system s.Rootfs, staged read-only (see readonlyRoot);
 // s.Argv, s.Env (the whole environment) and s.Dir (default site.WorkDir) as
 // the process; s.Account's UID, GID and supplementary groups; no
 // capabilities in any set and no_new_privileges; new mount, pid, ipc and uts
@@ -92,7 +103,7 @@ type Site struct {
 // in it: /proc, /dev, /sys, /tmp and every bind Destination must already
 // exist in the image, and so must s.Dir unless it lies under /tmp;
 // checkMountpoints checks them.
-func newSpec(s isolation.Spec, site Site, binds []Bind) *specs.Spec {
+func newSpec(s isolation.Spec, site Site, binds []Bind, runtime string) *specs.Spec {
 	a := s.Account
 	cwd := s.Dir
 	if cwd == "" {
@@ -112,7 +123,7 @@ func newSpec(s isolation.Spec, site Site, binds []Bind) *specs.Spec {
 	none := []string{}
 	return &specs.Spec{
 		Version: specVersion,
-		Root:    &specs.Root{Path: s.Rootfs, Readonly: true},
+		Root:    &specs.Root{Path: s.Rootfs, Readonly: readonlyRoot(runtime)},
 		Process: &specs.Process{
 			User: specs.User{
 				UID: a.UID, GID: a.GID, AdditionalGids: append([]uint32(nil), a.Groups...),

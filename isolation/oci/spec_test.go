@@ -31,9 +31,14 @@ func testSpec() isolation.Spec {
 // testWorkDir is the work dir of the tests' sites, conf's default.
 const testWorkDir = "/tmp/work"
 
-// buildSpec is the spec Start builds, without staging the binds: the site
-// and the spec checked, the binds expanded.
+// buildSpec is the spec Start builds for crun, without staging the binds:
+// the site and the spec checked, the binds expanded.
 func buildSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
+	return buildSpecFor(s, site, "crun")
+}
+
+// buildSpecFor is buildSpec for the OCI runtime named runtime.
+func buildSpecFor(s isolation.Spec, site Site, runtime string) (*specs.Spec, error) {
 	if err := checkSite(site); err != nil {
 		return nil, err
 	}
@@ -44,7 +49,7 @@ func buildSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSpec(s, site, binds), nil
+	return newSpec(s, site, binds, runtime), nil
 }
 
 // withDefaults fills in the site fields a test leaves out with conf's
@@ -87,6 +92,13 @@ func TestNewSpec(t *testing.T) {
 	}
 	if g.Root.Path != s.Rootfs || !g.Root.Readonly {
 		t.Errorf("Root = %+v, want %s read-only", g.Root, s.Rootfs)
+	}
+	// runc would remount a read-only root without nosuid and nodev; the
+	// staged root is read-only already.
+	if g, err := buildSpecFor(s, testSite(), "runc"); err != nil {
+		t.Errorf("buildSpecFor(runc) = %v", err)
+	} else if g.Root.Readonly {
+		t.Errorf("for runc: Root = %+v, want root.readonly false", g.Root)
 	}
 	p := g.Process
 	if p.User.UID != 1001 || p.User.GID != 1001 || !slices.Equal(p.User.AdditionalGids, []uint32{50, 60}) {

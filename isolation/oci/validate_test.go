@@ -110,19 +110,21 @@ func validateBundle(t *testing.T, schema, bundle string) []string {
 func TestSpecValidates(t *testing.T) {
 	schema := schemaDir(t)
 	for _, tc := range []struct {
-		name string
-		site func(*Site)
+		name    string
+		runtime string
+		site    func(*Site)
 	}{
-		{"host network", func(*Site) {}},
-		{"no network", func(s *Site) { s.Network = NetworkNone }},
-		{"no shim or binds, work dir /tmp", func(s *Site) { s.Shim, s.Binds, s.WorkDir = "", nil, "/tmp" }},
+		{"host network", "crun", func(*Site) {}},
+		{"host network, runc", "runc", func(*Site) {}},
+		{"no network", "crun", func(s *Site) { s.Network = NetworkNone }},
+		{"no shim or binds, work dir /tmp", "crun", func(s *Site) { s.Shim, s.Binds, s.WorkDir = "", nil, "/tmp" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			site := testSite()
 			tc.site(&site)
 			s := testSpec()
 			s.Rootfs = "/placeholder" // replaced below by bundle/rootfs
-			g, err := buildSpec(s, site)
+			g, err := buildSpecFor(s, site, tc.runtime)
 			if err != nil {
 				t.Fatal(err)
 			}
