@@ -101,6 +101,7 @@ func TestContainerWorkers(t *testing.T) {
 			f := newContainerFixture(t, rt, conf.Workers{IdleTimeout: conf.Duration(time.Minute)})
 			t.Run("Command", f.testCommand)
 			t.Run("Servable", f.testServable)
+			t.Run("ServableOrphans", f.testServableOrphans)
 			t.Run("Limits", f.testLimits)
 			t.Run("DeadWorkerReplaced", f.testDeadWorker)
 			t.Run("UnknownImage", f.testUnknownImage)
@@ -137,6 +138,79 @@ func (f *containerFixture) testServable(t *testing.T) {
 			t.Errorf("task %d = %s %q (error %q, cold %v), want %q", i, r.State, r.Output, r.Error, r.Cold, strings.ToUpper(input))
 		}
 	}
+}
+
+// A servable is not its container's PID 1: the shim's init is, and reaps
+// the orphans the servable leaves, which would otherwise stay zombies.
+func (f *containerFixture) testServableOrphans(t *testing.T) {
+	j := in(f.servable("/bin/sh", "-c", "(sleep 0.2 &); exec /usr/bin/upper"))
+	r := f.pools.Run(t.Context(), j.with("x"), 2)
+	if r.State != api.StateSucceeded || string(r.Output) != "X" {
+		t.Fatalf("servable = %s %q (error %q), want X", r.State, r.Output, r.Error)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sleeps := procsNamed(f.acct.UID, "sleep")
+		if len(sleeps) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the servable's orphan is still there 5 s on, in state %v: nothing reaps it", sleeps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ns := nsPids(f.acct.UID, "upper"); len(ns) != 1 || ns[0] == "1" {
+		t.Errorf("the servable's pid in its container = %v, want one, not 1", ns)
+	}
+}
+
+// procsNamed returns the states of uid's processes named comm, zombies too.
+func procsNamed(uid uint32, comm string) []string {
+	var states []string
+	for _, st := range procStatuses(uid) {
+		if st["Name"] == comm {
+			states = append(states, st["State"])
+		}
+	}
+	return states
+}
+
+// nsPids returns the pid in its own pid namespace (the last of NSpid) of
+// each live process of uid named comm.
+func nsPids(uid uint32, comm string) []string {
+	var pids []string
+	for _, st := range procStatuses(uid) {
+		if ns := strings.Fields(st["NSpid"]); st["Name"] == comm && len(ns) > 0 && !strings.HasPrefix(st["State"], "Z") {
+			pids = append(pids, ns[len(ns)-1])
+		}
+	}
+	return pids
+}
+
+// procStatuses returns /proc/PID/status, as fields, of each process whose
+// real uid is uid.
+func procStatuses(uid uint32) []map[string]string {
+	ents, _ := os.ReadDir("/proc")
+	var out []map[string]string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		st := map[string]string{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				st[k] = strings.TrimSpace(v)
+			}
+		}
+		if fs := strings.Fields(st["Uid"]); len(fs) > 0 && fs[0] == strconv.Itoa(int(uid)) {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // The worker's limits hold in the container.

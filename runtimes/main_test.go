@@ -133,27 +133,9 @@ func python(t testing.TB, script string) []string {
 
 // userPids lists the live processes of uid.
 func userPids(uid uint32) []int {
-	ents, _ := os.ReadDir("/proc")
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var state, uids string
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "State:"); ok {
-				state = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(l, "Uid:"); ok {
-				uids = v
-			}
-		}
-		if fs := strings.Fields(uids); len(fs) > 0 && fs[0] == strconv.Itoa(int(uid)) && !strings.HasPrefix(state, "Z") {
+	for _, st := range procStatuses(uid) {
+		if pid, err := strconv.Atoi(st["Pid"]); err == nil && !strings.HasPrefix(st["State"], "Z") {
 			pids = append(pids, pid)
 		}
 	}

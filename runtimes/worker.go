@@ -14,6 +14,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/isolation"
+	"fxd.dev/fxd/runtimes/shim"
 )
 
 // worker is one warm process tree.
@@ -203,6 +204,9 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	var err error
 	if k.kind == api.KindServable {
 		argv = j.Function.Command
+		if rootfs != "" { // PID 1 of its container: the shim's init reaps and passes signals on
+			argv = append([]string{p.ctr.ShimPath, shim.InitCommand, "--"}, argv...)
+		}
 		w.env = functionEnv(w.env, j.Function.Env, "FXD_FUNCTION="+j.Function.Ref())
 	}
 	// Every stream is a pipe of our own, so no executor has to copy them

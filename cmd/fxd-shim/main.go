@@ -1,8 +1,10 @@
 // Command fxd-shim runs command tasks inside a warm worker: it reads Run
 // frames on stdin and writes Result frames on stdout (see runtimes/wire).
 // It is built static (CGO_ENABLED=0) so it can be bind-mounted into any
-// container image. On the host, "fxd-shim monitor ..." is the monitor of
-// one container (isolation/oci/monitor).
+// container image. "fxd-shim init -- COMMAND..." is PID 1 of a servable's
+// container and runs the servable as its child (shim.Init). On the host,
+// "fxd-shim monitor ..." is the monitor of one container
+// (isolation/oci/monitor).
 package main
 
 import (
@@ -19,6 +21,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == monitor.Command {
 		os.Exit(monitor.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == shim.InitCommand {
+		os.Exit(shim.Init(os.Args[2:]))
 	}
 	// One task at a time, on one goroutine: one P, so that the runtime
 	// never has another thread to wake for it (see shim's rawWait).

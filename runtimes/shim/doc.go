@@ -19,6 +19,9 @@
 // nothing behind serve the next one; and the shim waits so as to keep the
 // Go runtime's sysmon quiet (wait_linux.go).
 //
+// Init is fxd-shim's other mode: PID 1 of a servable's container, which
+// runs the servable as its child, reaps orphans and passes signals on.
+//
 // It must stay small and free of cgo; it imports only runtimes/wire and
 // golang.org/x/sys/unix.
 package shim

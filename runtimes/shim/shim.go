@@ -26,6 +26,10 @@ const StderrTail = 4 << 10
 // for processes it left behind to close its stdout and stderr.
 const waitDelay = 200 * time.Millisecond
 
+// InitCommand is the first argument that makes fxd-shim run Init:
+// "fxd-shim init -- COMMAND [ARG...]".
+const InitCommand = "init"
+
 // Serve runs the tasks of the Run frames read from r, one at a time, and
 // writes a Result frame for each to w. It returns nil when r ends cleanly
 // and an error when a frame is malformed or w fails. It makes the process
