@@ -119,6 +119,14 @@ type Containers struct {
 	// UserImages lets users add images of their own, read from site paths
 	// with their own permissions.
 	UserImages bool `toml:"user_images"`
+	// MaxUserImages bounds the images one account owns (0: no bound).
+	MaxUserImages int `toml:"max_user_images"`
+	// MaxUserImageBytes bounds the bytes of the images one account owns,
+	// each counted in full even when it shares its bytes (0: no bound).
+	MaxUserImageBytes Size `toml:"max_user_image_bytes"`
+	// MinFreeSpace is the space an image add must leave free on the file
+	// system of the state dir's images.
+	MinFreeSpace Size `toml:"min_free_space"`
 	// RequireSigned refuses images whose SIF signatures do not verify
 	// against Keyring.
 	RequireSigned bool   `toml:"require_signed"`

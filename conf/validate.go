@@ -396,6 +396,15 @@ func (c *Config) validateContainers(ps *problems) {
 	if k.MaxImageSize <= 0 {
 		ps.add("containers.max_image_size", "must be more than 0; give a size like \"16GiB\"")
 	}
+	if k.MaxUserImages < 0 {
+		ps.add("containers.max_user_images", "must be 0 (no bound) or more; give a count like 10")
+	}
+	if k.MaxUserImageBytes < 0 {
+		ps.add("containers.max_user_image_bytes", "must be 0 (no bound) or more; give a size like \"32GiB\"")
+	}
+	if k.MinFreeSpace < 0 {
+		ps.add("containers.min_free_space", "must be 0 or more; give a size like \"2GiB\"")
+	}
 	for i, b := range k.Bind {
 		key := fmt.Sprintf("containers.bind[%d]", i)
 		bindPath(ps, key+".source", b.Source, "a host directory like \"/scratch/$USER\"")

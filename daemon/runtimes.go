@@ -54,6 +54,13 @@ func (d *Daemon) handleRuntimes(w http.ResponseWriter, r *http.Request, c caller
 	return writeJSON(w, http.StatusOK, api.RuntimesResponse{Runtimes: rts})
 }
 
+// imageLimits are the bounds of an image add, from [containers].
+func (d *Daemon) imageLimits() images.Limits {
+	k := d.cfg.Containers
+	return images.Limits{MaxSize: int64(k.MaxImageSize), MaxImages: k.MaxUserImages,
+		MaxBytes: int64(k.MaxUserImageBytes), MinFree: int64(k.MinFreeSpace)}
+}
+
 func (d *Daemon) handleAddRuntime(w http.ResponseWriter, r *http.Request, c caller) error {
 	repo, err := d.repository()
 	if err != nil {
@@ -66,7 +73,7 @@ func (d *Daemon) handleAddRuntime(w http.ResponseWriter, r *http.Request, c call
 	if err := d.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	img, err := repo.AddFile(r.Context(), req.Name, c.acct.Name, c.acct, req.Path, int64(d.cfg.Containers.MaxImageSize))
+	img, err := repo.AddFile(r.Context(), req.Name, c.acct.Name, c.acct, req.Path, d.imageLimits())
 	if err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func (d *Daemon) handleAdminAddRuntime(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	// Read as root: the admin names a file of the site.
-	img, err := repo.AddSiteFile(r.Context(), req.Name, req.Path, int64(d.cfg.Containers.MaxImageSize))
+	img, err := repo.AddSiteFile(r.Context(), req.Name, req.Path, d.imageLimits())
 	if err != nil {
 		return err
 	}

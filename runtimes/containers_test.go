@@ -62,6 +62,20 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The workers are gone (Pools.Close ran first) and released their
+		// images: removing the names unmounts them at once.
+		imgs, err := store.List("")
+		for _, img := range imgs {
+			if err == nil {
+				err = store.Remove(img.Name, "")
+			}
+		}
+		if err != nil {
+			t.Errorf("remove images: %v", err)
+		}
+		if left, _ := os.ReadDir(filepath.Join(state, "images", "mnt")); len(left) > 0 {
+			t.Errorf("images still mounted after their workers stopped and their names went: %v", left)
+		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close images: %v", err)
 		}
@@ -71,7 +85,7 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 		t.Fatal(err)
 	}
 	img := testenv.BuildSIF(t, testenv.SIFFile("usr/bin/upper", 0o755, upper))
-	if _, err := store.AddSiteFile(context.Background(), "busybox", img, 0); err != nil {
+	if _, err := store.AddSiteFile(context.Background(), "busybox", img, images.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	u := testenv.NewUser(t)

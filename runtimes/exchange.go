@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/units"
 )
 
 // exchange runs talk (one request and its answer on w) and returns its
@@ -58,7 +59,7 @@ func (p *Pools) exchange(ctx context.Context, w *worker, j Job, talk func() erro
 // oomReason explains a task killed for memory.
 func oomReason(j Job) string {
 	if m := j.Limits.Memory; m != nil && m.Limit != nil && *m.Limit > 0 {
-		return fmt.Sprintf("out of memory: the worker's memory limit (%s) was exceeded; raise limits.memory_bytes (within the account's quota) or use less memory", bytesText(*m.Limit))
+		return fmt.Sprintf("out of memory: the worker's memory limit (%s) was exceeded; raise limits.memory_bytes (within the account's quota) or use less memory", units.Bytes(*m.Limit))
 	}
 	return "out of memory: the worker's memory limit was exceeded; raise limits.memory_bytes (within the account's quota) or use less memory"
 }
@@ -85,5 +86,5 @@ func exitText(code int, signal string) string {
 
 // tooLarge explains an output over the limit.
 func tooLarge(size, max int64) string {
-	return fmt.Sprintf("output of %s exceeds limits.max_result_bytes (%s); write large results to shared storage and return their path", bytesText(size), bytesText(max))
+	return fmt.Sprintf("output of %s exceeds limits.max_result_bytes (%s); write large results to shared storage and return their path", units.Bytes(size), units.Bytes(max))
 }

@@ -1,23 +1,6 @@
 package runtimes
 
-import (
-	"strconv"
-	"strings"
-)
-
-// bytesText writes a byte count for people: "512 B", "64 MiB", "1.5 GiB".
-func bytesText(n int64) string {
-	units := []string{"KiB", "MiB", "GiB", "TiB"}
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	v, u := float64(n)/1024, 0
-	for v >= 1024 && u < len(units)-1 {
-		v, u = v/1024, u+1
-	}
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	return strings.TrimSuffix(s, ".0") + " " + units[u]
-}
+import "strings"
 
 // lastLines trims a stderr tail for an error message: at most max bytes,
 // starting at a line if it can, without trailing blank space.

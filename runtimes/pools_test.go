@@ -449,14 +449,6 @@ func TestFindShim(t *testing.T) {
 	}
 }
 
-func TestFormat(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 64 << 20: "64 MiB", 3 << 29: "1.5 GiB"} {
-		if got := bytesText(n); got != want {
-			t.Errorf("bytesText(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestPrivatePath(t *testing.T) {
 	dir, err := os.MkdirTemp("", "fxd-privatepath-") // t.TempDir's parent is 0700
 	if err != nil {

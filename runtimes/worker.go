@@ -193,9 +193,10 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{}), dir: j.Account.Home}
 	w.env = append(j.Account.Env(), "FXD_WORKER="+id)
 	exec, rootfs, argv := p.exec, "", []string{p.shim}
+	release := func() {} // the image, once the worker's container is gone
 	if k.runtime != api.RuntimeHost {
 		var err error
-		if rootfs, err = p.ctr.Images.Mount(ctx, k.runtime); err != nil {
+		if rootfs, release, err = p.ctr.Images.Mount(ctx, k.runtime); err != nil {
 			return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
 		}
 		exec, argv, w.dir = p.ctr.Exec, []string{p.ctr.ShimPath}, ""
@@ -215,6 +216,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	for i := 0; i < len(pipes); i += 2 {
 		if pipes[i], pipes[i+1], err = os.Pipe(); err != nil {
 			closeAll(pipes[:i])
+			release()
 			return nil, fmt.Errorf("start worker: %w", err)
 		}
 	}
@@ -236,6 +238,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	closeAll([]*os.File{inR, outW, errW})
 	if err != nil {
 		closeAll([]*os.File{inW, outR, errR})
+		release()
 		return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
 	}
 	copied := make(chan struct{})
@@ -247,6 +250,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	w.proc, w.stdin, w.rd, w.stdout = proc, inW, outR, bufio.NewReaderSize(outR, 64<<10)
 	go func() {
 		w.exit, w.exitErr = proc.Wait()
+		release()
 		// The tree is gone, so stderr ends now; a process that escaped it
 		// must not hold the worker up.
 		t := time.NewTimer(time.Second)

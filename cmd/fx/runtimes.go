@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/units"
 )
 
 // cmdRuntimes lists the runtimes the caller may name in a function.
@@ -45,7 +46,7 @@ func printRuntimes(w io.Writer, rts []api.Runtime) error {
 		if len(r.Signers) > 0 {
 			signed = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, shortDigest(r.Digest), sizeText(r.Size), cmp.Or(r.Arch, "-"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, shortDigest(r.Digest), units.Bytes(r.Size), cmp.Or(r.Arch, "-"),
 			signed, r.Added.Local().Format(time.DateTime))
 	}
 	return tw.Flush()
@@ -74,7 +75,7 @@ func cmdRuntime(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args 
 		if g.json {
 			return printJSON(c.stdout, rt)
 		}
-		fmt.Fprintf(c.stdout, "added %s (%s, %s); name it in functions as runtime %q\n", rt.Name, shortDigest(rt.Digest), sizeText(rt.Size), rt.Name)
+		fmt.Fprintf(c.stdout, "added %s (%s, %s); name it in functions as runtime %q\n", rt.Name, shortDigest(rt.Digest), units.Bytes(rt.Size), rt.Name)
 		return nil
 	case pos[0] == "rm" && len(pos) == 2:
 		return cl.DeleteRuntime(ctx, pos[1])
@@ -88,18 +89,4 @@ func shortDigest(d string) string {
 		return d[:len("sha256:")+12]
 	}
 	return d
-}
-
-// sizeText is n bytes in binary units, for people.
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

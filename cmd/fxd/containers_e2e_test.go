@@ -17,11 +17,12 @@ import (
 // An admin adds a SIF image with fxd runtime add; a user lists it with fx
 // runtimes, registers a command and a servable in it, and runs them: cold,
 // then warm, as the user's UID in the image. A user adds an image of
-// their own from a file they can read, and not from one they cannot.
+// their own from a file they can read, and not from one they cannot, and
+// no more than containers.max_user_images.
 func TestContainersEndToEnd(t *testing.T) {
 	testenv.RequireCommand(t, "crun")
 	tenants, rules := newTenants(t, 2)
-	s := startSite(t, rules)
+	s := startSite(t, rules+"\n[containers]\nmax_user_images = 1\n")
 	alice, bob := tenants[0], tenants[1]
 	c := s.client(alice.id)
 
@@ -72,6 +73,12 @@ func TestContainersEndToEnd(t *testing.T) {
 	register(t, c, api.FunctionSpec{Name: "mine", Runtime: rt.Name, Command: []string{"/bin/echo", "ok"}})
 	if task := run(t, c, "mine", ""); task.State != api.StateSucceeded || string(task.Output) != "ok\n" {
 		t.Errorf("run in the user's own image: %s %q (error %q)", task.State, task.Output, task.Error)
+	}
+	if _, err := c.AddRuntime(ctxT(t, time.Minute), "second", mine); !errors.Is(err, api.ErrDenied) || !strings.Contains(err.Error(), "containers.max_user_images") {
+		t.Errorf("alice's second image past max_user_images = 1: %v, want denied naming the setting", err)
+	}
+	if _, err := c.AddRuntime(ctxT(t, time.Minute), "mine", mine); err != nil {
+		t.Errorf("alice adds mine again (a replacement, within the bound): %v", err)
 	}
 	// root's file, mode 0600: bob cannot read it, so fxd must not either.
 	secret := filepath.Join(t.TempDir(), "secret.sif")

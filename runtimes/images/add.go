@@ -59,7 +59,7 @@ func (s *Store) receive(ctx context.Context, r io.Reader, maxSize int64) (_ rece
 		return received{}, fmt.Errorf("copy image: %w", err)
 	}
 	if maxSize > 0 && n > maxSize {
-		return received{}, fmt.Errorf("the image is larger than containers.max_image_size (%d bytes); make it smaller (fewer files, zstd compression), or the site admin raises the limit: %w", maxSize, api.ErrTooLarge)
+		return received{}, tooLarge(maxSize)
 	}
 	if err := f.Sync(); err != nil {
 		return received{}, fmt.Errorf("sync private copy: %w", err)
@@ -68,6 +68,11 @@ func (s *Store) receive(ctx context.Context, r io.Reader, maxSize int64) (_ rece
 		return received{}, fmt.Errorf("close private copy: %w", err)
 	}
 	return received{path: f.Name(), digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// tooLarge says an image is past maxSize bytes.
+func tooLarge(maxSize int64) error {
+	return fmt.Errorf("the image is larger than containers.max_image_size (%d bytes); make it smaller (fewer files, zstd compression), or the site admin raises the limit: %w", maxSize, api.ErrTooLarge)
 }
 
 // ctxReader stops reading when ctx is done.
@@ -85,7 +90,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // add checks the private copy tmp and stores it under ref; the copy is
 // gone when add returns.
-func (s *Store) add(ctx context.Context, ref, owner string, tmp received, source string) (Image, error) {
+func (s *Store) add(ctx context.Context, ref, owner string, tmp received, source string, lim Limits) (Image, error) {
 	im, signers, err := s.check(ctx, tmp)
 	if err == nil {
 		err = ctx.Err()
@@ -96,7 +101,7 @@ func (s *Store) add(ctx context.Context, ref, owner string, tmp received, source
 	}
 	rec := record{Owner: owner, Digest: tmp.digest, Size: im.Size, Arch: im.Arch, Signers: signers,
 		Source: source, Added: time.Now().UTC(), RootfsOffset: im.Rootfs.Offset, RootfsSize: im.Rootfs.Size}
-	if err := s.commit(ref, rec, tmp.path); err != nil {
+	if err := s.commit(ref, rec, tmp.path, lim); err != nil {
 		return Image{}, err
 	}
 	s.log.Info().Str("runtime", ref).Str("digest", rec.Digest).Int64("size", rec.Size).Str("source", source).Msg("image added")
@@ -123,14 +128,19 @@ func (s *Store) check(ctx context.Context, tmp received) (sif.Image, []string, e
 }
 
 // commit moves the checked copy tmp to its blob, or removes it when the
-// blob exists, and points ref at the blob. The blob ref pointed at before
-// goes if now unused.
-func (s *Store) commit(ref string, rec record, tmp string) error {
+// blob exists, and points ref at the blob, unless that takes rec's owner
+// past lim. The blob ref pointed at before goes if now unused.
+func (s *Store) commit(ref string, rec record, tmp string, lim Limits) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		os.Remove(tmp)
 		return errClosed()
+	}
+	// Under s.mu, so adds racing each other cannot all pass.
+	if err := s.db.View(func(tx *bolt.Tx) error { return ownerRoom(tx, ref, rec.Owner, rec.Size, lim) }); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	sum := rec.hex()
 	created, err := s.placeBlob(sum, tmp)
@@ -156,6 +166,7 @@ func (s *Store) commit(ref string, rec record, tmp string) error {
 		return fmt.Errorf("record image: %w", err)
 	}
 	if _, err := parseDigest(old.Digest); err == nil && old.Digest != rec.Digest {
+		s.unmountUnused(old.hex())
 		s.dropBlob(old.hex())
 	}
 	return nil

@@ -50,7 +50,7 @@ func TestAddFileAsAccount(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			img, err := s.AddFile(t.Context(), "python", u.Name, acct, tt.path, tt.maxSize)
+			img, err := s.AddFile(t.Context(), "python", u.Name, acct, tt.path, Limits{MaxSize: tt.maxSize})
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("AddFile(%s) = %+v, %v; want %v saying %q", tt.path, img, err, tt.want, tt.says)
 			}
@@ -61,7 +61,7 @@ func TestAddFileAsAccount(t *testing.T) {
 	if err := os.Chown(path, int(u.UID), int(u.GID)); err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.AddFile(t.Context(), "python", u.Name, acct, path, int64(len(data)))
+	img, err := s.AddFile(t.Context(), "python", u.Name, acct, path, Limits{MaxSize: int64(len(data))})
 	if err != nil {
 		t.Fatalf("AddFile(own file) = %v", err)
 	}
@@ -80,16 +80,16 @@ func TestAddFileAsRoot(t *testing.T) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddFile(t.Context(), "python", "", isolation.Account{Name: "root"}, path, 0); !errors.Is(err, api.ErrDenied) {
+	if _, err := s.AddFile(t.Context(), "python", "", isolation.Account{Name: "root"}, path, Limits{}); !errors.Is(err, api.ErrDenied) {
 		t.Errorf("AddFile as uid 0 = %v, want denied (AddSiteFile's job)", err)
 	}
-	if img, err := s.AddSiteFile(t.Context(), "python", path, 0); err != nil || img.Name != "python" || img.Source != path {
+	if img, err := s.AddSiteFile(t.Context(), "python", path, Limits{}); err != nil || img.Name != "python" || img.Source != path {
 		t.Fatalf("AddFile as root = %+v, %v; want python from %s", img, err, path)
 	}
-	if _, err := s.AddSiteFile(t.Context(), "gone", path+".missing", 0); !errors.Is(err, api.ErrNotFound) {
+	if _, err := s.AddSiteFile(t.Context(), "gone", path+".missing", Limits{}); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("AddFile(missing) as root = %v, want api.ErrNotFound", err)
 	}
-	if _, err := s.AddSiteFile(t.Context(), "dir", filepath.Dir(path), 0); !errors.Is(err, api.ErrInvalid) {
+	if _, err := s.AddSiteFile(t.Context(), "dir", filepath.Dir(path), Limits{}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("AddFile(directory) as root = %v, want api.ErrInvalid", err)
 	}
 }

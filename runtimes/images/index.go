@@ -152,6 +152,7 @@ func (s *Store) Remove(ref, account string) error {
 	}
 	s.log.Info().Str("runtime", ref).Str("digest", old.Digest).Msg("image removed")
 	if _, err := parseDigest(old.Digest); err == nil {
+		s.unmountUnused(old.hex())
 		s.dropBlob(old.hex())
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -18,9 +19,10 @@ import (
 
 // mount is one image's root file system mounted under Dir/mnt.
 type mount struct {
-	dir  string
-	done chan struct{} // closed when the mount has been made, or failed
-	err  error         // set before done is closed
+	dir   string
+	done  chan struct{} // closed when the mount has been made, or failed
+	err   error         // set before done is closed
+	users int           // Mount calls not yet released; guarded by Store.mu
 }
 
 // mountFlags are the flags of every image mount: nothing in an image can
@@ -31,20 +33,25 @@ const mountFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
 // this digest is mounted read-only: its squashfs partition, through a
 // read-only loop device set to the partition's offset and size, mounted
 // with MS_RDONLY|MS_NOSUID|MS_NODEV. The first call for a digest mounts it
-// under Dir/mnt/<hex>; concurrent and later calls share that mount, which
-// stays until Close (so does the blob, even if its names are removed).
+// under Dir/mnt/<hex>; concurrent and later calls share that mount. The
+// caller calls release once it no longer uses the directory (its
+// container is gone). The mount stays while the image has a name, for the
+// next worker, and until Close; an image whose names are all removed is
+// unmounted, and its blob removed, when its last user releases it.
 // A digest no name has fails with api.ErrNotFound; a kernel without the
 // loop or squashfs module with api.ErrUnavailable. ctx bounds the wait for
 // a mount another call is making.
-func (s *Store) Mount(ctx context.Context, digest string) (string, error) {
+func (s *Store) Mount(ctx context.Context, digest string) (dir string, release func(), err error) {
 	sum, err := parseDigest(digest)
 	if err != nil {
-		return "", fmt.Errorf("mount image: %w", err)
+		return "", nil, fmt.Errorf("mount image: %w", err)
 	}
 	m, rec, first, err := s.startMount(sum)
 	if err != nil {
-		return "", fmt.Errorf("mount image %s: %w", digest, err)
+		return "", nil, fmt.Errorf("mount image %s: %w", digest, err)
 	}
+	var once sync.Once
+	release = func() { once.Do(func() { s.release(sum, m) }) }
 	if first {
 		err := s.mount(sum, m.dir, rec)
 		s.mu.Lock()
@@ -59,12 +66,49 @@ func (s *Store) Mount(ctx context.Context, digest string) (string, error) {
 	select {
 	case <-m.done:
 	case <-ctx.Done():
-		return "", fmt.Errorf("mount image %s: %w", digest, ctx.Err())
+		release()
+		return "", nil, fmt.Errorf("mount image %s: %w", digest, ctx.Err())
 	}
 	if m.err != nil {
-		return "", fmt.Errorf("mount image %s: %w", digest, m.err)
+		release()
+		return "", nil, fmt.Errorf("mount image %s: %w", digest, m.err)
 	}
-	return m.dir, nil
+	return m.dir, release, nil
+}
+
+// release ends one use of the mount m of sum.
+func (s *Store) release(sum string, m *mount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.users--
+	if s.mounts[sum] == m {
+		s.unmountUnused(sum)
+		s.dropBlob(sum)
+	}
+}
+
+// unmountUnused unmounts the image sum when nothing uses its mount and no
+// name has it; dropBlob then removes its blob. The caller holds s.mu.
+func (s *Store) unmountUnused(sum string) {
+	m := s.mounts[sum]
+	if m == nil || m.users > 0 || s.closed {
+		return
+	}
+	select {
+	case <-m.done:
+	default:
+		return // being mounted: its caller uses it
+	}
+	used := true
+	if err := s.db.View(func(tx *bolt.Tx) error { _, used = named(tx, "sha256:"+sum); return nil }); err != nil || used {
+		return
+	}
+	if err := s.unmount(m.dir); err != nil {
+		s.log.Warn().Err(err).Str("digest", "sha256:"+sum).Msg("unmount unused image; Close tries again")
+		return
+	}
+	delete(s.mounts, sum)
+	s.log.Info().Str("digest", "sha256:"+sum).Msg("unused image unmounted")
 }
 
 // startMount returns the mount of sum, and whether it is new: then the
@@ -77,6 +121,7 @@ func (s *Store) startMount(sum string) (m *mount, rec record, first bool, err er
 		return nil, rec, false, errClosed()
 	}
 	if m := s.mounts[sum]; m != nil {
+		m.users++
 		return m, rec, false, nil
 	}
 	found := false
@@ -89,7 +134,7 @@ func (s *Store) startMount(sum string) (m *mount, rec record, first bool, err er
 	if !found {
 		return nil, rec, false, fmt.Errorf("%w: no image has this digest; add the image first", api.ErrNotFound)
 	}
-	m = &mount{dir: filepath.Join(s.mntDir(), sum), done: make(chan struct{})}
+	m = &mount{dir: filepath.Join(s.mntDir(), sum), done: make(chan struct{}), users: 1}
 	s.mounts[sum] = m
 	return m, rec, true, nil
 }

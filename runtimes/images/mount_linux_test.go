@@ -19,18 +19,18 @@ import (
 
 // mountImage adds a busybox image to s and mounts it, skipping the test
 // (failing it in CI) when the kernel cannot loop-mount squashfs.
-func mountImage(t *testing.T, s *Store) (Image, string) {
+func mountImage(t *testing.T, s *Store) (Image, string, func()) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	img := mustAdd(t, s, "python", "", testenv.BuildSIF(t))
-	dir, err := s.Mount(t.Context(), img.Digest)
+	dir, release, err := s.Mount(t.Context(), img.Digest)
 	if errors.Is(err, api.ErrUnavailable) {
 		testenv.Unavailable(t, err.Error())
 	}
 	if err != nil {
 		t.Fatalf("Mount(%s) = %v", img.Digest, err)
 	}
-	return img, dir
+	return img, dir, release
 }
 
 // mounted lists the mount points under the store's mnt directory.
@@ -101,7 +101,7 @@ func TestMount(t *testing.T) {
 	testenv.RequireRoot(t)
 	s := newStore(t, Config{})
 	unmountAtEnd(t, s)
-	img, dir := mountImage(t, s)
+	img, dir, release := mountImage(t, s)
 	blob := s.blobPath(strings.TrimPrefix(img.Digest, "sha256:"))
 
 	if fi, err := os.Stat(filepath.Join(dir, "bin", "busybox")); err != nil || !fi.Mode().IsRegular() {
@@ -122,27 +122,66 @@ func TestMount(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	for range 4 {
+	releases := make([]func(), 4)
+	for i := range releases {
 		wg.Go(func() {
-			if d, err := s.Mount(t.Context(), img.Digest); err != nil || d != dir {
+			d, rel, err := s.Mount(t.Context(), img.Digest)
+			if err != nil || d != dir {
 				t.Errorf("Mount again = %q, %v; want %q", d, err, dir)
+				return
 			}
+			releases[i] = rel
 		})
 	}
 	wg.Wait()
 	if points := mounted(t, s); !slices.Equal(points, []string{dir}) {
 		t.Errorf("mounts = %v, want one, at %s", points, dir)
 	}
-	if _, err := s.Mount(t.Context(), "sha256:"+strings.Repeat("0", 64)); !errors.Is(err, api.ErrNotFound) {
+	if _, _, err := s.Mount(t.Context(), "sha256:"+strings.Repeat("0", 64)); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("Mount(unknown digest) = %v, want api.ErrNotFound", err)
 	}
+	// A named image stays mounted when its users are gone, for the next.
+	for _, rel := range releases {
+		if rel != nil {
+			rel()
+			rel() // twice is once
+		}
+	}
+	if points := mounted(t, s); !slices.Equal(points, []string{dir}) {
+		t.Errorf("mounts after its users went = %v, want it kept at %s", points, dir)
+	}
 
-	// Removing the last name keeps the blob while it is mounted.
+	// Removing the last name keeps the blob while it is mounted and used,
+	// and the last user's release unmounts it and removes the blob.
 	if err := s.Remove("python", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(blob); err != nil {
 		t.Errorf("blob of a mounted image after Remove: %v; want it kept", err)
+	}
+	release()
+	if points := mounted(t, s); len(points) != 0 {
+		t.Errorf("mounts after the last user of an unnamed image went = %v, want none", points)
+	}
+	waitGone(t, blob)
+	if _, err := os.Stat(blob); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unnamed blob after its last user went: %v; want it removed", err)
+	}
+
+	// An image removed while mounted and unused is unmounted at once;
+	// Close unmounts the rest.
+	img, dir, release = mountImage(t, s)
+	release()
+	if err := s.Remove("python", ""); err != nil {
+		t.Fatal(err)
+	}
+	if points := mounted(t, s); len(points) != 0 {
+		t.Errorf("mounts after Remove of an unused image = %v, want none", points)
+	}
+	img, dir, _ = mountImage(t, s)
+	blob = s.blobPath(strings.TrimPrefix(img.Digest, "sha256:"))
+	if err := s.Remove("python", ""); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
@@ -157,7 +196,7 @@ func TestMount(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("mount point after Close: %v; want it removed", err)
 	}
-	if _, err := s.Mount(t.Context(), img.Digest); !errors.Is(err, api.ErrUnavailable) {
+	if _, _, err := s.Mount(t.Context(), img.Digest); !errors.Is(err, api.ErrUnavailable) {
 		t.Errorf("Mount after Close = %v, want api.ErrUnavailable", err)
 	}
 }
@@ -167,7 +206,7 @@ func TestMountStaleAfterCrash(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "images")
 	crashed := newStore(t, Config{Dir: dir})
 	unmountAtEnd(t, crashed)
-	img, mnt := mountImage(t, crashed)
+	img, mnt, _ := mountImage(t, crashed)
 	blob := crashed.blobPath(strings.TrimPrefix(img.Digest, "sha256:"))
 	// A crash: the index lock goes with the process, the mount stays.
 	crashed.mu.Lock()
@@ -185,7 +224,7 @@ func TestMountStaleAfterCrash(t *testing.T) {
 	if _, err := os.Stat(mnt); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale mount point: %v; want it removed", err)
 	}
-	again, err := s.Mount(t.Context(), img.Digest)
+	again, _, err := s.Mount(t.Context(), img.Digest)
 	if err != nil || again != mnt {
 		t.Fatalf("Mount after reopen = %q, %v; want %q", again, err, mnt)
 	}

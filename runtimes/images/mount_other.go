@@ -16,11 +16,13 @@ type mount struct {
 }
 
 // Mount fails: images are mounted on Linux only.
-func (s *Store) Mount(ctx context.Context, digest string) (string, error) {
-	return "", fmt.Errorf("mount image %s: %w: images are mounted on Linux only", digest, api.ErrUnavailable)
+func (s *Store) Mount(ctx context.Context, digest string) (string, func(), error) {
+	return "", nil, fmt.Errorf("mount image %s: %w: images are mounted on Linux only", digest, api.ErrUnavailable)
 }
 
 func (s *Store) unmount(dir string) error { return nil }
+
+func (s *Store) unmountUnused(sum string) {}
 
 func (s *Store) unmountStale() error { return nil }
 

@@ -45,14 +45,14 @@ func newStore(t *testing.T, c Config) *Store {
 // addPath adds the file at path through Add.
 func addPath(t *testing.T, s *Store, name, owner, path string) (Image, error) {
 	t.Helper()
-	return addMax(t, s, name, owner, path, 0)
+	return addLimited(t, s, name, owner, path, Limits{})
 }
 
-// addMax adds the file at path, read as root, under owner's name, reading
-// at most maxSize bytes.
-func addMax(t *testing.T, s *Store, name, owner, path string, maxSize int64) (Image, error) {
+// addLimited adds the file at path, read as root, under owner's name,
+// within lim.
+func addLimited(t *testing.T, s *Store, name, owner, path string, lim Limits) (Image, error) {
 	t.Helper()
-	return s.addFile(t.Context(), name, owner, path, func() (received, error) { return s.receiveFile(t.Context(), path, maxSize) })
+	return s.addFile(t.Context(), name, owner, path, lim, func() (*os.File, error) { return openFile(path) })
 }
 
 // mustAdd adds the file at path and fails the test if that fails.
@@ -293,7 +293,7 @@ func TestNames(t *testing.T) {
 	}
 	for _, d := range []string{"", "sha256:", "sha256:../../etc/passwd", "md5:" + strings.Repeat("0", 64),
 		"sha256:" + strings.Repeat("A", 64), "sha256:" + strings.Repeat("0", 63), "sha256:" + strings.Repeat("0", 64) + "/x"} {
-		if _, err := s.Mount(t.Context(), d); !errors.Is(err, api.ErrInvalid) {
+		if _, _, err := s.Mount(t.Context(), d); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("Mount(%q) = %v, want api.ErrInvalid", d, err)
 		}
 	}
@@ -324,7 +324,7 @@ func TestRefusalsLeaveNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t, Config{})
-			img, err := addMax(t, s, "python", "alice", tt.path, tt.maxSize)
+			img, err := addLimited(t, s, "python", "alice", tt.path, Limits{MaxSize: tt.maxSize})
 			if !errors.Is(err, tt.want) || !(errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrTooLarge)) {
 				t.Fatalf("Add = %+v, %v; want %v (api.ErrInvalid or, for size, api.ErrTooLarge)", img, err, tt.want)
 			}
@@ -336,7 +336,7 @@ func TestRefusalsLeaveNothing(t *testing.T) {
 	}
 	t.Run("at maxSize", func(t *testing.T) {
 		s := newStore(t, Config{})
-		if _, err := addMax(t, s, "python", "", good, fi.Size()); err != nil {
+		if _, err := addLimited(t, s, "python", "", good, Limits{MaxSize: fi.Size()}); err != nil {
 			t.Errorf("Add(maxSize = size) = %v, want it accepted", err)
 		}
 	})
