@@ -13,6 +13,7 @@ type Config struct {
 	Tenants    Tenants    `toml:"tenants"`
 	Workers    Workers    `toml:"workers"`
 	Containers Containers `toml:"containers"`
+	Batch      Batch      `toml:"batch"`
 	Log        Log        `toml:"log"`
 
 	// src is where the config was read from, so Validate can name the file
@@ -184,4 +185,57 @@ func (r MapRule) CompileRegex() (*regexp.Regexp, error) {
 		return nil, err // reported against the text the admin wrote
 	}
 	return regexp.Compile(`^(?:` + r.Regex + `)$`)
+}
+
+// Batch configures the pools of compute nodes fxd acquires through the
+// site's batch scheduler, as pilot jobs ("blocks") that run `fxd node`.
+type Batch struct {
+	// PollInterval is how often the scheduler is asked about blocks.
+	PollInterval Duration `toml:"poll_interval"`
+	// Defaults holds the settings a [[batch.pool]] leaves out.
+	Defaults Pool `toml:"defaults"`
+	// Pool lists the pools; none means the daemon's own node only.
+	Pool []Pool `toml:"pool" defaults:"Defaults"`
+}
+
+// Pool is one kind of block from one scheduler queue.
+type Pool struct {
+	Name     string `toml:"name"`     // [a-z0-9-], unique
+	Provider string `toml:"provider"` // "local", "slurm" or "pbs"
+	// Nodes and Walltime are a block's shape when the scheduler shows no
+	// free window; a window that starts now reshapes it within MinNodes to
+	// MaxNodes and MinWalltime to Walltime.
+	Nodes       int      `toml:"nodes"`
+	MinNodes    int      `toml:"min_nodes"`
+	MaxNodes    int      `toml:"max_nodes"`
+	Walltime    Duration `toml:"walltime"`
+	MinWalltime Duration `toml:"min_walltime"`
+	// MinBlocks are kept however idle, MaxBlocks never passed, InitBlocks
+	// submitted at start.
+	MinBlocks  int `toml:"min_blocks"`
+	MaxBlocks  int `toml:"max_blocks"`
+	InitBlocks int `toml:"init_blocks"`
+	// IdleTimeout gives back a block whose nodes ran nothing for so long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// WorkerInit are shell lines each node runs before `fxd node`
+	// ("module load apptainer").
+	WorkerInit []string `toml:"worker_init"`
+	// Options are extra scheduler options, passed as given
+	// ("--constraint=haswell", "-l place=scatter").
+	Options []string  `toml:"options"`
+	Slurm   SlurmPool `toml:"slurm"`
+	PBS     PBSPool   `toml:"pbs"`
+}
+
+// SlurmPool is where a slurm pool's blocks go.
+type SlurmPool struct {
+	Partition string `toml:"partition"` // "" is the cluster's default
+	Account   string `toml:"account"`
+	QoS       string `toml:"qos"`
+}
+
+// PBSPool is where a pbs pool's blocks go.
+type PBSPool struct {
+	Queue   string `toml:"queue"` // "" is the server's default
+	Account string `toml:"account"`
 }

@@ -38,6 +38,10 @@ func (d *decoder) fields(table map[string]any, rv reflect.Value, key string) {
 			d.ps.add(k, "unknown key%s", suggest(key, name, tagNames(t)))
 			continue
 		}
+		if from := t.Field(i).Tag.Get("defaults"); from != "" {
+			d.sliceFrom(table[name], rv.Field(i), rv.FieldByName(from), k)
+			continue
+		}
 		d.value(table[name], rv.Field(i), k)
 	}
 }
@@ -181,6 +185,14 @@ func (d *decoder) mapOf(table map[string]any, rv reflect.Value, key string) {
 // slice decodes an array (of tables or of values) into rv, replacing what
 // rv held: an array given in the file replaces the default one.
 func (d *decoder) slice(v any, rv reflect.Value, key string) {
+	d.sliceFrom(v, rv, reflect.Value{}, key)
+}
+
+// sliceFrom is slice with each entry starting as a copy of from, the
+// sibling field a `defaults:"Field"` tag names (so [[batch.pool]] entries
+// take what they leave out from [batch.defaults], which sorts, and so
+// decodes, before them); the zero value when from is not valid.
+func (d *decoder) sliceFrom(v any, rv, from reflect.Value, key string) {
 	var items []any
 	switch x := v.(type) {
 	case []map[string]any:
@@ -199,9 +211,47 @@ func (d *decoder) slice(v any, rv reflect.Value, key string) {
 	}
 	s := reflect.MakeSlice(rv.Type(), len(items), len(items))
 	for i, item := range items {
+		if from.IsValid() {
+			s.Index(i).Set(deepCopy(from))
+		}
 		d.value(item, s.Index(i), fmt.Sprintf("%s[%d]", key, i))
 	}
 	rv.Set(s)
+}
+
+// deepCopy copies v with its slices and maps, so that decoding onto the
+// copy cannot change v.
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Struct:
+		c := reflect.New(v.Type()).Elem()
+		c.Set(v)
+		for i := range v.NumField() {
+			if c.Field(i).CanSet() {
+				c.Field(i).Set(deepCopy(v.Field(i)))
+			}
+		}
+		return c
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			c.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return c
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			c.SetMapIndex(it.Key(), deepCopy(it.Value()))
+		}
+		return c
+	}
+	return v
 }
 
 // fieldIndex returns the index of the field of t tagged name, or -1.

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -91,6 +93,28 @@ func TestParseOverDefaults(t *testing.T) {
 	}
 	if q := c.Tenants.Account["bob.smith"]; q.Pids != 4096 {
 		t.Errorf("quoted account key: %+v", c.Tenants.Account)
+	}
+
+	// A pool takes what it leaves out from [batch.defaults], as the file
+	// changes them; an array it sets replaces the default's.
+	b, err := Load("testdata/good/batch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Batch.Pool) != 2 {
+		t.Fatalf("batch.pool = %+v, want the file's 2 pools", b.Batch.Pool)
+	}
+	cpu, debug := b.Batch.Pool[0], b.Batch.Pool[1]
+	if cpu.Provider != "slurm" || cpu.Walltime.D() != 2*time.Hour || cpu.MaxNodes != 8 || cpu.Nodes != 1 ||
+		cpu.Slurm != (SlurmPool{Partition: "regular", Account: "m1234"}) || !slices.Equal(cpu.WorkerInit, []string{"module load apptainer"}) {
+		t.Errorf("pool cpu = %+v, want slurm, 2h, 8 nodes at most, 1 by default, regular/m1234, the defaults' worker_init", cpu)
+	}
+	if debug.Provider != "local" || debug.Walltime.D() != 30*time.Minute || len(debug.WorkerInit) != 0 || debug.IdleTimeout != def.Batch.Defaults.IdleTimeout {
+		t.Errorf("pool debug = %+v, want local, 30m, no worker_init, the default idle_timeout", debug)
+	}
+	cpu.WorkerInit[0] = "changed"
+	if b.Batch.Defaults.WorkerInit[0] != "module load apptainer" {
+		t.Errorf("a pool's worker_init shares its array with [batch.defaults]")
 	}
 
 	m, err := Load("testdata/good/minimal.toml")
@@ -178,6 +202,15 @@ func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
 		}
 		if i+1 < len(keys) && strings.HasPrefix(keys[i+1], k+".") {
 			continue // a table
+		}
+		if k == "batch.pool" {
+			if !strings.Contains(string(defaultTOML), "#   [[batch.pool]]") {
+				t.Errorf("default.toml: no commented example of [[batch.pool]]")
+			}
+			continue
+		}
+		if rest, ok := strings.CutPrefix(k, "batch.pool[N]."); ok {
+			k = "batch.defaults." + rest // a pool's keys are documented once, in [batch.defaults]
 		}
 		n, ok := lines[k]
 		if !ok {

@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	c.validateTenants(ps)
 	c.validateWorkers(ps)
 	c.validateContainers(ps)
+	c.validateBatch(ps)
 	c.validateLog(ps)
 	return ps.err()
 }
