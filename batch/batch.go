@@ -81,15 +81,16 @@ type Provider interface {
 // WindowFinder is implemented by providers that can see the scheduler's
 // backfill holes.
 type WindowFinder interface {
-	// Windows returns the room a block could have if submitted now: for
-	// each count of free nodes, how long they stay free before a
+	// Windows returns the room that blocks like like (its options) could
+	// have if submitted now, up to like.Nodes nodes and like.Walltime:
+	// for some counts of free nodes, how long they stay free before a
 	// reservation or a higher-priority job needs them. None when no node
 	// is free.
-	Windows(ctx context.Context) ([]Window, error)
+	Windows(ctx context.Context, like Block) ([]Window, error)
 }
 
 // Window is room the scheduler has now: Nodes nodes free for Duration. A
-// Duration of 0 means no end is known (nothing waits for the nodes).
+// Duration of 0 means no end is known within the walltime asked about.
 type Window struct {
 	Nodes    int
 	Duration time.Duration

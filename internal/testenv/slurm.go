@@ -1,0 +1,34 @@
+package testenv
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireSlurm needs a Slurm cluster this machine can submit to, with a
+// partition whose nodes are up (scripts/start-local-slurm.sh makes one),
+// and returns the default partition's name.
+func RequireSlurm(t testing.TB) string {
+	t.Helper()
+	for _, c := range []string{"sbatch", "squeue", "scancel", "sinfo", "scontrol"} {
+		RequireCommand(t, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// %P marks the default partition with "*"; %a is up or down.
+	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-o", "%P %a %T").Output()
+	if err != nil {
+		Unavailable(t, "needs a running Slurm (sinfo: "+err.Error()+"); start one with scripts/start-local-slurm.sh")
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && strings.HasSuffix(f[0], "*") && f[1] == "up" && (f[2] == "idle" || f[2] == "mixed" || f[2] == "allocated") {
+			return strings.TrimSuffix(f[0], "*")
+		}
+	}
+	Unavailable(t, "needs a Slurm default partition that is up with nodes in service; sinfo says: "+strings.TrimSpace(string(out)))
+	return ""
+}
