@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// LinkPath is where a node agent dials the daemon: one long POST whose
+// request body carries the node's frames and whose response body carries
+// the daemon's (HTTP/1.1, full duplex). It authenticates with the block's
+// credential as a bearer token.
+const LinkPath = "/" + Version + "/node/link"
+
+// MaxLinkFrame bounds one frame on a node link: a batch of tasks with
+// their inputs, or of results with their outputs.
+const MaxLinkFrame = 256 << 20
+
+// LinkFrame is one message on a node link. Any of its parts may be set;
+// a sender batches what it has into one frame.
+type LinkFrame struct {
+	// Hello is the node's first frame: what it is and has.
+	Hello *NodeHello `json:"hello,omitempty"`
+	// Run (daemon → node) are tasks to run.
+	Run []NodeTask `json:"run,omitempty"`
+	// Cancel (daemon → node) are task ids to stop.
+	Cancel []string `json:"cancel,omitempty"`
+	// Results (node → daemon) are tasks that ended.
+	Results []NodeResult `json:"results,omitempty"`
+	// Running (node → daemon, with heartbeats) are the tasks the node has
+	// under way, so that a link dialled again resumes them.
+	Running []string `json:"running,omitempty"`
+	// Drain (daemon → node): take no more tasks, finish these, and leave.
+	Drain bool `json:"drain,omitempty"`
+	// Heartbeat is set on a frame sent only to say the sender is alive.
+	Heartbeat bool `json:"heartbeat,omitempty"`
+}
+
+// NodeHello describes a node agent.
+type NodeHello struct {
+	Node     string   `json:"node"`  // its host name in the block
+	Block    string   `json:"block"` // the block it belongs to
+	CPUs     int      `json:"cpus"`
+	Memory   int64    `json:"memory_bytes"`
+	Slots    int      `json:"slots"` // tasks it runs at once
+	Runtimes []string `json:"runtimes"`
+	Version  string   `json:"version"`
+}
+
+// NodeTask is one task a node runs, with everything it needs: the daemon
+// has mapped the identity and capped the limits.
+type NodeTask struct {
+	ID        string               `json:"id"`
+	Attempt   int                  `json:"attempt"`
+	Function  Function             `json:"function"`
+	Account   string               `json:"account"` // the node resolves it and checks the UID
+	UID       uint32               `json:"uid"`
+	Limits    specs.LinuxResources `json:"limits"`
+	Input     []byte               `json:"input,omitempty"`
+	Timeout   time.Duration        `json:"timeout_ns,omitempty"`
+	MaxOutput int64                `json:"max_output"`
+}
+
+// NodeResult is how a task ended on a node.
+type NodeResult struct {
+	ID        string    `json:"id"`
+	Attempt   int       `json:"attempt"`
+	State     State     `json:"state"`
+	ExitCode  int       `json:"exit_code"`
+	Output    []byte    `json:"output,omitempty"`
+	Stderr    string    `json:"stderr,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Cold      bool      `json:"cold,omitempty"`
+	Worker    string    `json:"worker,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+// WriteFrame writes f to w: its JSON length as 4 big-endian bytes, then
+// the JSON.
+func WriteFrame(w io.Writer, f *LinkFrame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode link frame: %w", err)
+	}
+	if len(b) > MaxLinkFrame {
+		return fmt.Errorf("link frame of %d bytes: %w (at most %d); send fewer tasks or results at once", len(b), ErrTooLarge, MaxLinkFrame)
+	}
+	var head [4]byte
+	binary.BigEndian.PutUint32(head[:], uint32(len(b)))
+	if _, err := w.Write(head[:]); err != nil {
+		return fmt.Errorf("write link frame: %w", err)
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write link frame: %w", err)
+	}
+	return nil
+}
+
+// ReadFrame reads one frame WriteFrame wrote. It returns io.EOF when r
+// ends cleanly between frames, and an error wrapping ErrInvalid for a
+// frame that is too large, cut short or not a LinkFrame.
+func ReadFrame(r *bufio.Reader) (*LinkFrame, error) {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("read link frame: cut short in its length: %w", ErrInvalid)
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(head[:])
+	if n > MaxLinkFrame {
+		return nil, fmt.Errorf("read link frame: %d bytes is more than %d: %w", n, MaxLinkFrame, ErrInvalid)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("read link frame: cut short (%v): %w", err, ErrInvalid)
+	}
+	var f LinkFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("read link frame: %v: %w", err, ErrInvalid)
+	}
+	return &f, nil
+}
