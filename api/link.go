@@ -2,11 +2,13 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -126,4 +128,39 @@ func ReadFrame(r *bufio.Reader) (*LinkFrame, error) {
 		return nil, fmt.Errorf("read link frame: %v: %w", err, ErrInvalid)
 	}
 	return &f, nil
+}
+
+// NodeCredentialRequest asks the daemon for a credential that the agents
+// of one block (or one agent started by hand) link with.
+type NodeCredentialRequest struct {
+	Block string   `json:"block"`
+	TTL   Duration `json:"ttl"` // how long it admits new links
+}
+
+// NodeCredential is a minted credential; the daemon keeps only its hash.
+type NodeCredential struct {
+	Block   string    `json:"block"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// NodesResponse lists the linked nodes.
+type NodesResponse struct {
+	Nodes []NodeHello `json:"nodes"`
+}
+
+// AdminNodeCredential mints a credential for the agents of block, valid
+// for ttl. Only root on the daemon's unix socket may call it.
+func (c *Client) AdminNodeCredential(ctx context.Context, block string, ttl time.Duration) (NodeCredential, error) {
+	var r NodeCredential
+	err := c.doJSON(ctx, http.MethodPost, "/admin/nodes/credentials", NodeCredentialRequest{Block: block, TTL: Duration(ttl)}, &r, 0)
+	return r, err
+}
+
+// AdminNodes lists the linked nodes. Only root on the daemon's unix socket
+// may call it.
+func (c *Client) AdminNodes(ctx context.Context) ([]NodeHello, error) {
+	var r NodesResponse
+	err := c.doJSON(ctx, http.MethodGet, "/admin/nodes", nil, &r, 0)
+	return r.Nodes, err
 }

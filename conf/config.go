@@ -192,6 +192,9 @@ func (r MapRule) CompileRegex() (*regexp.Regexp, error) {
 type Batch struct {
 	// PollInterval is how often the scheduler is asked about blocks.
 	PollInterval Duration `toml:"poll_interval"`
+	// NodeLease is how long a node whose link dropped keeps its tasks
+	// before they are requeued and run elsewhere.
+	NodeLease Duration `toml:"node_lease"`
 	// Defaults holds the settings a [[batch.pool]] leaves out.
 	Defaults Pool `toml:"defaults"`
 	// Pool lists the pools; none means the daemon's own node only.

@@ -15,6 +15,9 @@ func (c *Config) validateBatch(ps *problems) {
 	if b.PollInterval < Duration(time.Second) {
 		ps.add("batch.poll_interval", "%s is too short; give at least \"1s\" (schedulers answer slowly and every poll costs the site's controller)", b.PollInterval.D())
 	}
+	if b.NodeLease < Duration(time.Second) {
+		ps.add("batch.node_lease", "%s is too short; give at least \"1s\" (a link that blinks must not requeue its node's tasks)", b.NodeLease.D())
+	}
 	seen := map[string]bool{}
 	for i, p := range b.Pool {
 		key := fmt.Sprintf("batch.pool[%d]", i)

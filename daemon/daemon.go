@@ -40,6 +40,7 @@ type Daemon struct {
 	exec     *plain.Executor
 	parent   *os.File // holds workers.cgroup_parent for this daemon
 	disp     *dispatcher
+	nodes    *nodeSet
 	images   *images.Store // nil without containers
 	metrics  *metrics
 	tokens   tokens
@@ -103,8 +104,9 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
+	d.nodes = newNodeSet(cfg.Batch.NodeLease.D(), d.log)
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, metrics: d.metrics, log: d.log,
+		store: d.store, pools: d.pools, nodes: d.nodes, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits,
 	}
@@ -179,7 +181,11 @@ func (d *Daemon) shutdown(srv *http.Server) {
 		d.log.Warn().Err(err).Msg("tell systemd the daemon is stopping")
 	}
 	done := make(chan struct{})
-	go func() { d.disp.drain(grace); close(done) }()
+	go func() {
+		d.disp.drain(grace)
+		d.nodes.closeLinks() // after the drain: tasks on nodes report through them
+		close(done)
+	}()
 	sctx, cancel := context.WithTimeout(context.Background(), grace+5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)

@@ -50,6 +50,7 @@ type tenant struct {
 type dispatcher struct {
 	store   *store.Store
 	pools   *runtimes.Pools
+	nodes   *nodeSet
 	metrics *metrics
 	log     zerolog.Logger
 	base    context.Context // parent of every run; cancelled at the very end
@@ -189,11 +190,15 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	d.mu.Unlock()
 
 	record := d.persistRunning(j, running)
-	res := d.execute(ctx, j, quota)
+	res, lost := d.execute(ctx, j, quota)
+	if lost {
+		d.requeue(j, record, true)
+		return
+	}
 	// Stopped by the drain, not ended on its own just before it.
 	if res.State == api.StateCancelled && errors.Is(context.Cause(ctx), errDraining) {
 		if !j.sync {
-			d.requeue(j, record)
+			d.requeue(j, record, false)
 			return
 		}
 		// The caller holds the connection and the task is in no store
@@ -242,13 +247,19 @@ func (r *runningRecord) wait() {
 }
 
 // execute runs j on a worker within quota, the tenant's quota when j
-// started.
-func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota) runtimes.Result {
+// started: on a linked compute node with a free slot, else on this node.
+// lost says the node it ran on went away without a result.
+func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota) (res runtimes.Result, lost bool) {
 	input := j.input
 	if input == nil && !j.sync {
 		var err error
 		if input, err = d.store.GetInput(j.task.ID); err != nil {
-			return runtimes.Result{State: api.StateFailed, Error: fmt.Sprintf("read task input: %v", err)}
+			return runtimes.Result{State: api.StateFailed, Error: fmt.Sprintf("read task input: %v", err)}, false
+		}
+	}
+	if d.nodes != nil && !j.sync {
+		if n := d.nodes.take(j.fn.Runtime); n != nil {
+			return d.runRemote(ctx, n, j, input, quota)
 		}
 	}
 	return d.pools.Run(ctx, runtimes.Job{
@@ -260,7 +271,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota) runt
 		Input:     input,
 		Timeout:   j.timeout,
 		MaxOutput: int64(d.limits.MaxResultBytes),
-	}, quota.MaxWorkers)
+	}, quota.MaxWorkers), false
 }
 
 // finish records a final result: durably first for queued tasks; for the
@@ -311,18 +322,28 @@ func (d *dispatcher) releaseLocked(j *job) {
 	d.startNextLocked(t)
 }
 
-// requeue puts a task stopped by shutdown back to queued in the store.
-func (d *dispatcher) requeue(j *job, running *runningRecord) {
+// requeue puts a running task back to queued in the store: one stopped
+// by shutdown runs after the restart; with again (its node went away), it
+// also goes back to the head of its tenant's queue and runs again now,
+// elsewhere.
+func (d *dispatcher) requeue(j *job, running *runningRecord, again bool) {
 	d.mu.Lock()
 	d.metrics.transition(j.task.State, api.StateQueued)
 	j.task.State = api.StateQueued
 	j.task.DispatchedAt = time.Time{}
 	t := j.task
+	if again {
+		tn := d.tenant(j.acct.Name)
+		tn.queue = slices.Insert(tn.queue, 0, j)
+	}
 	d.releaseLocked(j)
 	d.mu.Unlock()
 	running.wait()
 	if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
 		d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
+	}
+	if again {
+		d.log.Warn().Str("task", t.ID).Int("attempt", t.Attempts).Msg("task requeued: its node went away")
 	}
 }
 

@@ -47,14 +47,7 @@ func cmdRuntime(args []string, stdout, stderr io.Writer) error {
 		fl.Usage()
 		return fmt.Errorf("%s takes %d argument(s); see fxd runtime -h", pos[0], want[pos[0]]-1)
 	}
-	cfg, err := site.load()
-	if err != nil {
-		return err
-	}
-	if cfg.Endpoint.Socket == "" {
-		return errors.New("endpoint.socket is off in the config, and these verbs need it: set it and restart the daemon")
-	}
-	cl, err := api.NewClient("unix://"+cfg.Endpoint.Socket, api.ClientOptions{})
+	cl, err := site.adminClient()
 	if err != nil {
 		return err
 	}
@@ -95,4 +88,17 @@ func cmdRuntime(args []string, stdout, stderr io.Writer) error {
 	default:
 		return cl.AdminDeleteRuntime(ctx, pos[1])
 	}
+}
+
+// adminClient is a client of the site's running daemon on its unix
+// socket, where root is the admin.
+func (s *siteFlags) adminClient() (*api.Client, error) {
+	cfg, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Endpoint.Socket == "" {
+		return nil, errors.New("endpoint.socket is off in the config, and these verbs need it: set it and restart the daemon")
+	}
+	return api.NewClient("unix://"+cfg.Endpoint.Socket, api.ClientOptions{})
 }

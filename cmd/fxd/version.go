@@ -17,6 +17,8 @@ commands:
   config    check a config file, or print the default one (fxd config check FILE, fxd config default)
   token     issue, list and revoke bearer tokens
   runtime   add, list and remove SIF images (fxd runtime --help)
+  node      run a node agent that serves a daemon's tasks on this host (fxd node --help)
+  nodes     list linked nodes, mint a node credential (fxd nodes --help)
   version   print the version
 `
 

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/daemon/agent"
+)
+
+const nodeUsage = `usage: fxd node [--config FILE | --dev] --daemon URL [--ca FILE] [--name NAME] [--block NAME] [--slots N]
+
+Run a node agent: link to the daemon at URL (https://host:port, its
+endpoint.listen) and run the tasks it sends, as their users, under this host's
+cgroups, until SIGTERM or until the daemon drains the node. A block's nodes run
+it with everything set in their environment; by hand, mint a credential first
+(fxd nodes credential BLOCK) and put it in FXD_NODE_TOKEN. The credential is
+read only from the environment: a command line is visible to every user.
+
+Environment: FXD_NODE_TOKEN (required), FXD_DAEMON, FXD_DAEMON_CA, FXD_BLOCK,
+FXD_BLOCK_NODE (defaults of --daemon, --ca, --block and --name).
+
+flags:
+`
+
+// cmdNode is `fxd node`: the node agent.
+func cmdNode(args []string, stdout, stderr io.Writer) error {
+	fl, site := newSiteFlagSet("fxd node", nodeUsage, stderr)
+	host, _ := os.Hostname()
+	daemonURL := fl.String("daemon", os.Getenv("FXD_DAEMON"), "the daemon's HTTPS `URL`")
+	caFile := fl.String("ca", os.Getenv("FXD_DAEMON_CA"), "PEM `file` of the CA that signed the daemon's certificate (default: the system's)")
+	name := fl.String("name", cmp.Or(os.Getenv("FXD_BLOCK_NODE"), host), "this node's `name` at the daemon")
+	block := fl.String("block", cmp.Or(os.Getenv("FXD_BLOCK"), "manual"), "the block `name` the credential is for")
+	slots := fl.Int("slots", runtime.NumCPU(), "tasks to run at once")
+	if err := fl.Parse(args); err != nil {
+		return helpOK(err)
+	}
+	if err := site.check(fl); err != nil {
+		return err
+	}
+	token := os.Getenv("FXD_NODE_TOKEN")
+	switch {
+	case fl.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q; node takes only flags", fl.Arg(0))
+	case token == "":
+		return errors.New("FXD_NODE_TOKEN is not set; a block sets it, or mint one by hand with: fxd nodes credential BLOCK")
+	case !strings.HasPrefix(*daemonURL, "https://"):
+		return fmt.Errorf("--daemon %q: give the daemon's HTTPS endpoint, like https://login1:8443", *daemonURL)
+	}
+	tlsCfg, err := daemonTLS(*caFile)
+	if err != nil {
+		return err
+	}
+	cfg, err := site.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	n, err := agent.Open(cfg, *name, log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return agent.Run(ctx, agent.Config{
+		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Lookup: agent.Lookup(cfg.Auth.MinUID),
+		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Runtimes: []string{api.RuntimeHost}, Version: fxdVersion()},
+	}, log)
+}
+
+// daemonTLS verifies the daemon with the CA in caFile, or the system's.
+func daemonTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read --ca: %w", err)
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+	}
+	return cfg, nil
+}
+
+const nodesUsage = `usage:
+  fxd nodes                          list the nodes linked to the daemon
+  fxd nodes credential BLOCK [--ttl D]  mint a credential for the agents of BLOCK
+
+A credential admits agents that link within its ttl (default 12h); the daemon
+keeps only its hash. These verbs talk to the running daemon over its unix
+socket, as root. Every verb takes --config FILE (default ` + defaultConfigPath + `), or
+--dev [--state-dir DIR].
+
+flags:
+`
+
+// cmdNodes is `fxd nodes [credential BLOCK]`.
+func cmdNodes(args []string, stdout, stderr io.Writer) error {
+	fl, site := newSiteFlagSet("fxd nodes", nodesUsage, stderr)
+	ttl := fl.Duration("ttl", 12*time.Hour, "with credential: how long it admits new links")
+	pos, err := parseAnywhere(fl, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if err := site.check(fl); err != nil {
+		return err
+	}
+	if !(len(pos) == 0 || len(pos) == 2 && pos[0] == "credential") {
+		fl.Usage()
+		return errors.New("want no verb, or credential BLOCK")
+	}
+	cl, err := site.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if len(pos) == 2 {
+		c, err := cl.AdminNodeCredential(ctx, pos[1], *ttl)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", c.Token)
+		fmt.Fprintf(stderr, "credential for block %s, admitting links until %s; give it to the agent as FXD_NODE_TOKEN\n", c.Block, c.Expires.Local().Format(time.DateTime))
+		return err
+	}
+	nodes, err := cl.AdminNodes(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tBLOCK\tSLOTS\tRUNTIMES")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Node, n.Block, n.Slots, strings.Join(n.Runtimes, ","))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/runtimes"
+)
+
+// start runs t on a worker of this node, unless it runs already (sent
+// again after a link was dialled again), and queues its result.
+func (a *agent) start(ctx context.Context, t api.NodeTask) {
+	a.mu.Lock()
+	if _, ok := a.running[t.ID]; ok {
+		a.mu.Unlock()
+		return
+	}
+	// The task outlives the link it came on: only the agent's end stops it.
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.running[t.ID] = cancel
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		defer cancel()
+		res := a.run(tctx, t)
+		a.mu.Lock()
+		delete(a.running, t.ID)
+		a.results = append(a.results, res)
+		a.mu.Unlock()
+		a.signal()
+	}()
+}
+
+// run runs t and says how it ended.
+func (a *agent) run(ctx context.Context, t api.NodeTask) api.NodeResult {
+	acct, err := a.c.Lookup(t.Account)
+	if err == nil && acct.UID != t.UID {
+		err = fmt.Errorf("account %q is uid %d on node %s but uid %d at the daemon; the site's nodes must share its accounts (LDAP, SSSD)", t.Account, acct.UID, a.c.Hello.Node, t.UID)
+	}
+	if err != nil {
+		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: api.StateFailed, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error()}
+	}
+	r := a.c.Pools.Run(ctx, runtimes.Job{TaskID: t.ID, Attempt: t.Attempt, Function: t.Function, Account: acct, Limits: t.Limits,
+		Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
+	return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: r.State, ExitCode: r.ExitCode, Output: r.Output, Stderr: r.Stderr,
+		Error: r.Error, Cold: r.Cold, Worker: r.Worker, StartedAt: r.StartedAt}
+}

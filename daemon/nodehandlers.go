@@ -1,0 +1,33 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"fxd.dev/fxd/api"
+)
+
+// maxCredentialTTL bounds a node credential: a block's walltime at most.
+const maxCredentialTTL = 14 * 24 * time.Hour
+
+func (d *Daemon) handleNodeCredential(w http.ResponseWriter, r *http.Request) error {
+	var req api.NodeCredentialRequest
+	if err := d.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := api.CheckName("block name", req.Block); err != nil {
+		return err
+	}
+	ttl := req.TTL.D()
+	if ttl <= 0 || ttl > maxCredentialTTL {
+		return fmt.Errorf("ttl %v: %w: give a duration up to %v, like \"12h\"", ttl, api.ErrInvalid, maxCredentialTTL)
+	}
+	tok := d.nodes.mint(req.Block, ttl)
+	d.log.Info().Str("block", req.Block).Dur("ttl", ttl).Msg("node credential minted")
+	return writeJSON(w, http.StatusCreated, api.NodeCredential{Block: req.Block, Token: tok, Expires: time.Now().Add(ttl).UTC()})
+}
+
+func (d *Daemon) handleNodes(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, api.NodesResponse{Nodes: d.nodes.linked()})
+}

@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+)
+
+// nodeSet is the compute nodes linked to the daemon, and the credentials
+// that blocks link with. Safe for concurrent use.
+type nodeSet struct {
+	log   zerolog.Logger
+	lease time.Duration
+
+	mu    sync.Mutex
+	creds map[[32]byte]blockCred // by sha256 of the token
+	nodes map[string]*node       // by node name
+	free  chan struct{}          // signalled when a slot may have come free
+}
+
+// blockCred is what a credential admits: the nodes of one block, until
+// it expires.
+type blockCred struct {
+	block   string
+	expires time.Time
+}
+
+// node is one linked node agent. Its fields are guarded by nodeSet.mu.
+type node struct {
+	name, block string
+	slots       int
+	runtimes    []string
+	busy        int
+	pending     map[string]*remoteRun // task id → the run waiting for it
+	link        *nodeLink             // nil while the link is down
+	lost        *time.Timer           // runs out the lease while link is nil
+}
+
+// remoteRun is a task sent to a node, waiting for its result.
+type remoteRun struct {
+	task api.NodeTask
+	done chan api.NodeResult // gets the result, once
+	lost chan struct{}       // closed when the node is given up
+}
+
+// newNodeSet returns an empty set whose nodes keep their tasks for lease
+// after their link drops: if they dial again in time, they report them; if
+// not, the tasks are requeued and run elsewhere (at least once).
+func newNodeSet(lease time.Duration, log zerolog.Logger) *nodeSet {
+	return &nodeSet{log: log, lease: lease, creds: map[[32]byte]blockCred{}, nodes: map[string]*node{}, free: make(chan struct{}, 1)}
+}
+
+// mint returns a new credential for the nodes of block, valid for ttl.
+// Only its hash is kept.
+func (s *nodeSet) mint(block string, ttl time.Duration) string {
+	tok := "fxdn_" + rand.Text() + rand.Text()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for h, c := range s.creds {
+		if now.After(c.expires) {
+			delete(s.creds, h)
+		}
+	}
+	s.creds[sha256.Sum256([]byte(tok))] = blockCred{block: block, expires: now.Add(ttl)}
+	return tok
+}
+
+// revoke ends the credentials of block: its nodes cannot link again.
+func (s *nodeSet) revoke(block string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, c := range s.creds {
+		if c.block == block {
+			delete(s.creds, h)
+		}
+	}
+}
+
+// credential returns what tok admits.
+func (s *nodeSet) credential(tok string) (blockCred, bool) {
+	h := sha256.Sum256([]byte(tok))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.creds { // few; constant time per comparison
+		if subtle.ConstantTimeCompare(k[:], h[:]) == 1 && time.Now().Before(c.expires) {
+			return c, true
+		}
+	}
+	return blockCred{}, false
+}
+
+// attach makes l the link of the node hello names, and returns the tasks
+// it had under way that it no longer runs: the caller fails them over.
+// A node that is linked already is refused.
+func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*node, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[hello.Node]
+	switch {
+	case n != nil && n.link != nil:
+		return nil, fmt.Errorf("node %q is linked already; give each agent its own node name: %w", hello.Node, api.ErrConflict)
+	case n != nil && n.block != hello.Block:
+		return nil, fmt.Errorf("node %q belongs to block %q, not %q: %w", hello.Node, n.block, hello.Block, api.ErrConflict)
+	case n == nil:
+		n = &node{name: hello.Node, block: hello.Block, pending: map[string]*remoteRun{}}
+		s.nodes[n.name] = n
+	}
+	if n.lost != nil {
+		n.lost.Stop()
+		n.lost = nil
+	}
+	n.slots, n.runtimes, n.link = max(hello.Slots, 1), slices.Clone(hello.Runtimes), l
+	// Tasks sent before the link dropped that the node no longer knows
+	// ended unreported: they run again elsewhere.
+	for id, r := range n.pending {
+		if !slices.Contains(running, id) {
+			delete(n.pending, id)
+			n.busy--
+			close(r.lost)
+		}
+	}
+	s.signalFree()
+	s.log.Info().Str("node", n.name).Str("block", n.block).Int("slots", n.slots).Strs("runtimes", n.runtimes).Msg("node linked")
+	return n, nil
+}
+
+// detach marks n's link l as gone and starts its lease.
+func (s *nodeSet) detach(n *node, l *nodeLink, why error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n.link != l {
+		return
+	}
+	n.link = nil
+	s.log.Warn().Err(why).Str("node", n.name).Str("block", n.block).Int("tasks", len(n.pending)).Msg("node link lost; its tasks wait for it to dial again")
+	n.lost = time.AfterFunc(s.lease, func() { s.giveUp(n) })
+}
+
+// giveUp forgets a node whose lease ran out: its tasks are requeued.
+func (s *nodeSet) giveUp(n *node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n.link != nil || s.nodes[n.name] != n {
+		return
+	}
+	for _, r := range n.pending {
+		close(r.lost)
+	}
+	delete(s.nodes, n.name)
+	s.log.Warn().Str("node", n.name).Str("block", n.block).Int("tasks", len(n.pending)).Msg("node gone: its lease ran out, its tasks run again elsewhere")
+}
+
+// take reserves a slot on a linked node that has runtime, the one with
+// most free slots; nil when none has room.
+func (s *nodeSet) take(runtime string) *node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *node
+	for _, n := range s.nodes {
+		if n.link == nil || n.link.draining || n.busy >= n.slots || !slices.Contains(n.runtimes, runtime) {
+			continue
+		}
+		if best == nil || n.slots-n.busy > best.slots-best.busy {
+			best = n
+		}
+	}
+	if best != nil {
+		best.busy++
+	}
+	return best
+}
+
+// send hands t to n, whose slot the caller took, and returns its run.
+func (s *nodeSet) send(n *node, t api.NodeTask) *remoteRun {
+	r := &remoteRun{task: t, done: make(chan api.NodeResult, 1), lost: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n.pending[t.ID] = r
+	if n.link == nil {
+		return r // sent when it links again, or lost with it
+	}
+	n.link.queue(&api.LinkFrame{Run: []api.NodeTask{t}})
+	return r
+}
+
+// cancel asks n to stop task id.
+func (s *nodeSet) cancel(n *node, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n.link != nil {
+		n.link.queue(&api.LinkFrame{Cancel: []string{id}})
+	}
+}
+
+// deliver passes results from n to their runs and frees their slots.
+func (s *nodeSet) deliver(n *node, results []api.NodeResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, res := range results {
+		r := n.pending[res.ID]
+		if r == nil || r.task.Attempt != res.Attempt {
+			s.log.Debug().Str("node", n.name).Str("task", res.ID).Msg("result for no task sent to this node; dropped")
+			continue
+		}
+		delete(n.pending, res.ID)
+		n.busy--
+		r.done <- res
+	}
+	s.signalFree()
+}
+
+// release frees the slot of a run that ended without a result (given up
+// or cancelled unanswered).
+func (s *nodeSet) release(n *node, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := n.pending[id]; ok {
+		delete(n.pending, id)
+		n.busy--
+	}
+	s.signalFree()
+}
+
+// signalFree wakes a dispatcher waiting for a slot. The caller holds mu.
+func (s *nodeSet) signalFree() {
+	select {
+	case s.free <- struct{}{}:
+	default:
+	}
+}
+
+// closeLinks ends every link, so that a stopping daemon need not wait for
+// its nodes: they dial again, to the next daemon.
+func (s *nodeSet) closeLinks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil {
+			select {
+			case <-n.link.stop:
+			default:
+				close(n.link.stop)
+			}
+		}
+	}
+}
+
+// linked lists the linked nodes, for `fxd blocks` and metrics.
+func (s *nodeSet) linked() []api.NodeHello {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []api.NodeHello
+	for _, n := range s.nodes {
+		if n.link != nil {
+			out = append(out, api.NodeHello{Node: n.name, Block: n.block, Slots: n.slots, Runtimes: slices.Clone(n.runtimes)})
+		}
+	}
+	slices.SortFunc(out, func(a, b api.NodeHello) int { return strings.Compare(a.Node, b.Node) })
+	return out
+}
