@@ -195,6 +195,18 @@ type Batch struct {
 	// NodeLease is how long a node whose link dropped keeps its tasks
 	// before they are requeued and run elsewhere.
 	NodeLease Duration `toml:"node_lease"`
+	// DaemonNodeTasks lets the daemon's own node run tasks beside the
+	// pools' nodes; false keeps them all on the pools' (a login node).
+	DaemonNodeTasks bool `toml:"daemon_node_tasks"`
+	// DaemonURL is the URL a block's agents dial; "" is https:// and this
+	// host's name with endpoint.listen's port.
+	DaemonURL string `toml:"daemon_url"`
+	// DaemonCA is the PEM file of the CA a block's agents verify the
+	// daemon's certificate with; "" is the system's roots.
+	DaemonCA string `toml:"daemon_ca"`
+	// NodeCommand starts the agent on each node of a block; empty is this
+	// fxd binary with "node --config <this config file>".
+	NodeCommand []string `toml:"node_command"`
 	// Defaults holds the settings a [[batch.pool]] leaves out.
 	Defaults Pool `toml:"defaults"`
 	// Pool lists the pools; none means the daemon's own node only.

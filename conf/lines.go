@@ -11,6 +11,7 @@ import (
 // line of each key, so problems found after decoding can name their line.
 type source struct {
 	file  string
+	path  string         // absolute, when Load read the file
 	lines map[string]int // "endpoint.listen", "auth.map[1].regex", "tenants.account.alice" → 1-based line
 }
 

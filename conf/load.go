@@ -48,7 +48,14 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Parse(data, path)
+	c, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		c.src.path = abs
+	}
+	return c, nil
 }
 
 // Parse decodes a TOML config over the defaults: keys the text leaves out

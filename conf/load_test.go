@@ -97,7 +97,7 @@ func TestParseOverDefaults(t *testing.T) {
 
 	// A pool takes what it leaves out from [batch.defaults], as the file
 	// changes them; an array it sets replaces the default's.
-	b, err := Load("testdata/good/batch.toml")
+	b, err := Load("testdata/pools.toml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,15 @@ func (c *Config) Validate() error {
 	return ps.err()
 }
 
+// File is the absolute path the config was loaded from (Load), "" for
+// one built in code (Default, Dev) or parsed from bytes.
+func (c *Config) File() string {
+	if c.src == nil {
+		return ""
+	}
+	return c.src.path
+}
+
 // TokenFile returns the path of the token file: auth.token_file, or
 // <state_dir>/tokens when that is empty.
 func (c *Config) TokenFile() string {

@@ -18,6 +18,15 @@ func (c *Config) validateBatch(ps *problems) {
 	if b.NodeLease < Duration(time.Second) {
 		ps.add("batch.node_lease", "%s is too short; give at least \"1s\" (a link that blinks must not requeue its node's tasks)", b.NodeLease.D())
 	}
+	if b.DaemonURL != "" && !strings.HasPrefix(b.DaemonURL, "https://") {
+		ps.add("batch.daemon_url", "%q is not an https:// URL; give the endpoint's, like \"https://login1:8443\"", b.DaemonURL)
+	}
+	if len(b.Pool) > 0 && c.Endpoint.Listen == "" {
+		ps.add("batch.pool", "pools need endpoint.listen: their agents dial the daemon over HTTPS; set listen, tls_cert and tls_key")
+	}
+	if b.DaemonCA != "" {
+		absPath(ps, "batch.daemon_ca", b.DaemonCA, false, "")
+	}
 	seen := map[string]bool{}
 	for i, p := range b.Pool {
 		key := fmt.Sprintf("batch.pool[%d]", i)

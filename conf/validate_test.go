@@ -85,3 +85,28 @@ tenants.account.root: "root" is not an account fxd runs tasks as; remove this se
 		t.Errorf("first problem %+v, want no file or line", p)
 	}
 }
+
+// Pools validate with an HTTPS endpoint for their agents, and not without.
+func TestValidatePools(t *testing.T) {
+	pools, err := os.ReadFile("testdata/pools.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key := testenv.NewCA(t, dir, "site").Issue(t, "server", testenv.ServerCert)
+	https := fmt.Sprintf("[endpoint]\nlisten = \"127.0.0.1:8443\"\ntls_cert = %q\ntls_key = %q\n", cert, key)
+	c, err := Parse(append([]byte(https), pools...), "pools.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate(pools with HTTPS) = %v, want nil", err)
+	}
+	c, err = Parse(pools, "pools.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "batch.pool: pools need endpoint.listen") {
+		t.Errorf("Validate(pools without HTTPS) = %v, want a problem saying pools need endpoint.listen", err)
+	}
+}

@@ -108,7 +108,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 	d.disp = &dispatcher{
 		store: d.store, pools: d.pools, nodes: d.nodes, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
-		quotas: cfg.Tenants, limits: cfg.Limits,
+		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,
 	}
 	return d, nil
 }

@@ -35,6 +35,7 @@ type job struct {
 	input   []byte // nil when it must be read from the store
 	timeout time.Duration
 	sync    bool // synchronous run: not in the store until it ends
+	placing bool // queued, but its run waits for a node; guarded by dispatcher.mu
 	cancel  context.CancelCauseFunc
 	done    chan struct{} // closed when task is final (and, unless sync, stored)
 }
@@ -48,12 +49,15 @@ type tenant struct {
 // dispatcher queues tasks per tenant and runs them on the warm pools,
 // at most quota.max_running at once per tenant.
 type dispatcher struct {
-	store   *store.Store
-	pools   *runtimes.Pools
-	nodes   *nodeSet
-	metrics *metrics
-	log     zerolog.Logger
-	base    context.Context // parent of every run; cancelled at the very end
+	store *store.Store
+	pools *runtimes.Pools
+	nodes *nodeSet
+	// daemonNodeTasks lets tasks run on the daemon's own node when no
+	// linked node has room ([batch] daemon_node_tasks).
+	daemonNodeTasks bool
+	metrics         *metrics
+	log             zerolog.Logger
+	base            context.Context // parent of every run; cancelled at the very end
 
 	mu       sync.Mutex
 	tenants  map[string]*tenant
@@ -176,6 +180,11 @@ func (d *dispatcher) snapshot(j *job) api.Task {
 func (d *dispatcher) run(ctx context.Context, j *job) {
 	defer d.wg.Done()
 	defer j.cancel(nil)
+	n, placed := d.place(ctx, j)
+	if !placed {
+		d.unplace(ctx, j)
+		return
+	}
 	now := time.Now()
 	d.mu.Lock()
 	prev := j.task.State
@@ -190,7 +199,7 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	d.mu.Unlock()
 
 	record := d.persistRunning(j, running)
-	res, lost := d.execute(ctx, j, quota)
+	res, lost := d.execute(ctx, j, quota, n)
 	if lost {
 		d.requeue(j, record, true)
 		return
@@ -247,20 +256,21 @@ func (r *runningRecord) wait() {
 }
 
 // execute runs j on a worker within quota, the tenant's quota when j
-// started: on a linked compute node with a free slot, else on this node.
-// lost says the node it ran on went away without a result.
-func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota) (res runtimes.Result, lost bool) {
+// started: on node n (whose slot place took), else on this node. lost
+// says n went away without a result.
+func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *node) (res runtimes.Result, lost bool) {
 	input := j.input
 	if input == nil && !j.sync {
 		var err error
 		if input, err = d.store.GetInput(j.task.ID); err != nil {
+			if n != nil {
+				d.nodes.release(n, j.task.ID)
+			}
 			return runtimes.Result{State: api.StateFailed, Error: fmt.Sprintf("read task input: %v", err)}, false
 		}
 	}
-	if d.nodes != nil && !j.sync {
-		if n := d.nodes.take(j.fn.Runtime); n != nil {
-			return d.runRemote(ctx, n, j, input, quota)
-		}
+	if n != nil {
+		return d.runRemote(ctx, n, j, input, quota)
 	}
 	return d.pools.Run(ctx, runtimes.Job{
 		TaskID:    j.task.ID,
@@ -356,7 +366,7 @@ func (d *dispatcher) cancel(id string) (*job, bool) {
 		d.mu.Unlock()
 		return j, false
 	}
-	if j.task.State == api.StateRunning {
+	if j.task.State == api.StateRunning || j.placing {
 		j.cancel(context.Canceled)
 		d.mu.Unlock()
 		return j, true
@@ -385,6 +395,13 @@ func (d *dispatcher) drain(grace time.Duration) {
 	for _, j := range syncQueued {
 		d.dequeueLocked(j)
 	}
+	// Tasks waiting for a node have not started either: they stay queued,
+	// for the next daemon.
+	for _, j := range d.active {
+		if j.placing {
+			j.cancel(errDraining)
+		}
+	}
 	d.mu.Unlock()
 	for _, j := range syncQueued {
 		d.finish(j, notStarted, nil)
@@ -399,7 +416,7 @@ func (d *dispatcher) drain(grace time.Duration) {
 	d.mu.Lock()
 	n := 0
 	for _, j := range d.active {
-		if j.task.State == api.StateRunning {
+		if j.task.State == api.StateRunning || j.placing {
 			j.cancel(errDraining)
 			n++
 		}

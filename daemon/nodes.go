@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,10 +22,15 @@ type nodeSet struct {
 	log   zerolog.Logger
 	lease time.Duration
 
-	mu    sync.Mutex
-	creds map[[32]byte]blockCred // by sha256 of the token
-	nodes map[string]*node       // by node name
-	free  chan struct{}          // signalled when a slot may have come free
+	// waiting counts tasks waiting for a slot on a node: the demand that
+	// makes the pools add blocks.
+	waiting atomic.Int64
+
+	mu        sync.Mutex
+	creds     map[[32]byte]blockCred // by sha256 of the token
+	nodes     map[string]*node       // by node name
+	blockEnds map[string]time.Time   // by block: when its walltime ends
+	free      chan struct{}          // closed, and replaced, when a slot may have come free
 }
 
 // blockCred is what a credential admits: the nodes of one block, until
@@ -43,6 +49,10 @@ type node struct {
 	pending     map[string]*remoteRun // task id → the run waiting for it
 	link        *nodeLink             // nil while the link is down
 	lost        *time.Timer           // runs out the lease while link is nil
+	ends        time.Time             // its block's end; zero when none is known
+	draining    bool                  // takes no more tasks
+	idleSince   time.Time             // when busy last fell to 0
+	ran         int                   // tasks it has returned results for
 }
 
 // remoteRun is a task sent to a node, waiting for its result.
@@ -56,7 +66,8 @@ type remoteRun struct {
 // after their link drops: if they dial again in time, they report them; if
 // not, the tasks are requeued and run elsewhere (at least once).
 func newNodeSet(lease time.Duration, log zerolog.Logger) *nodeSet {
-	return &nodeSet{log: log, lease: lease, creds: map[[32]byte]blockCred{}, nodes: map[string]*node{}, free: make(chan struct{}, 1)}
+	return &nodeSet{log: log, lease: lease, creds: map[[32]byte]blockCred{}, nodes: map[string]*node{},
+		blockEnds: map[string]time.Time{}, free: make(chan struct{})}
 }
 
 // mint returns a new credential for the nodes of block, valid for ttl.
@@ -112,7 +123,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 	case n != nil && n.block != hello.Block:
 		return nil, fmt.Errorf("node %q belongs to block %q, not %q: %w", hello.Node, n.block, hello.Block, api.ErrConflict)
 	case n == nil:
-		n = &node{name: hello.Node, block: hello.Block, pending: map[string]*remoteRun{}}
+		n = &node{name: hello.Node, block: hello.Block, pending: map[string]*remoteRun{}, idleSince: time.Now(), ends: s.blockEnds[hello.Block]}
 		s.nodes[n.name] = n
 	}
 	if n.lost != nil {
@@ -125,7 +136,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 	for id, r := range n.pending {
 		if !slices.Contains(running, id) {
 			delete(n.pending, id)
-			n.busy--
+			n.unbusy()
 			close(r.lost)
 		}
 	}
@@ -160,14 +171,16 @@ func (s *nodeSet) giveUp(n *node) {
 	s.log.Warn().Str("node", n.name).Str("block", n.block).Int("tasks", len(n.pending)).Msg("node gone: its lease ran out, its tasks run again elsewhere")
 }
 
-// take reserves a slot on a linked node that has runtime, the one with
+// take reserves a slot on a linked node that has runtime and whose block
+// lasts long enough for a task of timeout (0: not known), the one with
 // most free slots; nil when none has room.
-func (s *nodeSet) take(runtime string) *node {
+func (s *nodeSet) take(runtime string, timeout time.Duration) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *node
 	for _, n := range s.nodes {
-		if n.link == nil || n.link.draining || n.busy >= n.slots || !slices.Contains(n.runtimes, runtime) {
+		if n.link == nil || n.draining || n.busy >= n.slots || !slices.Contains(n.runtimes, runtime) ||
+			!n.ends.IsZero() && time.Now().Add(timeout).After(n.ends) {
 			continue
 		}
 		if best == nil || n.slots-n.busy > best.slots-best.busy {
@@ -178,6 +191,13 @@ func (s *nodeSet) take(runtime string) *node {
 		best.busy++
 	}
 	return best
+}
+
+// freed returns a channel closed when a slot may have come free.
+func (s *nodeSet) freed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.free
 }
 
 // send hands t to n, whose slot the caller took, and returns its run.
@@ -213,10 +233,19 @@ func (s *nodeSet) deliver(n *node, results []api.NodeResult) {
 			continue
 		}
 		delete(n.pending, res.ID)
-		n.busy--
+		n.unbusy()
+		n.ran++
 		r.done <- res
 	}
 	s.signalFree()
+}
+
+// unbusy frees one of n's slots. The caller holds nodeSet.mu.
+func (n *node) unbusy() {
+	n.busy--
+	if n.busy == 0 {
+		n.idleSince = time.Now()
+	}
 }
 
 // release frees the slot of a run that ended without a result (given up
@@ -226,17 +255,16 @@ func (s *nodeSet) release(n *node, id string) {
 	defer s.mu.Unlock()
 	if _, ok := n.pending[id]; ok {
 		delete(n.pending, id)
-		n.busy--
+		n.unbusy()
 	}
 	s.signalFree()
 }
 
-// signalFree wakes a dispatcher waiting for a slot. The caller holds mu.
+// signalFree wakes the dispatchers waiting for a slot. The caller holds
+// mu.
 func (s *nodeSet) signalFree() {
-	select {
-	case s.free <- struct{}{}:
-	default:
-	}
+	close(s.free)
+	s.free = make(chan struct{})
 }
 
 // closeLinks ends every link, so that a stopping daemon need not wait for
@@ -267,4 +295,68 @@ func (s *nodeSet) linked() []api.NodeHello {
 	}
 	slices.SortFunc(out, func(a, b api.NodeHello) int { return strings.Compare(a.Node, b.Node) })
 	return out
+}
+
+// setBlockEnd records when block's walltime ends, for its nodes now and
+// those that link later: take gives them only tasks that end before.
+func (s *nodeSet) setBlockEnd(block string, ends time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blockEnds[block] = ends
+	for _, n := range s.nodes {
+		if n.block == block {
+			n.ends = ends
+		}
+	}
+}
+
+// drainBlock stops giving block's nodes tasks and tells them to leave
+// once theirs have ended.
+func (s *nodeSet) drainBlock(block string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.block == block && !n.draining {
+			n.draining = true
+			if n.link != nil {
+				n.link.queue(&api.LinkFrame{Drain: true})
+			}
+		}
+	}
+}
+
+// blockUse is what a block's nodes are doing.
+type blockUse struct {
+	linked    int       // nodes linked now
+	busy      int       // tasks they run
+	ran       int       // tasks they have run
+	idleSince time.Time // since when none of its nodes has run a task; zero while one does
+}
+
+// use reports what block's nodes are doing, and forgets its end once it
+// is over (gone true: the caller has seen its job end).
+func (s *nodeSet) use(block string, gone bool) blockUse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gone {
+		delete(s.blockEnds, block)
+	}
+	var u blockUse
+	for _, n := range s.nodes {
+		if n.block != block {
+			continue
+		}
+		u.busy += n.busy
+		u.ran += n.ran
+		if n.link != nil {
+			u.linked++
+			if n.busy == 0 && (u.idleSince.IsZero() || n.idleSince.After(u.idleSince)) {
+				u.idleSince = n.idleSince
+			}
+		}
+	}
+	if u.busy > 0 {
+		u.idleSince = time.Time{}
+	}
+	return u
 }

@@ -54,14 +54,14 @@ func TestNodeSlots(t *testing.T) {
 	if _, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 1}, newLink(), nil); err == nil {
 		t.Error("a second link for a linked node was taken")
 	}
-	if n := s.take("busybox"); n != nil {
+	if n := s.take("busybox", 0); n != nil {
 		t.Errorf("take(a runtime no node has) = %s", n.name)
 	}
-	n := s.take(api.RuntimeHost)
+	n := s.take(api.RuntimeHost, 0)
 	if n != a {
 		t.Fatalf("take = %v, want node a", n)
 	}
-	if n := s.take(api.RuntimeHost); n != nil {
+	if n := s.take(api.RuntimeHost, 0); n != nil {
 		t.Fatalf("take with a's one slot busy = %s, want none", n.name)
 	}
 	r := s.send(a, api.NodeTask{ID: "t1", Attempt: 1})
@@ -75,7 +75,7 @@ func TestNodeSlots(t *testing.T) {
 	if res := <-r.done; res.State != api.StateSucceeded {
 		t.Errorf("result = %+v", res)
 	}
-	if n := s.take(api.RuntimeHost); n != a {
+	if n := s.take(api.RuntimeHost, 0); n != a {
 		t.Errorf("take after the result = %v, want a again", n)
 	}
 }
@@ -91,7 +91,7 @@ func TestNodeLease(t *testing.T) {
 		a, _ := s.attach(hello, l, nil)
 		var runs []*remoteRun
 		for _, id := range []string{"t1", "t2"} {
-			s.take(api.RuntimeHost)
+			s.take(api.RuntimeHost, 0)
 			runs = append(runs, s.send(a, api.NodeTask{ID: id, Attempt: 1}))
 		}
 		s.detach(a, l, nil)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -38,6 +39,52 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 		d.nodes.release(n, j.task.ID)
 	}
 	return runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled; its node did not confirm the stop"}, false
+}
+
+// place picks where j runs: a slot on a linked node (n), or the daemon's
+// own node (n nil), or, when [batch] daemon_node_tasks is false, it
+// waits for a node slot (counted in the demand that makes the pools add
+// blocks) with j still queued. placed is false when ctx ended the wait.
+func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
+	if d.nodes == nil || j.sync {
+		return nil, true
+	}
+	if n := d.nodes.take(j.fn.Runtime, j.timeout); n != nil || d.daemonNodeTasks {
+		return n, true
+	}
+	d.mu.Lock()
+	j.placing = true
+	d.mu.Unlock()
+	d.nodes.waiting.Add(1)
+	defer func() {
+		d.nodes.waiting.Add(-1)
+		d.mu.Lock()
+		j.placing = false
+		d.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		freed := d.nodes.freed()
+		if n := d.nodes.take(j.fn.Runtime, j.timeout); n != nil {
+			return n, true
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+		}
+	}
+	return nil, false
+}
+
+// unplace ends a run whose wait for a node was cut: a drain leaves the
+// task queued, for the restart; a cancel ends it.
+func (d *dispatcher) unplace(ctx context.Context, j *job) {
+	d.mu.Lock()
+	d.releaseLocked(j)
+	d.mu.Unlock()
+	if errors.Is(context.Cause(ctx), errDraining) {
+		return
+	}
+	d.finish(j, runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled before it started (it waited for a node)"}, nil)
 }
 
 // resultOf is a node's result as the pools give one.
