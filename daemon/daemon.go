@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/batch"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/daemon/store"
 	"fxd.dev/fxd/isolation/cgroup"
@@ -41,7 +42,9 @@ type Daemon struct {
 	parent   *os.File // holds workers.cgroup_parent for this daemon
 	disp     *dispatcher
 	nodes    *nodeSet
-	images   *images.Store // nil without containers
+	scalers  []*batch.Scaler // one per [[batch.pool]]
+	closers  []batchCloser   // providers whose blocks end with the daemon (local)
+	images   *images.Store   // nil without containers
 	metrics  *metrics
 	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
@@ -104,7 +107,12 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.metrics = newMetrics(d.pools.Stats, d.store.Commits)
-	d.nodes = newNodeSet(cfg.Batch.NodeLease.D(), d.log)
+	if d.nodes, err = newNodeSet(cfg.Batch.NodeLease.D(), filepath.Join(cfg.Site.StateDir, "node-credentials.json"), d.log); err != nil {
+		return nil, err
+	}
+	if d.scalers, err = d.newScalers(); err != nil {
+		return nil, err
+	}
 	d.disp = &dispatcher{
 		store: d.store, pools: d.pools, nodes: d.nodes, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
@@ -145,6 +153,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.pools.Reap(gctx) })
 	g.Go(func() error { d.expireLoop(gctx); return nil })
+	for _, s := range d.scalers {
+		g.Go(func() error { s.Run(gctx, d.nodes.demand); return nil })
+	}
 	// The watchdog pings through the drain, which can outlast a short
 	// WatchdogSec, and stops only once the daemon is about to exit.
 	wdCtx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
@@ -158,6 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-gctx.Done()
 	d.shutdown(srv)
 	err = g.Wait()
+	d.closeProviders()
 	stopWatchdog()
 	<-wdDone
 	lns.close()

@@ -26,9 +26,12 @@ type nodeLink struct {
 	mu       sync.Mutex
 	out      []*api.LinkFrame
 	wake     chan struct{}
-	stop     chan struct{} // closed to end the link (the daemon stops)
-	draining bool          // guarded by nodeSet.mu
+	stop     chan struct{} // closed, by close, to end the link
+	stopOnce sync.Once
 }
+
+// close ends the link: the daemon stops, or has dropped the node.
+func (l *nodeLink) close() { l.stopOnce.Do(func() { close(l.stop) }) }
 
 // queue adds f to what the writer sends next.
 func (l *nodeLink) queue(f *api.LinkFrame) {
@@ -77,8 +80,8 @@ func (d *Daemon) handleLink(w http.ResponseWriter, r *http.Request) {
 	}
 	rd := bufio.NewReaderSize(r.Body, 64<<10)
 	first, err := api.ReadFrame(rd)
-	if err == nil && (first.Hello == nil || first.Hello.Node == "" || first.Hello.Block != cred.block) {
-		err = fmt.Errorf("the first frame must be a hello with the node's name and its block %q: %w", cred.block, api.ErrInvalid)
+	if err == nil && (first.Hello == nil || first.Hello.Node == "" || first.Hello.Block != cred.Block) {
+		err = fmt.Errorf("the first frame must be a hello with the node's name and its block %q: %w", cred.Block, api.ErrInvalid)
 	}
 	if err != nil {
 		refuse(err)
@@ -135,7 +138,7 @@ func writeLink(r *http.Request, w io.Writer, rc *http.ResponseController, l *nod
 		case <-r.Context().Done():
 			return r.Context().Err()
 		case <-l.stop:
-			return errors.New("the daemon is stopping")
+			return errors.New("the daemon closed the link")
 		case <-l.wake:
 		case <-tick.C:
 			l.queue(&api.LinkFrame{})

@@ -23,9 +23,20 @@ func (d *Daemon) handleNodeCredential(w http.ResponseWriter, r *http.Request) er
 	if ttl <= 0 || ttl > maxCredentialTTL {
 		return fmt.Errorf("ttl %v: %w: give a duration up to %v, like \"12h\"", ttl, api.ErrInvalid, maxCredentialTTL)
 	}
-	tok := d.nodes.mint(req.Block, ttl)
+	tok, err := d.nodes.mint(req.Block, ttl)
+	if err != nil {
+		return err
+	}
 	d.log.Info().Str("block", req.Block).Dur("ttl", ttl).Msg("node credential minted")
 	return writeJSON(w, http.StatusCreated, api.NodeCredential{Block: req.Block, Token: tok, Expires: time.Now().Add(ttl).UTC()})
+}
+
+func (d *Daemon) handleBlocks(w http.ResponseWriter, r *http.Request) error {
+	blocks := []api.Block{}
+	for _, s := range d.scalers {
+		blocks = append(blocks, s.Blocks()...)
+	}
+	return writeJSON(w, http.StatusOK, api.BlocksResponse{Blocks: blocks})
 }
 
 func (d *Daemon) handleNodes(w http.ResponseWriter, r *http.Request) error {

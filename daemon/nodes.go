@@ -4,7 +4,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/atomicfile"
 )
 
 // nodeSet is the compute nodes linked to the daemon, and the credentials
@@ -26,7 +32,10 @@ type nodeSet struct {
 	// makes the pools add blocks.
 	waiting atomic.Int64
 
+	credFile string // keeps creds across restarts; "" keeps them in memory only
+
 	mu        sync.Mutex
+	wanted    chan struct{}          // closed, and replaced, when tasks start to wait
 	creds     map[[32]byte]blockCred // by sha256 of the token
 	nodes     map[string]*node       // by node name
 	blockEnds map[string]time.Time   // by block: when its walltime ends
@@ -36,8 +45,8 @@ type nodeSet struct {
 // blockCred is what a credential admits: the nodes of one block, until
 // it expires.
 type blockCred struct {
-	block   string
-	expires time.Time
+	Block   string    `json:"block"`
+	Expires time.Time `json:"expires"`
 }
 
 // node is one linked node agent. Its fields are guarded by nodeSet.mu.
@@ -62,28 +71,52 @@ type remoteRun struct {
 	lost chan struct{}       // closed when the node is given up
 }
 
-// newNodeSet returns an empty set whose nodes keep their tasks for lease
-// after their link drops: if they dial again in time, they report them; if
-// not, the tasks are requeued and run elsewhere (at least once).
-func newNodeSet(lease time.Duration, log zerolog.Logger) *nodeSet {
-	return &nodeSet{log: log, lease: lease, creds: map[[32]byte]blockCred{}, nodes: map[string]*node{},
-		blockEnds: map[string]time.Time{}, free: make(chan struct{})}
+// newNodeSet returns a set with no nodes whose nodes keep their tasks
+// for lease after their link drops: if they dial again in time, they
+// report them; if not, the tasks are requeued and run elsewhere (at least
+// once). The credentials credFile holds admit nodes again, so that
+// blocks outlive a restart of the daemon.
+func newNodeSet(lease time.Duration, credFile string, log zerolog.Logger) (*nodeSet, error) {
+	s := &nodeSet{log: log, lease: lease, credFile: credFile, creds: map[[32]byte]blockCred{}, nodes: map[string]*node{},
+		blockEnds: map[string]time.Time{}, free: make(chan struct{}), wanted: make(chan struct{})}
+	if credFile == "" {
+		return s, nil
+	}
+	data, err := os.ReadFile(credFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	var saved map[string]blockCred
+	if err == nil {
+		err = json.Unmarshal(data, &saved)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read node credentials %s: %w; remove the file to start with none (blocks running now then cannot link)", credFile, err)
+	}
+	for h, c := range saved {
+		var k [32]byte
+		if b, err := hex.DecodeString(h); err == nil && len(b) == len(k) {
+			copy(k[:], b)
+			s.creds[k] = c
+		}
+	}
+	return s, nil
 }
 
 // mint returns a new credential for the nodes of block, valid for ttl.
 // Only its hash is kept.
-func (s *nodeSet) mint(block string, ttl time.Duration) string {
+func (s *nodeSet) mint(block string, ttl time.Duration) (string, error) {
 	tok := "fxdn_" + rand.Text() + rand.Text()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
 	for h, c := range s.creds {
-		if now.After(c.expires) {
+		if now.After(c.Expires) {
 			delete(s.creds, h)
 		}
 	}
-	s.creds[sha256.Sum256([]byte(tok))] = blockCred{block: block, expires: now.Add(ttl)}
-	return tok
+	s.creds[sha256.Sum256([]byte(tok))] = blockCred{Block: block, Expires: now.Add(ttl)}
+	return tok, s.saveCredsLocked()
 }
 
 // revoke ends the credentials of block: its nodes cannot link again.
@@ -91,10 +124,33 @@ func (s *nodeSet) revoke(block string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for h, c := range s.creds {
-		if c.block == block {
+		if c.Block == block {
 			delete(s.creds, h)
 		}
 	}
+	if err := s.saveCredsLocked(); err != nil {
+		s.log.Error().Err(err).Str("block", block).Msg("record revoked node credential; a restarted daemon would admit it until it expires")
+	}
+}
+
+// saveCredsLocked writes the credentials' hashes to credFile. The
+// caller holds mu.
+func (s *nodeSet) saveCredsLocked() error {
+	if s.credFile == "" {
+		return nil
+	}
+	out := make(map[string]blockCred, len(s.creds))
+	for h, c := range s.creds {
+		out[hex.EncodeToString(h[:])] = c
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.credFile, data, 0o600); err != nil {
+		return fmt.Errorf("record node credentials: %w", err)
+	}
+	return nil
 }
 
 // credential returns what tok admits.
@@ -103,7 +159,7 @@ func (s *nodeSet) credential(tok string) (blockCred, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, c := range s.creds { // few; constant time per comparison
-		if subtle.ConstantTimeCompare(k[:], h[:]) == 1 && time.Now().Before(c.expires) {
+		if subtle.ConstantTimeCompare(k[:], h[:]) == 1 && time.Now().Before(c.Expires) {
 			return c, true
 		}
 	}
@@ -121,8 +177,12 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 	case n != nil && n.link != nil:
 		return nil, fmt.Errorf("node %q is linked already; give each agent its own node name: %w", hello.Node, api.ErrConflict)
 	case n != nil && n.block != hello.Block:
-		return nil, fmt.Errorf("node %q belongs to block %q, not %q: %w", hello.Node, n.block, hello.Block, api.ErrConflict)
-	case n == nil:
+		// The host now serves another block (the next job on the same
+		// node): the old one's tasks run again elsewhere.
+		s.dropLocked(n, "its host linked for another block")
+		n = nil
+	}
+	if n == nil {
 		n = &node{name: hello.Node, block: hello.Block, pending: map[string]*remoteRun{}, idleSince: time.Now(), ends: s.blockEnds[hello.Block]}
 		s.nodes[n.name] = n
 	}
@@ -164,11 +224,55 @@ func (s *nodeSet) giveUp(n *node) {
 	if n.link != nil || s.nodes[n.name] != n {
 		return
 	}
+	s.dropLocked(n, "its lease ran out")
+}
+
+// dropLocked forgets n, for why: its link is closed and its tasks are
+// requeued. The caller holds mu.
+func (s *nodeSet) dropLocked(n *node, why string) {
+	if n.lost != nil {
+		n.lost.Stop()
+	}
+	if n.link != nil {
+		n.link.close()
+	}
 	for _, r := range n.pending {
 		close(r.lost)
 	}
 	delete(s.nodes, n.name)
-	s.log.Warn().Str("node", n.name).Str("block", n.block).Int("tasks", len(n.pending)).Msg("node gone: its lease ran out, its tasks run again elsewhere")
+	s.log.Warn().Str("node", n.name).Str("block", n.block).Int("tasks", len(n.pending)).Str("why", why).Msg("node gone; its tasks run again elsewhere")
+}
+
+// endBlock forgets block, whose job has ended: its credentials are
+// revoked, its nodes dropped and their tasks requeued.
+func (s *nodeSet) endBlock(block string) {
+	s.revoke(block)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.blockEnds, block)
+	for _, n := range s.nodes {
+		if n.block == block {
+			s.dropLocked(n, "its block ended")
+		}
+	}
+}
+
+// addWaiting counts n more (or, negative, fewer) tasks waiting for a
+// node; when some start to wait, the pools are woken.
+func (s *nodeSet) addWaiting(n int64) {
+	if s.waiting.Add(n) == n && n > 0 {
+		s.mu.Lock()
+		close(s.wanted)
+		s.wanted = make(chan struct{})
+		s.mu.Unlock()
+	}
+}
+
+// demand returns a channel closed when tasks start to wait for nodes.
+func (s *nodeSet) demand() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wanted
 }
 
 // take reserves a slot on a linked node that has runtime and whose block
@@ -274,11 +378,7 @@ func (s *nodeSet) closeLinks() {
 	defer s.mu.Unlock()
 	for _, n := range s.nodes {
 		if n.link != nil {
-			select {
-			case <-n.link.stop:
-			default:
-				close(n.link.stop)
-			}
+			n.link.close()
 		}
 	}
 }
@@ -328,19 +428,16 @@ func (s *nodeSet) drainBlock(block string) {
 // blockUse is what a block's nodes are doing.
 type blockUse struct {
 	linked    int       // nodes linked now
+	slots     int       // their slots
 	busy      int       // tasks they run
 	ran       int       // tasks they have run
 	idleSince time.Time // since when none of its nodes has run a task; zero while one does
 }
 
-// use reports what block's nodes are doing, and forgets its end once it
-// is over (gone true: the caller has seen its job end).
-func (s *nodeSet) use(block string, gone bool) blockUse {
+// use reports what block's nodes are doing.
+func (s *nodeSet) use(block string) blockUse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if gone {
-		delete(s.blockEnds, block)
-	}
 	var u blockUse
 	for _, n := range s.nodes {
 		if n.block != block {
@@ -350,6 +447,7 @@ func (s *nodeSet) use(block string, gone bool) blockUse {
 		u.ran += n.ran
 		if n.link != nil {
 			u.linked++
+			u.slots += n.slots
 			if n.busy == 0 && (u.idleSince.IsZero() || n.idleSince.After(u.idleSince)) {
 				u.idleSince = n.idleSince
 			}
@@ -359,4 +457,18 @@ func (s *nodeSet) use(block string, gone bool) blockUse {
 		u.idleSince = time.Time{}
 	}
 	return u
+}
+
+// totals counts the linked nodes, their slots and the busy ones.
+func (s *nodeSet) totals() (linked, slots, busy int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil {
+			linked++
+			slots += n.slots
+			busy += n.busy
+		}
+	}
+	return linked, slots, busy
 }

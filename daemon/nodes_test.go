@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,7 +15,21 @@ import (
 )
 
 func testNodes(t *testing.T) *nodeSet {
-	return newNodeSet(30*time.Second, zerolog.New(zerolog.NewTestWriter(t)))
+	s, err := newNodeSet(30*time.Second, "", zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// mustMint mints a credential for block, valid for ttl.
+func mustMint(t *testing.T, s *nodeSet, block string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := s.mint(block, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func newLink() *nodeLink { return &nodeLink{wake: make(chan struct{}, 1), stop: make(chan struct{})} }
@@ -19,8 +37,8 @@ func newLink() *nodeLink { return &nodeLink{wake: make(chan struct{}, 1), stop: 
 func TestNodeCredentials(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := testNodes(t)
-		tok := s.mint("blk1", time.Hour)
-		if c, ok := s.credential(tok); !ok || c.block != "blk1" {
+		tok := mustMint(t, s, "blk1", time.Hour)
+		if c, ok := s.credential(tok); !ok || c.Block != "blk1" {
 			t.Fatalf("credential(minted) = %+v, %v; want blk1", c, ok)
 		}
 		if _, ok := s.credential(tok + "x"); ok {
@@ -35,12 +53,70 @@ func TestNodeCredentials(t *testing.T) {
 		if _, ok := s.credential(tok); ok {
 			t.Error("credential past its ttl admitted")
 		}
-		tok2 := s.mint("blk2", time.Hour)
+		tok2 := mustMint(t, s, "blk2", time.Hour)
 		s.revoke("blk2")
 		if _, ok := s.credential(tok2); ok {
 			t.Error("credential of a revoked block admitted")
 		}
 	})
+}
+
+// Credentials outlive the daemon in their file, so that blocks outlive
+// it; revoked ones do not.
+func TestNodeCredentialsKept(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "creds.json")
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	s, err := newNodeSet(time.Second, file, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, gone := mustMint(t, s, "blk1", time.Hour), mustMint(t, s, "blk2", time.Hour)
+	s.revoke("blk2")
+	if data, _ := os.ReadFile(file); strings.Contains(string(data), kept) {
+		t.Error("the credential file holds a token; want only its hash")
+	}
+	again, err := newNodeSet(time.Second, file, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := again.credential(kept); !ok || c.Block != "blk1" {
+		t.Errorf("after a restart credential(kept) = %+v, %v; want blk1", c, ok)
+	}
+	if _, ok := again.credential(gone); ok {
+		t.Error("after a restart a revoked credential admitted")
+	}
+	os.WriteFile(file, []byte("not json"), 0o600)
+	if _, err := newNodeSet(time.Second, file, log); err == nil || !strings.Contains(err.Error(), "remove the file") {
+		t.Errorf("newNodeSet(garbage file) = %v; want an error that says what to do", err)
+	}
+}
+
+// A host that links for a new block while its node of an old block is
+// unlinked replaces it: the old node's tasks run again elsewhere.
+func TestNodeMovesToNewBlock(t *testing.T) {
+	s := testNodes(t)
+	hello := &api.NodeHello{Node: "h", Block: "old", Slots: 1, Runtimes: []string{api.RuntimeHost}}
+	l := newLink()
+	n, err := s.attach(hello, l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.take(api.RuntimeHost, 0) != n {
+		t.Fatal("no slot on the node")
+	}
+	r := s.send(n, api.NodeTask{ID: "t1"})
+	s.detach(n, l, errors.New("agent killed"))
+	if _, err := s.attach(&api.NodeHello{Node: "h", Block: "new", Slots: 1, Runtimes: []string{api.RuntimeHost}}, newLink(), nil); err != nil {
+		t.Fatalf("attach for a new block = %v; want the old node replaced", err)
+	}
+	select {
+	case <-r.lost:
+	default:
+		t.Error("the old node's task was not given up")
+	}
+	if u := s.use("new"); u.linked != 1 {
+		t.Errorf("new block's use = %+v; want 1 linked", u)
+	}
 }
 
 // Slots go to the node with most room; results free them; a second link

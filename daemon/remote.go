@@ -55,9 +55,9 @@ func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
 	d.mu.Lock()
 	j.placing = true
 	d.mu.Unlock()
-	d.nodes.waiting.Add(1)
+	d.nodes.addWaiting(1)
 	defer func() {
-		d.nodes.waiting.Add(-1)
+		d.nodes.addWaiting(-1)
 		d.mu.Lock()
 		j.placing = false
 		d.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"fxd.dev/fxd/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,38 +91,12 @@ func RevokeTokens(path, hashPrefixOrIdentity string) (int, error) {
 		if n == 0 {
 			return nil
 		}
-		return replaceFile(path, []byte(keep.String()))
+		return atomicfile.Write(path, []byte(keep.String()), 0o600)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke in token file %s: %w", path, err)
 	}
 	return n, nil
-}
-
-// replaceFile writes data to a new file beside path and renames it over
-// path, so readers see the old file or the new one, never a part.
-func replaceFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // ReadTokens parses the token file; a missing file has no tokens.

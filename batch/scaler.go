@@ -1,0 +1,434 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/internal/atomicfile"
+)
+
+// Nodes is the daemon's side of the strategy: the demand for node slots,
+// what the nodes of each block are doing, and their credentials.
+type Nodes interface {
+	// Waiting is how many tasks wait for a slot on a node: the tasks
+	// beyond the free slots of the linked nodes.
+	Waiting() int
+	// Use says what the nodes of block are doing.
+	Use(block string) Use
+	// Mint returns a credential that admits the nodes of block for ttl.
+	Mint(block string, ttl time.Duration) (string, error)
+	// Started says when block's walltime ends: its nodes get only tasks
+	// that can end before.
+	Started(block string, ends time.Time)
+	// Drain stops giving block's nodes tasks; they leave when theirs end.
+	Drain(block string)
+	// Ended forgets block: its credential is revoked, its nodes gone.
+	Ended(block string)
+}
+
+// Use is what the nodes of one block are doing.
+type Use struct {
+	Linked int // nodes linked now
+	Slots  int // their task slots
+	Busy   int // tasks they run
+	Ran    int // tasks they have returned
+	// IdleSince is since when none of its linked nodes has run a task;
+	// zero while one does.
+	IdleSince time.Time
+}
+
+// ScalerConfig is one pool's strategy.
+type ScalerConfig struct {
+	Pool conf.Pool
+	// Interval is how often the scheduler is polled.
+	Interval time.Duration
+	// Lease is how long a block whose agents all left (or died) is kept
+	// before it is cancelled, and so replaced if tasks wait.
+	Lease time.Duration
+	// Command is what each node of a block runs (the agent); Env is set
+	// for it beside the block's own FXD_BLOCK and FXD_NODE_TOKEN.
+	Command []string
+	Env     map[string]string
+	// StateFile keeps the pool's blocks across restarts of the daemon.
+	StateFile string
+}
+
+// Block states the scaler reports, beside the scheduler's pending and
+// running.
+const (
+	// stateDraining: its nodes take no more tasks and leave when theirs end.
+	stateDraining = "draining"
+	// stateCancelling: cancelled, not yet seen ended.
+	stateCancelling = "cancelling"
+	// stateDone: ended; kept for keepEnded so that people see how.
+	stateDone = "done"
+)
+
+const (
+	// linkTimeout is how long a running block's agents have to link
+	// before the block is given up as broken.
+	linkTimeout = 5 * time.Minute
+	// keepEnded is how long an ended block stays in the list.
+	keepEnded = 10 * time.Minute
+	// maxBackoff bounds the wait after scheduler commands fail.
+	maxBackoff = 5 * time.Minute
+	// credentialSlack is how much longer than its walltime a block's
+	// credential lasts: the block may pend that long in the queue. The
+	// credential is revoked when the block ends.
+	credentialSlack = 7 * 24 * time.Hour
+)
+
+// Scaler keeps one pool's blocks: it submits blocks when tasks wait for
+// nodes, shaped to the scheduler's free windows; polls them; drains those
+// near their end; and gives back those idle for the pool's idle_timeout,
+// never below min_blocks. Scheduler failures are logged with the
+// command's stderr and retried with backoff. Its methods are safe for
+// concurrent use.
+type Scaler struct {
+	c     ScalerConfig
+	prov  Provider
+	nodes Nodes
+	log   zerolog.Logger
+
+	mu      sync.Mutex
+	state   scalerState
+	retryAt time.Time     // no scheduler command before
+	backoff time.Duration // the last wait after a failure
+	slots   int           // task slots per node, once a node has linked
+	saved   []byte        // the state last written to c.StateFile
+	now     func() time.Time
+}
+
+// NewScaler returns the strategy for c.Pool's blocks from prov, with the
+// blocks that c.StateFile recorded.
+func NewScaler(c ScalerConfig, prov Provider, nodes Nodes, log zerolog.Logger) (*Scaler, error) {
+	if len(c.Command) == 0 {
+		return nil, fmt.Errorf("pool %s: no command for its nodes", c.Pool.Name)
+	}
+	st, err := loadState(c.StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", c.Pool.Name, err)
+	}
+	return &Scaler{c: c, prov: prov, nodes: nodes, state: st, now: time.Now,
+		log: log.With().Str("component", "batch").Str("pool", c.Pool.Name).Logger()}, nil
+}
+
+// Run keeps the pool until ctx is done: it polls every interval, and
+// looks at the demand when the channel wake returns is closed (tasks
+// started to wait). The blocks stay when it returns: their agents dial
+// the next daemon.
+func (s *Scaler) Run(ctx context.Context, wake func() <-chan struct{}) {
+	s.mu.Lock()
+	first := len(s.state.live()) == 0
+	for _, b := range s.state.live() {
+		if !b.Started.IsZero() { // recorded by an earlier daemon
+			s.nodes.Started(b.Name, b.Ends)
+		}
+	}
+	s.mu.Unlock()
+	if first {
+		for range s.c.Pool.InitBlocks {
+			s.mu.Lock()
+			s.submit(ctx, s.now(), s.c.Pool.Nodes)
+			s.mu.Unlock()
+		}
+	}
+	t := time.NewTicker(s.c.Interval)
+	defer t.Stop()
+	s.Step(ctx, true)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Step(ctx, true)
+		case <-wake():
+			s.Step(ctx, false)
+		}
+	}
+}
+
+// Step is one look at the pool: with poll, the scheduler is asked how
+// its blocks are first. Then blocks are drained, cancelled and submitted
+// as the demand and the pool's bounds say.
+func (s *Scaler) Step(ctx context.Context, poll bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Before(s.retryAt) {
+		return
+	}
+	if poll && !s.poll(ctx, now) {
+		return
+	}
+	for _, b := range s.state.live() {
+		s.check(ctx, b, now)
+	}
+	s.scaleOut(ctx, now)
+	s.state.forget(now.Add(-keepEnded))
+	s.save()
+}
+
+// poll updates the blocks from the scheduler; false when it failed.
+func (s *Scaler) poll(ctx context.Context, now time.Time) bool {
+	live := s.state.live()
+	if len(live) == 0 {
+		return true
+	}
+	ids := make([]JobID, len(live))
+	for i, b := range live {
+		ids[i] = b.Job
+	}
+	st, err := s.prov.Poll(ctx, ids)
+	if err != nil {
+		s.failed(now, "poll its blocks", err)
+		return false
+	}
+	s.succeeded()
+	for _, b := range live {
+		status, ok := st[b.Job]
+		if !ok {
+			status = Status{State: StateGone}
+		}
+		s.update(b, status, now)
+	}
+	return true
+}
+
+// update takes in what the scheduler says of b.
+func (s *Scaler) update(b *blockRecord, st Status, now time.Time) {
+	switch st.State {
+	case StatePending:
+		b.Reason = st.Reason
+	case StateRunning:
+		if b.Started.IsZero() {
+			// The job started at most an interval ago: its end is reckoned
+			// from then, so that no task is promised time the block lacks.
+			b.Started = now
+			b.Ends = now.Add(b.Walltime - s.c.Interval)
+			b.Hosts = st.Nodes
+			b.Reason = ""
+			if b.State == string(StatePending) {
+				b.State = string(StateRunning)
+			}
+			s.nodes.Started(b.Name, b.Ends)
+			s.log.Info().Str("block", b.Name).Str("job", string(b.Job)).Strs("hosts", b.Hosts).Msg("block running")
+		}
+	case StateDone, StateGone:
+		b.State = stateDone
+		b.Ended = now
+		if b.Reason == "" || st.Reason != "" {
+			b.Reason = strings.TrimSpace(b.Reason + " " + st.Reason)
+		}
+		if b.Reason == "" {
+			b.Reason = "ended; the scheduler keeps no record of how"
+		}
+		b.Ran = s.nodes.Use(b.Name).Ran
+		s.nodes.Ended(b.Name)
+		s.log.Info().Str("block", b.Name).Str("job", string(b.Job)).Str("reason", b.Reason).Int("tasks", b.Ran).Msg("block ended")
+	}
+}
+
+// check drains or cancels b, running, as its nodes' use says.
+func (s *Scaler) check(ctx context.Context, b *blockRecord, now time.Time) {
+	if b.State == stateCancelling {
+		s.cancel(ctx, b, now, "") // until the scheduler says it ended
+		return
+	}
+	if b.Started.IsZero() {
+		return
+	}
+	u := s.nodes.Use(b.Name)
+	b.Linked, b.Ran = u.Linked, u.Ran
+	if u.Linked > 0 {
+		b.EverLinked, b.Unlinked = true, time.Time{}
+		s.slots = max(1, u.Slots/u.Linked)
+	}
+	switch {
+	case !b.EverLinked && now.Sub(b.Started) > linkTimeout:
+		s.log.Error().Str("block", b.Name).Str("job", string(b.Job)).Dur("dur", linkTimeout).
+			Msg("block's agents never linked; check [batch] node_command, daemon_url and daemon_ca, and the node's log")
+		s.cancel(ctx, b, now, "its agents never linked")
+	case b.EverLinked && u.Linked == 0 && b.Unlinked.IsZero():
+		b.Unlinked = now
+	case b.EverLinked && u.Linked == 0 && now.Sub(b.Unlinked) > s.c.Lease:
+		s.log.Warn().Str("block", b.Name).Str("job", string(b.Job)).Msg("block's agents left or died; cancelling it (tasks that wait get a new block)")
+		s.cancel(ctx, b, now, "its agents left or died")
+	case b.State == stateDraining && u.Busy == 0:
+		s.cancel(ctx, b, now, "drained")
+	case b.State != stateDraining && now.After(b.Ends.Add(-s.drainBefore(b))):
+		s.log.Info().Str("block", b.Name).Time("ends", b.Ends).Msg("block near its end; draining it")
+		b.State = stateDraining
+		s.nodes.Drain(b.Name)
+	case u.Linked > 0 && u.Busy == 0 && !u.IdleSince.IsZero() && now.Sub(u.IdleSince) >= s.c.Pool.IdleTimeout.D() &&
+		s.nodes.Waiting() == 0 && s.kept() > s.c.Pool.MinBlocks:
+		s.nodes.Drain(b.Name)
+		if s.nodes.Use(b.Name).Busy == 0 { // none taken since: nothing is cut
+			s.cancel(ctx, b, now, fmt.Sprintf("idle for %s", s.c.Pool.IdleTimeout.D()))
+		} else {
+			b.State = stateDraining
+		}
+	}
+}
+
+// drainBefore is how long before its end b takes no more tasks.
+func (s *Scaler) drainBefore(b *blockRecord) time.Duration {
+	return min(max(2*s.c.Interval, time.Minute), b.Walltime/4)
+}
+
+// kept counts the blocks that serve, or will: neither draining nor
+// cancelled.
+func (s *Scaler) kept() int {
+	n := 0
+	for _, b := range s.state.live() {
+		if b.State == string(StatePending) || b.State == string(StateRunning) {
+			n++
+		}
+	}
+	return n
+}
+
+// cancel cancels b's job, for why (given once; "" when retrying).
+func (s *Scaler) cancel(ctx context.Context, b *blockRecord, now time.Time, why string) {
+	if why != "" {
+		b.State, b.Reason = stateCancelling, "cancelled: "+why
+		s.nodes.Drain(b.Name)
+	}
+	if now.Before(s.retryAt) {
+		return
+	}
+	if err := s.prov.Cancel(ctx, b.Job); err != nil {
+		s.failed(now, "cancel block "+b.Name, err)
+		return
+	}
+	s.succeeded()
+	if why != "" {
+		s.log.Info().Str("block", b.Name).Str("job", string(b.Job)).Str("reason", why).Msg("block cancelled")
+	}
+}
+
+// scaleOut submits a block when the pool has fewer than min_blocks, or
+// when tasks wait for nodes and no block is on its way (pending, or
+// running with no agent linked yet), within max_blocks.
+func (s *Scaler) scaleOut(ctx context.Context, now time.Time) {
+	live, kept := len(s.state.live()), s.kept()
+	if live >= s.c.Pool.MaxBlocks || now.Before(s.retryAt) {
+		return
+	}
+	waiting := s.nodes.Waiting()
+	if kept < s.c.Pool.MinBlocks {
+		s.submit(ctx, now, s.c.Pool.Nodes)
+		return
+	}
+	if waiting == 0 {
+		return
+	}
+	for _, b := range s.state.live() {
+		if b.State == string(StatePending) || b.State == string(StateRunning) && !b.EverLinked {
+			return // on its way: its slots may be enough
+		}
+	}
+	want := s.c.Pool.Nodes
+	if s.slots > 0 {
+		want = (waiting + s.slots - 1) / s.slots
+	}
+	s.submit(ctx, now, want)
+}
+
+// submit asks the scheduler for a block of up to want nodes, shaped to a
+// window that starts now if the provider sees one.
+func (s *Scaler) submit(ctx context.Context, now time.Time, want int) {
+	p := s.c.Pool
+	bounds := Bounds{Nodes: p.Nodes, Walltime: p.Walltime.D(), MinNodes: p.MinNodes, MaxNodes: p.MaxNodes, MinWalltime: p.MinWalltime.D()}
+	var windows []Window
+	if wf, ok := s.prov.(WindowFinder); ok {
+		ws, err := wf.Windows(ctx, Block{Name: "fxd-" + p.Name, Nodes: p.MaxNodes, Walltime: p.Walltime.D(), Options: p.Options})
+		if err != nil {
+			s.log.Warn().Err(err).Msg("ask the scheduler for free windows; submitting the configured shape")
+		}
+		windows = ws
+	}
+	nodes, walltime, fits := Shape(bounds, windows, want)
+	s.state.Seq++
+	name := fmt.Sprintf("fxd-%s-%d", p.Name, s.state.Seq)
+	token, err := s.nodes.Mint(name, walltime+credentialSlack)
+	if err != nil {
+		s.failed(now, "mint a credential for block "+name, err)
+		return
+	}
+	env := map[string]string{"FXD_BLOCK": name, "FXD_NODE_TOKEN": token}
+	for k, v := range s.c.Env {
+		env[k] = v
+	}
+	b := Block{Name: name, Nodes: nodes, Walltime: walltime, Init: p.WorkerInit, Command: s.c.Command, Env: env, Options: p.Options}
+	id, err := s.prov.Submit(ctx, b)
+	if err != nil {
+		s.nodes.Ended(name)
+		s.failed(now, "submit block "+name, err)
+		return
+	}
+	s.succeeded()
+	s.state.Blocks = append(s.state.Blocks, &blockRecord{Name: name, Job: id, State: string(StatePending),
+		Nodes: nodes, Walltime: walltime, Shaped: fits, Submitted: now})
+	s.log.Info().Str("block", name).Str("job", string(id)).Int("nodes", nodes).Dur("walltime", walltime).
+		Bool("shaped", fits).Int("waiting", s.nodes.Waiting()).Msg("block submitted")
+	s.save()
+}
+
+// failed logs a scheduler command that failed (its error carries the
+// command's stderr) and holds off the next for a doubling backoff.
+func (s *Scaler) failed(now time.Time, what string, err error) {
+	s.backoff = min(max(2*s.backoff, s.c.Interval), maxBackoff)
+	s.retryAt = now.Add(s.backoff)
+	s.log.Error().Err(err).Dur("retry_in", s.backoff).Msg(what)
+}
+
+func (s *Scaler) succeeded() { s.backoff = 0 }
+
+// save records the blocks when they changed; a failure is logged, and
+// the next step tries again.
+func (s *Scaler) save() {
+	data, err := s.state.encode()
+	if err != nil {
+		s.log.Error().Err(err).Msg("encode the pool's blocks")
+		return
+	}
+	if bytes.Equal(data, s.saved) {
+		return
+	}
+	if err := atomicfile.Write(s.c.StateFile, data, 0o600); err != nil {
+		s.log.Error().Err(err).Str("file", s.c.StateFile).Msg("record the pool's blocks; a restarted daemon may not know them")
+		return
+	}
+	s.saved = data
+}
+
+// Blocks lists the pool's blocks, oldest first.
+func (s *Scaler) Blocks() []api.Block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]api.Block, 0, len(s.state.Blocks))
+	for _, b := range s.state.Blocks {
+		a := api.Block{Pool: s.c.Pool.Name, Name: b.Name, Job: string(b.Job), State: b.State, Nodes: b.Nodes,
+			Walltime: api.Duration(b.Walltime), Shaped: b.Shaped, Hosts: slices.Clone(b.Hosts), Ran: b.Ran,
+			Submitted: b.Submitted, Started: b.Started, Ends: b.Ends, Ended: b.Ended, Reason: b.Reason}
+		if b.State != stateDone {
+			u := s.nodes.Use(b.Name)
+			a.Linked, a.Ran = u.Linked, u.Ran
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Pool is the pool's name.
+func (s *Scaler) Pool() string { return s.c.Pool.Name }

@@ -1,0 +1,537 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/conf"
+)
+
+// fakeProvider is a scheduler the test drives: jobs stay as the test
+// sets them.
+type fakeProvider struct {
+	mu        sync.Mutex
+	seq       int
+	submitted []Block
+	jobs      map[JobID]Status
+	cancelled []JobID
+	windows   []Window
+	submitErr error
+	pollErr   error
+	cancelErr error
+	pollOut   map[JobID]Status // when set, Poll returns it instead of jobs
+}
+
+func (p *fakeProvider) Submit(_ context.Context, b Block) (JobID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.submitErr != nil {
+		return "", p.submitErr
+	}
+	p.seq++
+	id := JobID(fmt.Sprint(100 + p.seq))
+	p.submitted = append(p.submitted, b)
+	p.jobs[id] = Status{State: StatePending, Reason: "Resources"}
+	return id, nil
+}
+
+func (p *fakeProvider) Poll(_ context.Context, ids []JobID) (map[JobID]Status, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pollErr != nil {
+		return nil, p.pollErr
+	}
+	if p.pollOut != nil {
+		return p.pollOut, nil
+	}
+	out := map[JobID]Status{}
+	for _, id := range ids {
+		if st, ok := p.jobs[id]; ok {
+			out[id] = st
+		}
+	}
+	return out, nil
+}
+
+func (p *fakeProvider) Cancel(_ context.Context, id JobID) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancelErr != nil {
+		return p.cancelErr
+	}
+	p.cancelled = append(p.cancelled, id)
+	p.jobs[id] = Status{State: StateDone, Reason: "CANCELLED"}
+	return nil
+}
+
+func (p *fakeProvider) Windows(context.Context, Block) ([]Window, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.windows, nil
+}
+
+func (p *fakeProvider) set(id JobID, st Status) {
+	p.mu.Lock()
+	p.jobs[id] = st
+	p.mu.Unlock()
+}
+
+// fakeNodes is the daemon side the test drives.
+type fakeNodes struct {
+	mu      sync.Mutex
+	waiting int
+	uses    map[string]Use
+	minted  map[string]time.Duration
+	ends    map[string]time.Time
+	drained map[string]bool
+	ended   map[string]bool
+	mintErr error
+}
+
+func (n *fakeNodes) Waiting() int { n.mu.Lock(); defer n.mu.Unlock(); return n.waiting }
+func (n *fakeNodes) Use(b string) Use {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.uses[b]
+}
+func (n *fakeNodes) Mint(b string, ttl time.Duration) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mintErr != nil {
+		return "", n.mintErr
+	}
+	n.minted[b] = ttl
+	return "token-" + b, nil
+}
+func (n *fakeNodes) Started(b string, ends time.Time) { n.mu.Lock(); n.ends[b] = ends; n.mu.Unlock() }
+func (n *fakeNodes) Drain(b string)                   { n.mu.Lock(); n.drained[b] = true; n.mu.Unlock() }
+func (n *fakeNodes) Ended(b string)                   { n.mu.Lock(); n.ended[b] = true; n.mu.Unlock() }
+func (n *fakeNodes) setUse(b string, u Use)           { n.mu.Lock(); n.uses[b] = u; n.mu.Unlock() }
+func (n *fakeNodes) setWaiting(w int)                 { n.mu.Lock(); n.waiting = w; n.mu.Unlock() }
+
+type scalerRig struct {
+	t     *testing.T
+	s     *Scaler
+	prov  *fakeProvider
+	nodes *fakeNodes
+	now   time.Time
+	ctx   context.Context
+	file  string
+}
+
+func testPool() conf.Pool {
+	return conf.Pool{Name: "cpu", Provider: "local", Nodes: 1, MinNodes: 1, MaxNodes: 4,
+		Walltime: conf.Duration(time.Hour), MinWalltime: conf.Duration(10 * time.Minute),
+		MaxBlocks: 2, IdleTimeout: conf.Duration(time.Minute)}
+}
+
+func newRig(t *testing.T, pool conf.Pool) *scalerRig {
+	t.Helper()
+	r := &scalerRig{t: t, now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), ctx: context.Background(),
+		prov:  &fakeProvider{jobs: map[JobID]Status{}},
+		nodes: &fakeNodes{uses: map[string]Use{}, minted: map[string]time.Duration{}, ends: map[string]time.Time{}, drained: map[string]bool{}, ended: map[string]bool{}},
+		file:  filepath.Join(t.TempDir(), "pool-cpu.json"),
+	}
+	r.s = r.scaler(pool)
+	return r
+}
+
+// scaler makes a Scaler on the rig's provider, nodes, clock and file.
+func (r *scalerRig) scaler(pool conf.Pool) *Scaler {
+	r.t.Helper()
+	s, err := NewScaler(ScalerConfig{Pool: pool, Interval: 10 * time.Second, Lease: time.Minute,
+		Command: []string{"fxd", "node"}, Env: map[string]string{"FXD_DAEMON": "https://login:8443"}, StateFile: r.file},
+		r.prov, r.nodes, zerolog.Nop())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	s.now = func() time.Time { return r.now }
+	return s
+}
+
+// step advances the clock by d and takes one polling step.
+func (r *scalerRig) step(d time.Duration) {
+	r.now = r.now.Add(d)
+	r.s.Step(r.ctx, true)
+}
+
+func (r *scalerRig) state(name string) string {
+	r.t.Helper()
+	for _, b := range r.s.Blocks() {
+		if b.Name == name {
+			return b.State
+		}
+	}
+	return "absent"
+}
+
+func (r *scalerRig) submits() int {
+	r.prov.mu.Lock()
+	defer r.prov.mu.Unlock()
+	return len(r.prov.submitted)
+}
+
+func TestNoDemandNoBlock(t *testing.T) {
+	r := newRig(t, testPool())
+	r.step(0)
+	r.step(time.Minute)
+	if n := r.submits(); n != 0 {
+		t.Fatalf("%d blocks submitted with no task waiting", n)
+	}
+}
+
+func TestScaleOutOneBlockOnItsWay(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(5)
+	r.step(0)
+	if n := r.submits(); n != 1 {
+		t.Fatalf("submitted %d blocks for waiting tasks, want 1", n)
+	}
+	b := r.prov.submitted[0]
+	if b.Name != "fxd-cpu-1" || b.Env["FXD_BLOCK"] != "fxd-cpu-1" || b.Env["FXD_NODE_TOKEN"] != "token-fxd-cpu-1" ||
+		b.Env["FXD_DAEMON"] != "https://login:8443" || len(b.Command) != 2 {
+		t.Errorf("block submitted as %+v", b)
+	}
+	if r.nodes.minted["fxd-cpu-1"] < time.Hour {
+		t.Errorf("credential lasts %s, less than the walltime", r.nodes.minted["fxd-cpu-1"])
+	}
+	// pending: no second block while the first is on its way
+	r.step(10 * time.Second)
+	r.prov.set("101", Status{State: StateRunning, Nodes: []string{"n1"}})
+	r.step(10 * time.Second)
+	if n := r.submits(); n != 1 {
+		t.Fatalf("submitted %d blocks while one was on its way, want 1", n)
+	}
+	if got := r.state("fxd-cpu-1"); got != "running" {
+		t.Fatalf("block is %s, want running", got)
+	}
+	if _, ok := r.nodes.ends["fxd-cpu-1"]; !ok {
+		t.Error("the daemon was not told when the running block ends")
+	}
+	// linked, its slots full, tasks still wait: a second block, sized to the demand
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 2, Busy: 2})
+	r.nodes.setWaiting(5)
+	r.prov.mu.Lock()
+	r.prov.windows = []Window{{Nodes: 8, Duration: 0}}
+	r.prov.mu.Unlock()
+	r.step(10 * time.Second)
+	if n := r.submits(); n != 2 {
+		t.Fatalf("submitted %d blocks, want a second one", n)
+	}
+	if got := r.prov.submitted[1].Nodes; got != 3 {
+		t.Errorf("second block has %d nodes, want 3 (5 tasks at 2 slots a node)", got)
+	}
+	// max_blocks reached
+	r.prov.set("102", Status{State: StateRunning, Nodes: []string{"n2"}})
+	r.nodes.setUse("fxd-cpu-2", Use{Linked: 3, Slots: 6, Busy: 6})
+	r.step(10 * time.Second)
+	r.step(10 * time.Second)
+	if n := r.submits(); n != 2 {
+		t.Fatalf("submitted %d blocks, beyond max_blocks 2", n)
+	}
+}
+
+func TestShapedToWindow(t *testing.T) {
+	r := newRig(t, testPool())
+	r.prov.windows = []Window{{Nodes: 2, Duration: 25*time.Minute + 30*time.Second}}
+	r.nodes.setWaiting(1)
+	r.step(0)
+	if r.submits() != 1 {
+		t.Fatal("no block submitted")
+	}
+	if b := r.prov.submitted[0]; b.Walltime != 25*time.Minute || b.Nodes != 1 {
+		t.Errorf("block shaped %d nodes × %s, want 1 × 25m (the window, in whole minutes)", b.Nodes, b.Walltime)
+	}
+	if !r.s.Blocks()[0].Shaped {
+		t.Error("block not reported as shaped to a window")
+	}
+}
+
+func TestIdleBlockCancelledAboveMin(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning})
+	r.nodes.setWaiting(0)
+	r.step(10 * time.Second)
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 0, Ran: 3, IdleSince: r.now})
+	r.step(30 * time.Second)
+	if len(r.prov.cancelled) != 0 {
+		t.Fatal("block cancelled before its idle timeout")
+	}
+	r.step(40 * time.Second)
+	if len(r.prov.cancelled) != 1 || r.state("fxd-cpu-1") != stateCancelling {
+		t.Fatalf("idle block not cancelled: cancels %v, state %s", r.prov.cancelled, r.state("fxd-cpu-1"))
+	}
+	if !r.nodes.drained["fxd-cpu-1"] {
+		t.Error("the cancelled block's nodes were not drained first")
+	}
+	r.step(10 * time.Second) // the scheduler says it ended
+	if got := r.state("fxd-cpu-1"); got != stateDone {
+		t.Fatalf("block is %s after the scheduler ended it, want done", got)
+	}
+	if !r.nodes.ended["fxd-cpu-1"] {
+		t.Error("the ended block's credential was not revoked")
+	}
+	if b := r.s.Blocks()[0]; b.Ran != 3 || b.Reason == "" {
+		t.Errorf("ended block reports ran %d, reason %q", b.Ran, b.Reason)
+	}
+	r.step(keepEnded + time.Minute)
+	if len(r.s.Blocks()) != 0 {
+		t.Error("ended block still listed after keepEnded")
+	}
+}
+
+func TestMinBlocksKeptIdle(t *testing.T) {
+	p := testPool()
+	p.MinBlocks = 1
+	r := newRig(t, p)
+	r.step(0)
+	if r.submits() != 1 {
+		t.Fatalf("submitted %d blocks for min_blocks 1", r.submits())
+	}
+	r.prov.set("101", Status{State: StateRunning})
+	r.step(10 * time.Second)
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, IdleSince: r.now})
+	r.step(time.Hour / 2)
+	if len(r.prov.cancelled) != 0 || r.submits() != 1 {
+		t.Fatalf("min block given back or duplicated: cancels %v, submits %d", r.prov.cancelled, r.submits())
+	}
+}
+
+func TestInitBlocksAtFirstStart(t *testing.T) {
+	p := testPool()
+	p.InitBlocks = 2
+	r := newRig(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.s.Run(ctx, func() <-chan struct{} { return nil })
+		close(done)
+	}()
+	deadline := time.After(10 * time.Second)
+	for r.submits() < 2 {
+		select {
+		case <-deadline:
+			t.Fatalf("init_blocks 2 submitted %d", r.submits())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	// a restarted daemon finds them and does not submit init blocks again
+	r.s = r.scaler(p)
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() {
+		r.s.Run(ctx, func() <-chan struct{} { return nil })
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	if r.submits() != 2 {
+		t.Fatalf("a restart submitted init blocks again: %d in all", r.submits())
+	}
+}
+
+func TestDrainNearEnd(t *testing.T) {
+	p := testPool()
+	p.MinBlocks = 1
+	r := newRig(t, p)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning})
+	r.step(10 * time.Second)
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 1})
+	ends := r.nodes.ends["fxd-cpu-1"]
+	if ends.After(r.now.Add(time.Hour)) {
+		t.Fatalf("block said to end %s, after its walltime from now", ends)
+	}
+	r.now = ends.Add(-2 * time.Minute)
+	r.s.Step(r.ctx, true)
+	if r.state("fxd-cpu-1") == stateDraining {
+		t.Fatal("drained 2 minutes before its end, with a drain margin of 1 minute")
+	}
+	r.now = ends.Add(-30 * time.Second)
+	r.s.Step(r.ctx, true)
+	if r.state("fxd-cpu-1") != stateDraining || !r.nodes.drained["fxd-cpu-1"] {
+		t.Fatalf("block near its end is %s, want draining", r.state("fxd-cpu-1"))
+	}
+	if len(r.prov.cancelled) != 0 {
+		t.Fatal("draining block cancelled while its node runs a task")
+	}
+	// min_blocks 1 and the draining block does not count: a new block
+	if r.submits() != 2 {
+		t.Errorf("no replacement submitted for the draining min block: %d submits", r.submits())
+	}
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 0, IdleSince: r.now})
+	r.step(10 * time.Second)
+	if len(r.prov.cancelled) != 1 {
+		t.Fatal("drained block with no task left was not given back")
+	}
+}
+
+func TestAgentsGoneCancelledAndReplaced(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning})
+	r.step(10 * time.Second)
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 1})
+	r.step(10 * time.Second)
+	// the agent dies; its task is requeued by the daemon and waits
+	r.nodes.setUse("fxd-cpu-1", Use{})
+	r.step(10 * time.Second)
+	r.step(30 * time.Second)
+	if len(r.prov.cancelled) != 0 {
+		t.Fatal("block cancelled before the lease ran out")
+	}
+	r.step(40 * time.Second)
+	if len(r.prov.cancelled) != 1 {
+		t.Fatal("block whose agent died was not cancelled after the lease")
+	}
+	r.step(10 * time.Second) // ended; the waiting task gets a new block
+	if r.submits() != 2 {
+		t.Fatalf("no replacement block: %d submits", r.submits())
+	}
+}
+
+func TestNeverLinkedGivenUp(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning})
+	r.step(10 * time.Second)
+	r.step(linkTimeout - time.Minute)
+	if len(r.prov.cancelled) != 0 {
+		t.Fatal("block cancelled before the link timeout")
+	}
+	r.step(2 * time.Minute)
+	if len(r.prov.cancelled) != 1 {
+		t.Fatal("block whose agents never linked was kept")
+	}
+	if b := r.s.Blocks()[0]; b.Reason != "cancelled: its agents never linked" {
+		t.Errorf("reason %q", b.Reason)
+	}
+}
+
+func TestSchedulerFailuresBackOff(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.prov.submitErr = errors.New("sbatch: error: Slurm controller not responding")
+	r.step(0)
+	r.step(time.Second)
+	r.step(time.Second)
+	if r.submits() != 0 {
+		t.Fatal("submit succeeded with an error")
+	}
+	if got := r.s.backoff; got != 10*time.Second {
+		t.Fatalf("backoff %s after one failure, want the interval (retries within it are held)", got)
+	}
+	r.step(10 * time.Second) // fails again: the backoff doubles
+	if got := r.s.backoff; got != 20*time.Second {
+		t.Fatalf("backoff %s after a second failure, want 20s", got)
+	}
+	for range 20 {
+		r.step(maxBackoff)
+	}
+	if r.s.backoff != maxBackoff {
+		t.Fatalf("backoff %s, want bounded at %s", r.s.backoff, maxBackoff)
+	}
+	if !r.nodes.ended["fxd-cpu-1"] {
+		t.Error("the credential minted for a block that was never submitted was not revoked")
+	}
+	r.prov.submitErr = nil
+	r.step(maxBackoff)
+	if r.submits() != 1 || r.s.backoff != 0 {
+		t.Fatalf("after the scheduler came back: %d submits, backoff %s", r.submits(), r.s.backoff)
+	}
+
+	r.prov.pollErr = fmt.Errorf("squeue: %w", ErrBadOutput)
+	r.prov.set("101", Status{State: StateRunning})
+	r.step(10 * time.Second)
+	if got := r.state(r.s.Blocks()[0].Name); got != "pending" {
+		t.Fatalf("block %s after a failed poll, want it unchanged", got)
+	}
+	r.prov.pollErr = nil
+	r.step(10 * time.Second)
+	if got := r.state(r.s.Blocks()[0].Name); got != "running" {
+		t.Fatalf("block %s after the poll came back, want running", got)
+	}
+
+	r.prov.cancelErr = errors.New("scancel: error: Kill job error on job id 101")
+	r.nodes.setWaiting(0)
+	r.nodes.setUse(r.s.Blocks()[0].Name, Use{Linked: 1, Slots: 1, IdleSince: r.now})
+	r.step(2 * time.Minute)
+	if len(r.prov.cancelled) != 0 || r.state(r.s.Blocks()[0].Name) != stateCancelling {
+		t.Fatal("failed cancel not kept as cancelling")
+	}
+	r.prov.cancelErr = nil
+	r.step(time.Minute)
+	if len(r.prov.cancelled) != 1 {
+		t.Fatal("cancel not retried after the scheduler came back")
+	}
+}
+
+func TestUnknownJobsEndBlocks(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.mu.Lock()
+	r.prov.pollOut = map[JobID]Status{"999": {State: StateRunning}} // not ours; ours missing
+	r.prov.mu.Unlock()
+	r.nodes.setWaiting(0)
+	r.step(10 * time.Second)
+	if got := r.state("fxd-cpu-1"); got != stateDone {
+		t.Fatalf("block the scheduler no longer knows is %s, want done", got)
+	}
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	r := newRig(t, testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning, Nodes: []string{"n1"}})
+	r.step(10 * time.Second)
+	first, err := os.ReadFile(r.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(r.file)
+	r.step(10 * time.Second) // nothing changed: nothing written
+	if st2, _ := os.Stat(r.file); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("state file rewritten with nothing changed")
+	}
+
+	r.s = r.scaler(testPool())
+	bs := r.s.Blocks()
+	if len(bs) != 1 || bs[0].Job != "101" || bs[0].State != "running" || len(bs[0].Hosts) != 1 {
+		t.Fatalf("restarted scaler knows %+v; file:\n%s", bs, first)
+	}
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 1})
+	r.nodes.setWaiting(3)
+	r.step(10 * time.Second)
+	if r.submits() != 2 || r.prov.submitted[1].Name != "fxd-cpu-2" {
+		t.Fatalf("restarted scaler reused a block name or did not scale: %+v", r.prov.submitted)
+	}
+}
+
+func TestCorruptStateRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pool.json")
+	if err := os.WriteFile(file, []byte("{\"seq\": 3, \"blocks\": [nul"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewScaler(ScalerConfig{Pool: testPool(), Command: []string{"x"}, StateFile: file}, &fakeProvider{}, &fakeNodes{}, zerolog.Nop())
+	if err == nil {
+		t.Fatal("corrupt state file accepted")
+	}
+	t.Log(err)
+}
