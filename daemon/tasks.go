@@ -68,6 +68,10 @@ func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error
 	if max := d.cfg.Limits.MaxTimeout.D(); time.Duration(timeout) > max {
 		return nil, fmt.Errorf("timeout %s exceeds limits.max_timeout (%s): %w", time.Duration(timeout), max, api.ErrInvalid)
 	}
+	if longest, ok := d.longestBlock(); ok && (spec.Timeout != 0 || fn.Limits.Timeout != 0) && time.Duration(timeout) > longest {
+		return nil, fmt.Errorf("timeout %s is longer than any block of this site's pools runs (%s), so no node could finish it; give a shorter timeout: %w",
+			time.Duration(timeout), longest, api.ErrInvalid)
+	}
 	j := &job{
 		task: api.Task{
 			ID: newTaskID(now), Function: fn.Ref(), FunctionVersion: fn.Version, Owner: c.acct.Name,
@@ -211,4 +215,18 @@ func (d *Daemon) cancelTask(c caller, id string) (api.Task, error) {
 		}
 	}
 	return t, fmt.Errorf("task %s already ended (%s): %w", id, t.State, api.ErrConflict)
+}
+
+// longestBlock is the longest walltime of the pools' blocks, when tasks
+// run only on them ([batch] daemon_node_tasks off); ok is false when the
+// daemon's own node takes tasks too.
+func (d *Daemon) longestBlock() (longest time.Duration, ok bool) {
+	b := d.cfg.Batch
+	if b.DaemonNodeTasks || len(b.Pool) == 0 {
+		return 0, false
+	}
+	for _, p := range b.Pool {
+		longest = max(longest, p.Walltime.D())
+	}
+	return longest, true
 }

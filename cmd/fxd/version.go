@@ -19,6 +19,7 @@ commands:
   runtime   add, list and remove SIF images (fxd runtime --help)
   node      run a node agent that serves a daemon's tasks on this host (fxd node --help)
   nodes     list linked nodes, mint a node credential (fxd nodes --help)
+  blocks    list the pools' blocks: pilot jobs, their state, nodes and tasks (fxd blocks --help)
   version   print the version
 `
 

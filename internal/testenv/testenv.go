@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -107,12 +108,25 @@ func NewUser(t testing.TB) User {
 }
 
 // RemoveCgroupParent removes the (empty) cgroup directory parent from every
-// hierarchy, v1 and v2. Trees under it must already be gone.
+// hierarchy, v1 and v2, with the empty cgroups under it (parent may be a
+// glob). One that still holds processes is an error.
 func RemoveCgroupParent(t testing.TB, parent string) {
 	t.Helper()
 	for _, p := range []string{"/sys/fs/cgroup/*/" + parent, "/sys/fs/cgroup/" + parent} {
 		dirs, _ := filepath.Glob(p)
 		for _, d := range dirs {
+			// child cgroups first (an agent killed with SIGKILL leaves its
+			// workers' empty ones); a cgroup with processes is not removed
+			var children []string
+			filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() && path != d {
+					children = append(children, path)
+				}
+				return nil
+			})
+			for i := len(children) - 1; i >= 0; i-- {
+				os.Remove(children[i])
+			}
 			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
 				t.Errorf("remove test cgroup parent: %v", err)
 			}
