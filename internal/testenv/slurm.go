@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// inService are the sinfo node states (%T, without their flag suffixes)
+// of nodes that run jobs, now or once their current ones end: a node that
+// is completing the last test's job is in service.
+var inService = map[string]bool{"idle": true, "mixed": true, "allocated": true, "completing": true}
+
 // RequireSlurm needs a Slurm cluster this machine can submit to, with a
 // partition whose nodes are up (scripts/start-local-slurm.sh makes one),
 // and returns the default partition's name.
@@ -25,7 +30,7 @@ func RequireSlurm(t testing.TB) string {
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 3 && strings.HasSuffix(f[0], "*") && f[1] == "up" && (f[2] == "idle" || f[2] == "mixed" || f[2] == "allocated") {
+		if len(f) == 3 && strings.HasSuffix(f[0], "*") && f[1] == "up" && inService[strings.TrimRight(f[2], "*~#!%$@^-")] {
 			return strings.TrimSuffix(f[0], "*")
 		}
 	}
