@@ -69,19 +69,11 @@ func RunStderr(ctx context.Context, stdin string, name string, args ...string) (
 
 // commandLine is name and args for a message, long ones shortened.
 func commandLine(name string, args []string) string {
-	s := strings.Join(append([]string{name}, args...), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return Clip(strings.Join(append([]string{name}, args...), " "), 200)
 }
 
 // trimStderr is b without surrounding space, at most maxStderr bytes, as
 // valid UTF-8.
 func trimStderr(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > maxStderr {
-		b = append(b[:maxStderr:maxStderr], "…"...)
-	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return Clip(string(bytes.TrimSpace(b)), maxStderr)
 }

@@ -248,7 +248,7 @@ func (s *Scaler) check(ctx context.Context, b *blockRecord, now time.Time) {
 		return
 	}
 	u := s.nodes.Use(b.Name)
-	b.Linked, b.Ran = u.Linked, u.Ran
+	b.Ran = u.Ran // kept for when it has ended
 	if u.Linked > 0 {
 		b.EverLinked, b.Unlinked = true, time.Time{}
 		s.slots = max(1, u.Slots/u.Linked)

@@ -163,6 +163,15 @@ func (r *scalerRig) step(d time.Duration) {
 	r.s.Step(r.ctx, true)
 }
 
+// runBlock has a task wait, so that block fxd-cpu-1 is submitted, and
+// the scheduler start it as job 101 on host n1.
+func (r *scalerRig) runBlock() {
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.set("101", Status{State: StateRunning, Nodes: []string{"n1"}})
+	r.step(10 * time.Second)
+}
+
 func (r *scalerRig) state(name string) string {
 	r.t.Helper()
 	for _, b := range r.s.Blocks() {
@@ -257,11 +266,8 @@ func TestShapedToWindow(t *testing.T) {
 
 func TestIdleBlockCancelledAboveMin(t *testing.T) {
 	r := newRig(t, testPool())
-	r.nodes.setWaiting(1)
-	r.step(0)
-	r.prov.set("101", Status{State: StateRunning})
+	r.runBlock()
 	r.nodes.setWaiting(0)
-	r.step(10 * time.Second)
 	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 0, Ran: 3, IdleSince: r.now})
 	r.step(30 * time.Second)
 	if len(r.prov.cancelled) != 0 {
@@ -381,10 +387,7 @@ func TestDrainNearEnd(t *testing.T) {
 
 func TestAgentsGoneCancelledAndReplaced(t *testing.T) {
 	r := newRig(t, testPool())
-	r.nodes.setWaiting(1)
-	r.step(0)
-	r.prov.set("101", Status{State: StateRunning})
-	r.step(10 * time.Second)
+	r.runBlock()
 	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 1})
 	r.step(10 * time.Second)
 	// the agent dies; its task is requeued by the daemon and waits
@@ -406,10 +409,7 @@ func TestAgentsGoneCancelledAndReplaced(t *testing.T) {
 
 func TestNeverLinkedGivenUp(t *testing.T) {
 	r := newRig(t, testPool())
-	r.nodes.setWaiting(1)
-	r.step(0)
-	r.prov.set("101", Status{State: StateRunning})
-	r.step(10 * time.Second)
+	r.runBlock()
 	r.step(linkTimeout - time.Minute)
 	if len(r.prov.cancelled) != 0 {
 		t.Fatal("block cancelled before the link timeout")
@@ -497,10 +497,7 @@ func TestUnknownJobsEndBlocks(t *testing.T) {
 
 func TestStateSurvivesRestart(t *testing.T) {
 	r := newRig(t, testPool())
-	r.nodes.setWaiting(1)
-	r.step(0)
-	r.prov.set("101", Status{State: StateRunning, Nodes: []string{"n1"}})
-	r.step(10 * time.Second)
+	r.runBlock()
 	first, err := os.ReadFile(r.file)
 	if err != nil {
 		t.Fatal(err)

@@ -28,9 +28,12 @@ func (b Block) Check() error {
 	case len(b.Command) == 0 || b.Command[0] == "":
 		return fmt.Errorf("block %s: %w: no command for its nodes", b.Name, api.ErrInvalid)
 	}
-	for k := range b.Env {
+	for k, v := range b.Env {
 		if !envNameRE.MatchString(k) {
 			return fmt.Errorf("block %s: %w: environment name %q; use letters, digits and \"_\"", b.Name, api.ErrInvalid, k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return fmt.Errorf("block %s: %w: environment %s holds a NUL, which no process environment can carry", b.Name, api.ErrInvalid, k)
 		}
 	}
 	for _, s := range slices.Concat(b.Init, b.Options, b.Command) {

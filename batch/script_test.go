@@ -26,6 +26,7 @@ func TestBlockCheck(t *testing.T) {
 		{"walltime under a minute", func(b *Block) { b.Walltime = 59 * time.Second }, "walltime"},
 		{"no command", func(b *Block) { b.Command = nil }, "no command"},
 		{"bad env name", func(b *Block) { b.Env = map[string]string{"A-B": "x"} }, "environment name"},
+		{"NUL in an env value", func(b *Block) { b.Env = map[string]string{"A": "x\x00y"} }, "NUL"},
 		{"NUL in an option", func(b *Block) { b.Options = []string{"--x=\x00"} }, "NUL"},
 		{"newline in an init line", func(b *Block) { b.Init = []string{"a\nb"} }, "newline"},
 	} {

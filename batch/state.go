@@ -32,7 +32,6 @@ type blockRecord struct {
 	Ended     time.Time     `json:"ended,omitzero"`
 	Hosts     []string      `json:"hosts,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
-	Linked    int           `json:"linked"`
 	Ran       int           `json:"ran"`
 	// EverLinked is set once an agent of the block linked; Unlinked is
 	// since when none is, after that.

@@ -281,7 +281,13 @@ func (d *Daemon) recoveredJob(rec store.Record) (*job, error) {
 	if input == nil {
 		input = []byte{}
 	}
-	return &job{task: t, fn: fn, acct: acct, input: input, timeout: t.Timeout.D(), done: make(chan struct{})}, nil
+	j := &job{task: t, fn: fn, acct: acct, input: input, timeout: t.Timeout.D(), done: make(chan struct{})}
+	// The store keeps the timeout, not who gave it: one other than the
+	// site's default was declared.
+	if fn.Limits.Timeout != 0 || j.timeout != d.cfg.Limits.DefaultTimeout.D() {
+		j.declared = j.timeout
+	}
+	return j, nil
 }
 
 // expireLoop deletes results past their retention: every quarter of the

@@ -34,10 +34,14 @@ type job struct {
 	acct    isolation.Account
 	input   []byte // nil when it must be read from the store
 	timeout time.Duration
-	sync    bool // synchronous run: not in the store until it ends
-	placing bool // queued, but its run waits for a node; guarded by dispatcher.mu
-	cancel  context.CancelCauseFunc
-	done    chan struct{} // closed when task is final (and, unless sync, stored)
+	// declared is the timeout the task or its function gave, which the
+	// block of a node that runs it must outlast; 0 when the timeout is
+	// only the site's default, which declares nothing.
+	declared time.Duration
+	sync     bool // synchronous run: not in the store until it ends
+	placing  bool // queued, but its run waits for a node; guarded by dispatcher.mu
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed when task is final (and, unless sync, stored)
 }
 
 // tenant is one account's queue and running count.

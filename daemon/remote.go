@@ -49,8 +49,7 @@ func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
 	if d.nodes == nil || j.sync {
 		return nil, true
 	}
-	need := d.declaredDuration(j)
-	if n := d.nodes.take(j.fn.Runtime, need); n != nil || d.daemonNodeTasks {
+	if n := d.nodes.take(j.fn.Runtime, j.declared); n != nil || d.daemonNodeTasks {
 		return n, true
 	}
 	d.mu.Lock()
@@ -65,7 +64,7 @@ func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
 	}()
 	for ctx.Err() == nil {
 		freed := d.nodes.freed()
-		if n := d.nodes.take(j.fn.Runtime, need); n != nil {
+		if n := d.nodes.take(j.fn.Runtime, j.declared); n != nil {
 			return n, true
 		}
 		select {
@@ -74,17 +73,6 @@ func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
 		}
 	}
 	return nil, false
-}
-
-// declaredDuration is how long j says it may run, which a node's block
-// must outlast: its timeout, unless that is only the site's default
-// (limits.default_timeout), which declares nothing; then 0, and any node
-// not draining takes it (a block that ends under it requeues it).
-func (d *dispatcher) declaredDuration(j *job) time.Duration {
-	if j.fn.Limits.Timeout == 0 && j.timeout == d.limits.DefaultTimeout.D() {
-		return 0
-	}
-	return j.timeout
 }
 
 // unplace ends a run whose wait for a node was cut: a drain leaves the

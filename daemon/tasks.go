@@ -68,16 +68,19 @@ func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error
 	if max := d.cfg.Limits.MaxTimeout.D(); time.Duration(timeout) > max {
 		return nil, fmt.Errorf("timeout %s exceeds limits.max_timeout (%s): %w", time.Duration(timeout), max, api.ErrInvalid)
 	}
-	if longest, ok := d.longestBlock(); ok && (spec.Timeout != 0 || fn.Limits.Timeout != 0) && time.Duration(timeout) > longest {
-		return nil, fmt.Errorf("timeout %s is longer than any block of this site's pools runs (%s), so no node could finish it; give a shorter timeout: %w",
-			time.Duration(timeout), longest, api.ErrInvalid)
-	}
 	j := &job{
 		task: api.Task{
 			ID: newTaskID(now), Function: fn.Ref(), FunctionVersion: fn.Version, Owner: c.acct.Name,
 			State: api.StateQueued, Timeout: timeout, ReceivedAt: now,
 		},
 		fn: fn, acct: c.acct, timeout: time.Duration(timeout), done: make(chan struct{}),
+	}
+	if spec.Timeout != 0 || fn.Limits.Timeout != 0 {
+		j.declared = j.timeout
+	}
+	if longest, ok := d.longestBlock(); ok && j.declared > longest {
+		return nil, fmt.Errorf("timeout %s is longer than any block of this site's pools runs (%s), so no node could finish it; give a shorter timeout: %w",
+			j.timeout, longest, api.ErrInvalid)
 	}
 	if len(input) <= inlineInputMax {
 		j.input = input

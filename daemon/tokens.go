@@ -16,8 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"fxd.dev/fxd/internal/atomicfile"
 	"golang.org/x/sys/unix"
+
+	"fxd.dev/fxd/internal/atomicfile"
 )
 
 // tokenPrefix starts every token so that leaked tokens are easy to find

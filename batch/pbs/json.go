@@ -38,7 +38,7 @@ func decode(cmd string, out []byte, v any) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s printed %q, not the JSON expected: %v: %w", cmd, firstLine(out), err, batch.ErrBadOutput)
+		return fmt.Errorf("%s printed %q, not the JSON expected: %v: %w", cmd, batch.FirstLine(out), err, batch.ErrBadOutput)
 	}
 	return nil
 }
@@ -172,7 +172,7 @@ func (x *number) UnmarshalJSON(b []byte) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s is not a whole number", clip(string(b), 80))
+		return fmt.Errorf("%s is not a whole number", batch.Clip(string(b), 80))
 	}
 	x.set, x.n = true, n
 	return nil
@@ -187,7 +187,7 @@ func (l *list) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &items); err != nil {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return fmt.Errorf("%s is not a list of names", clip(string(b), 80))
+			return fmt.Errorf("%s is not a list of names", batch.Clip(string(b), 80))
 		}
 		items = strings.Split(s, ",")
 	}

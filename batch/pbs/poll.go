@@ -127,7 +127,7 @@ func parseQstat(out []byte) (map[string]batch.Status, error) {
 	for id, j := range q.Jobs {
 		st, err := j.status()
 		if err != nil {
-			return nil, fmt.Errorf("qstat -f -F json: job %s: %w", clip(id, 80), err)
+			return nil, fmt.Errorf("qstat -f -F json: job %s: %w", batch.Clip(id, 80), err)
 		}
 		listed[id] = st
 	}

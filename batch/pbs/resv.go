@@ -32,29 +32,29 @@ func parseRstat(out []byte) (map[string]time.Time, error) {
 		}
 		if v, ok := strings.CutPrefix(line, "Resv ID:"); ok {
 			if id != "" && starts[id].IsZero() {
-				return nil, fmt.Errorf("pbs_rstat -f: reservation %s has no reserve_start: %w", clip(id, 80), batch.ErrBadOutput)
+				return nil, fmt.Errorf("pbs_rstat -f: reservation %s has no reserve_start: %w", batch.Clip(id, 80), batch.ErrBadOutput)
 			}
 			id = strings.TrimSpace(v)
 			if _, dup := starts[id]; dup || id == "" {
-				return nil, fmt.Errorf("pbs_rstat -f printed %q, not a new reservation: %w", clip(line, 120), batch.ErrBadOutput)
+				return nil, fmt.Errorf("pbs_rstat -f printed %q, not a new reservation: %w", batch.Clip(line, 120), batch.ErrBadOutput)
 			}
 			starts[id] = time.Time{}
 			continue
 		}
 		k, v, ok := strings.Cut(line, " = ")
 		if !ok || id == "" {
-			return nil, fmt.Errorf("pbs_rstat -f printed %q, not \"Resv ID:\" or attribute = value: %w", clip(line, 120), batch.ErrBadOutput)
+			return nil, fmt.Errorf("pbs_rstat -f printed %q, not \"Resv ID:\" or attribute = value: %w", batch.Clip(line, 120), batch.ErrBadOutput)
 		}
 		if k == "reserve_start" {
 			t, err := time.ParseInLocation(rstatTime, strings.TrimSpace(v), time.Local)
 			if err != nil || t.IsZero() {
-				return nil, fmt.Errorf("pbs_rstat -f: reservation %s starts %q, not a time: %w", clip(id, 80), clip(v, 80), batch.ErrBadOutput)
+				return nil, fmt.Errorf("pbs_rstat -f: reservation %s starts %q, not a time: %w", batch.Clip(id, 80), batch.Clip(v, 80), batch.ErrBadOutput)
 			}
 			starts[id] = t
 		}
 	}
 	if id != "" && starts[id].IsZero() {
-		return nil, fmt.Errorf("pbs_rstat -f: reservation %s has no reserve_start: %w", clip(id, 80), batch.ErrBadOutput)
+		return nil, fmt.Errorf("pbs_rstat -f: reservation %s has no reserve_start: %w", batch.Clip(id, 80), batch.ErrBadOutput)
 	}
 	return starts, nil
 }

@@ -46,7 +46,7 @@ type qstatJob struct {
 // that is not a letter is bad output.
 func (j qstatJob) status() (batch.Status, error) {
 	if len(j.State) != 1 || j.State[0] < 'A' || j.State[0] > 'Z' {
-		return batch.Status{}, fmt.Errorf("job_state %q is not a PBS state letter: %w", clip(j.State, 80), batch.ErrBadOutput)
+		return batch.Status{}, fmt.Errorf("job_state %q is not a PBS state letter: %w", batch.Clip(j.State, 80), batch.ErrBadOutput)
 	}
 	s, ok := jobStates[j.State]
 	if !ok {
@@ -108,12 +108,4 @@ func (j qstatJob) hosts() []string {
 		}
 	}
 	return hosts
-}
-
-// clip is s for a message: at most n bytes, valid UTF-8.
-func clip(s string, n int) string {
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }

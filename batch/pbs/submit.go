@@ -48,17 +48,11 @@ func optionFields(options []string) []string {
 	return f
 }
 
-// check is b.Check and what PBS adds: environment values a shell can
-// hold, and no option that ends qsub's options ("--" makes qsub run what
-// follows instead of the script on stdin).
+// check is b.Check and what PBS adds: no option that ends qsub's options
+// ("--" makes qsub run what follows instead of the script on stdin).
 func check(b batch.Block) error {
 	if err := b.Check(); err != nil {
 		return err
-	}
-	for k, v := range b.Env {
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("block %s: %w: environment %s holds a NUL, which no shell can pass on", b.Name, api.ErrInvalid, k)
-		}
 	}
 	for _, f := range optionFields(b.Options) {
 		if f == "--" {
@@ -71,18 +65,9 @@ func check(b batch.Block) error {
 // parseSubmit reads the job id out of qsub's output: its last line (site
 // wrappers may print notices first).
 func parseSubmit(out []byte) (batch.JobID, error) {
-	s := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[i+1:])
-	}
+	s := batch.LastLine(out)
 	if !jobIDRE.MatchString(s) {
-		return "", fmt.Errorf("qsub printed %q, not a job id: %w", firstLine(out), batch.ErrBadOutput)
+		return "", fmt.Errorf("qsub printed %q, not a job id: %w", batch.FirstLine(out), batch.ErrBadOutput)
 	}
 	return batch.JobID(s), nil
-}
-
-// firstLine is the first line of out, at most 200 bytes, for messages.
-func firstLine(out []byte) string {
-	s, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return clip(s, 200)
 }

@@ -118,7 +118,7 @@ func freeHosts(out []byte, queue string) (map[string][]string, error) {
 	resvs := map[string][]string{}
 	for name, h := range *pn.Nodes {
 		if h.State == nil || *h.State == "" {
-			return nil, fmt.Errorf("pbsnodes -a -F json: %s has no state: %w", clip(name, 80), batch.ErrBadOutput)
+			return nil, fmt.Errorf("pbsnodes -a -F json: %s has no state: %w", batch.Clip(name, 80), batch.ErrBadOutput)
 		}
 		host := cmp.Or(h.Available.Host, name)
 		ok, seen := isFree[host]

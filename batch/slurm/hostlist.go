@@ -90,5 +90,5 @@ func expandItem(item string, hosts []string) ([]string, error) {
 }
 
 func badHostlist(s string) error {
-	return fmt.Errorf("node list %q is not a Slurm hostlist: %w", clip(s), batch.ErrBadOutput)
+	return fmt.Errorf("node list %q is not a Slurm hostlist: %w", batch.Clip(s, 120), batch.ErrBadOutput)
 }

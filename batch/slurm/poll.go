@@ -57,7 +57,7 @@ func parsePoll(out []byte) (map[batch.JobID]batch.Status, error) {
 		}
 		f := strings.SplitN(line, "|", 4)
 		if len(f) != 4 || !jobIDRE.MatchString(f[0]) || f[1] == "" {
-			return nil, fmt.Errorf("squeue printed %q, not id|state|nodes|reason: %w", clip(line), batch.ErrBadOutput)
+			return nil, fmt.Errorf("squeue printed %q, not id|state|nodes|reason: %w", batch.Clip(line, 120), batch.ErrBadOutput)
 		}
 		st := batch.Status{State: stateOf(f[1]), Reason: strings.TrimSpace(f[3])}
 		if st.Reason == "None" {
@@ -92,12 +92,4 @@ func stateOf(s string) batch.State {
 		return batch.StateDone
 	}
 	return batch.StatePending
-}
-
-// clip shortens s for a message.
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
 }

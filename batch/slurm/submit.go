@@ -63,22 +63,9 @@ var jobIDRE = regexp.MustCompile(`^([0-9]+)(;[A-Za-z0-9_.-]+)?$`)
 
 // parseSubmit reads the job id out of sbatch --parsable's output.
 func parseSubmit(out []byte) (batch.JobID, error) {
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 { // site wrappers may print notices first
-		line = strings.TrimSpace(line[i+1:])
-	}
-	m := jobIDRE.FindStringSubmatch(line)
+	m := jobIDRE.FindStringSubmatch(batch.LastLine(out))
 	if m == nil {
-		return "", fmt.Errorf("sbatch --parsable printed %q, not a job id: %w", firstLine(out), batch.ErrBadOutput)
+		return "", fmt.Errorf("sbatch --parsable printed %q, not a job id: %w", batch.FirstLine(out), batch.ErrBadOutput)
 	}
 	return batch.JobID(m[1]), nil
-}
-
-// firstLine is the first line of out, at most 200 bytes, for messages.
-func firstLine(out []byte) string {
-	s, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

@@ -68,7 +68,7 @@ func parseIdle(out []byte, partition string) (int, error) {
 		part, count, ok := strings.Cut(line, "|")
 		c, err := strconv.Atoi(strings.TrimSpace(count))
 		if !ok || err != nil || c < 0 {
-			return 0, fmt.Errorf("sinfo printed %q, not partition|nodes: %w", clip(line), batch.ErrBadOutput)
+			return 0, fmt.Errorf("sinfo printed %q, not partition|nodes: %w", batch.Clip(line, 120), batch.ErrBadOutput)
 		}
 		if partition == "" && strings.HasSuffix(part, "*") || strings.TrimSuffix(part, "*") == partition && partition != "" {
 			n += c
@@ -149,7 +149,7 @@ var testOnlyRE = regexp.MustCompile(`Job \d+ to start at (\d{4}-\d\d-\d\dT\d\d:\
 func parseTestOnly(stderr string) (time.Time, error) {
 	m := testOnlyRE.FindStringSubmatch(stderr)
 	if m == nil {
-		return time.Time{}, fmt.Errorf("sbatch --test-only printed %q, not a start time: %w", clip(stderr), batch.ErrBadOutput)
+		return time.Time{}, fmt.Errorf("sbatch --test-only printed %q, not a start time: %w", batch.Clip(stderr, 120), batch.ErrBadOutput)
 	}
 	t, err := time.ParseInLocation("2006-01-02T15:04:05", m[1], time.Local)
 	if err != nil {
