@@ -46,28 +46,47 @@ type LinkFrame struct {
 
 // NodeHello describes a node agent.
 type NodeHello struct {
-	Node     string   `json:"node"`  // its host name in the block
-	Block    string   `json:"block"` // the block it belongs to
-	CPUs     int      `json:"cpus"`
-	Memory   int64    `json:"memory_bytes"`
-	Slots    int      `json:"slots"` // tasks it runs at once
+	Node   string `json:"node"`  // its host name in the block
+	Block  string `json:"block"` // the block it belongs to
+	CPUs   int    `json:"cpus"`
+	Memory int64  `json:"memory_bytes"`
+	Slots  int    `json:"slots"` // tasks it runs at once
+	// Runtimes are the kinds of runtime it runs: RuntimeKindHost, and
+	// RuntimeKindSIF when it has an OCI runtime.
 	Runtimes []string `json:"runtimes"`
-	Version  string   `json:"version"`
+	// Arch is its architecture, GOARCH-style: it runs only images of it.
+	Arch    string `json:"arch,omitempty"`
+	Version string `json:"version"`
 }
 
 // NodeTask is one task a node runs, with everything it needs: the daemon
 // has mapped the identity and capped the limits.
 type NodeTask struct {
-	ID        string               `json:"id"`
-	Attempt   int                  `json:"attempt"`
-	Function  Function             `json:"function"`
-	Account   string               `json:"account"` // the node resolves it and checks the UID
-	UID       uint32               `json:"uid"`
-	Limits    specs.LinuxResources `json:"limits"`
-	Input     []byte               `json:"input,omitempty"`
-	Timeout   time.Duration        `json:"timeout_ns,omitempty"`
-	MaxOutput int64                `json:"max_output"`
+	ID       string               `json:"id"`
+	Attempt  int                  `json:"attempt"`
+	Function Function             `json:"function"`
+	Account  string               `json:"account"` // the node resolves it and checks the UID
+	UID      uint32               `json:"uid"`
+	Limits   specs.LinuxResources `json:"limits"`
+	// Image is the image the function's runtime names, resolved by the
+	// daemon; nil for the host runtime. A node that lacks it fetches it
+	// from NodeImagePath.
+	Image     *NodeImage    `json:"image,omitempty"`
+	Input     []byte        `json:"input,omitempty"`
+	Timeout   time.Duration `json:"timeout_ns,omitempty"`
+	MaxOutput int64         `json:"max_output"`
 }
+
+// NodeImage is a SIF image a node task runs in.
+type NodeImage struct {
+	Digest string `json:"digest"` // "sha256:<hex>": what the node must receive
+	Size   int64  `json:"size"`
+}
+
+// NodeImagePath is where a node agent fetches an image: GET
+// NodeImagePath + digest, with its block's credential. The daemon serves
+// only images of tasks it has sent to a node of that block.
+const NodeImagePath = "/" + Version + "/node/images/"
 
 // NodeResult is how a task ended on a node.
 type NodeResult struct {

@@ -92,11 +92,13 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 	if err != nil {
 		return nil, err
 	}
-	ctr, imgs, err := containers(cfg, shim, log)
+	ctr, err := containers(cfg, shim, log)
 	if err != nil {
 		return nil, err
 	}
-	d.images = imgs
+	if ctr != nil {
+		d.images = ctr.Images
+	}
 	if err := d.exec.Cleanup(); err != nil {
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
@@ -114,7 +116,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, nodes: d.nodes, metrics: d.metrics, log: d.log,
+		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,
 	}

@@ -16,6 +16,7 @@ import (
 	"fxd.dev/fxd/daemon/store"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/runtimes"
+	"fxd.dev/fxd/runtimes/images"
 )
 
 // inlineInputMax is the largest input kept in memory while a task waits;
@@ -38,10 +39,13 @@ type job struct {
 	// block of a node that runs it must outlast; 0 when the timeout is
 	// only the site's default, which declares nothing.
 	declared time.Duration
-	sync     bool // synchronous run: not in the store until it ends
-	placing  bool // queued, but its run waits for a node; guarded by dispatcher.mu
-	cancel   context.CancelCauseFunc
-	done     chan struct{} // closed when task is final (and, unless sync, stored)
+	// image is the image a node runs the task in, resolved when it is
+	// placed on one; nil for the host runtime.
+	image   *api.NodeImage
+	sync    bool // synchronous run: not in the store until it ends
+	placing bool // queued, but its run waits for a node; guarded by dispatcher.mu
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed when task is final (and, unless sync, stored)
 }
 
 // tenant is one account's queue and running count.
@@ -56,6 +60,9 @@ type dispatcher struct {
 	store *store.Store
 	pools *runtimes.Pools
 	nodes *nodeSet
+	// images resolves the images of tasks sent to nodes; nil without
+	// containers.
+	images *images.Store
 	// daemonNodeTasks lets tasks run on the daemon's own node when no
 	// linked node has room ([batch] daemon_node_tasks).
 	daemonNodeTasks bool
@@ -184,9 +191,9 @@ func (d *dispatcher) snapshot(j *job) api.Task {
 func (d *dispatcher) run(ctx context.Context, j *job) {
 	defer d.wg.Done()
 	defer j.cancel(nil)
-	n, placed := d.place(ctx, j)
-	if !placed {
-		d.unplace(ctx, j)
+	n, err := d.place(ctx, j)
+	if err != nil {
+		d.unplace(ctx, j, err)
 		return
 	}
 	now := time.Now()

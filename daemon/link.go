@@ -72,8 +72,7 @@ func (d *Daemon) handleLink(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		d.writeError(w, r, fmt.Errorf("node link: %w", err))
 	}
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	cred, ok := d.nodes.credential(strings.TrimSpace(tok))
+	cred, ok := d.nodeCredential(r)
 	if !ok {
 		refuse(fmt.Errorf("unknown or expired node credential; a block's agents link with the credential the daemon gave the block (fxd nodes credential BLOCK for one started by hand): %w", api.ErrUnauthenticated))
 		return
@@ -109,6 +108,13 @@ func (d *Daemon) handleLink(w http.ResponseWriter, r *http.Request) {
 	err = <-done
 	d.nodes.detach(n, l, err)
 	r.Body.Close() // ends the other side
+}
+
+// nodeCredential returns what the node credential r carries as its
+// bearer token admits.
+func (d *Daemon) nodeCredential(r *http.Request) (blockCred, bool) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return d.nodes.credential(strings.TrimSpace(tok))
 }
 
 // readLink reads n's frames until the link ends.

@@ -42,3 +42,31 @@ func (d *Daemon) handleBlocks(w http.ResponseWriter, r *http.Request) error {
 func (d *Daemon) handleNodes(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, api.NodesResponse{Nodes: d.nodes.linked()})
 }
+
+// handleNodeImage sends a node agent the image of a task the daemon sent
+// to a node of its block (api.NodeImagePath + digest); the agent
+// authenticates with its block's credential. Other images do not exist
+// for it: a credential reads only what its block runs.
+func (d *Daemon) handleNodeImage(w http.ResponseWriter, r *http.Request) {
+	err := func() error {
+		cred, ok := d.nodeCredential(r)
+		if !ok {
+			return fmt.Errorf("unknown or expired node credential: %w", api.ErrUnauthenticated)
+		}
+		digest := r.PathValue("digest")
+		if d.images == nil || !d.nodes.blockRuns(cred.Block, digest) {
+			return fmt.Errorf("image %q: no task of block %s runs in it: %w", digest, cred.Block, api.ErrNotFound)
+		}
+		f, err := d.images.OpenDigest(digest)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, f)
+		return nil
+	}()
+	if err != nil {
+		d.writeError(w, r, fmt.Errorf("node image: %w", err))
+	}
+}

@@ -53,7 +53,8 @@ type blockCred struct {
 type node struct {
 	name, block string
 	slots       int
-	runtimes    []string
+	runtimes    []string // kinds: host, sif
+	arch        string   // GOARCH-style; "" when the agent did not say
 	busy        int
 	pending     map[string]*remoteRun // task id → the run waiting for it
 	link        *nodeLink             // nil while the link is down
@@ -190,7 +191,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 		n.lost.Stop()
 		n.lost = nil
 	}
-	n.slots, n.runtimes, n.link = max(hello.Slots, 1), slices.Clone(hello.Runtimes), l
+	n.slots, n.runtimes, n.arch, n.link = max(hello.Slots, 1), slices.Clone(hello.Runtimes), hello.Arch, l
 	// Tasks sent before the link dropped that the node no longer knows
 	// ended unreported: they run again elsewhere.
 	for id, r := range n.pending {
@@ -275,16 +276,31 @@ func (s *nodeSet) demand() <-chan struct{} {
 	return s.wanted
 }
 
-// take reserves a slot on a linked node that has runtime and whose block
-// lasts long enough for a task of timeout (0: not known), the one with
-// most free slots; nil when none has room.
-func (s *nodeSet) take(runtime string, timeout time.Duration) *node {
+// need is what a task asks of the node that runs it.
+type need struct {
+	kind string // the kind of its runtime: api.RuntimeKindHost or RuntimeKindSIF
+	arch string // for an image: its architecture
+	// timeout is the task's declared timeout, which the node's block must
+	// outlast; 0 when none was declared.
+	timeout time.Duration
+}
+
+// fits says whether n can take a task that needs nd now.
+func (n *node) fits(nd need, now time.Time) bool {
+	return n.link != nil && !n.draining && n.busy < n.slots && slices.Contains(n.runtimes, nd.kind) &&
+		(nd.arch == "" || n.arch == "" || nd.arch == n.arch) &&
+		(n.ends.IsZero() || !now.Add(nd.timeout).After(n.ends))
+}
+
+// take reserves a slot on a linked node that fits nd, the one with most
+// free slots; nil when none has room.
+func (s *nodeSet) take(nd need) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *node
+	now := time.Now()
 	for _, n := range s.nodes {
-		if n.link == nil || n.draining || n.busy >= n.slots || !slices.Contains(n.runtimes, runtime) ||
-			!n.ends.IsZero() && time.Now().Add(timeout).After(n.ends) {
+		if !n.fits(nd, now) {
 			continue
 		}
 		if best == nil || n.slots-n.busy > best.slots-best.busy {
@@ -295,6 +311,24 @@ func (s *nodeSet) take(runtime string, timeout time.Duration) *node {
 		best.busy++
 	}
 	return best
+}
+
+// blockRuns says whether a node of block has a task under way whose
+// image is digest: that node may fetch the image.
+func (s *nodeSet) blockRuns(block, digest string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.block != block {
+			continue
+		}
+		for _, r := range n.pending {
+			if r.task.Image != nil && r.task.Image.Digest == digest {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // freed returns a channel closed when a slot may have come free.
@@ -390,7 +424,7 @@ func (s *nodeSet) linked() []api.NodeHello {
 	var out []api.NodeHello
 	for _, n := range s.nodes {
 		if n.link != nil {
-			out = append(out, api.NodeHello{Node: n.name, Block: n.block, Slots: n.slots, Runtimes: slices.Clone(n.runtimes)})
+			out = append(out, api.NodeHello{Node: n.name, Block: n.block, Slots: n.slots, Runtimes: slices.Clone(n.runtimes), Arch: n.arch})
 		}
 	}
 	slices.SortFunc(out, func(a, b api.NodeHello) int { return strings.Compare(a.Node, b.Node) })

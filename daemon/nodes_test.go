@@ -32,6 +32,9 @@ func mustMint(t *testing.T, s *nodeSet, block string, ttl time.Duration) string 
 	return tok
 }
 
+// hostNeed is what a host task with no declared timeout needs.
+var hostNeed = need{kind: api.RuntimeKindHost}
+
 func newLink() *nodeLink { return &nodeLink{wake: make(chan struct{}, 1), stop: make(chan struct{})} }
 
 func TestNodeCredentials(t *testing.T) {
@@ -101,7 +104,7 @@ func TestNodeMovesToNewBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.take(api.RuntimeHost, 0) != n {
+	if s.take(hostNeed) != n {
 		t.Fatal("no slot on the node")
 	}
 	r := s.send(n, api.NodeTask{ID: "t1"})
@@ -130,14 +133,14 @@ func TestNodeSlots(t *testing.T) {
 	if _, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 1}, newLink(), nil); err == nil {
 		t.Error("a second link for a linked node was taken")
 	}
-	if n := s.take("busybox", 0); n != nil {
-		t.Errorf("take(a runtime no node has) = %s", n.name)
+	if n := s.take(need{kind: api.RuntimeKindSIF}); n != nil {
+		t.Errorf("take(a runtime kind no node has) = %s", n.name)
 	}
-	n := s.take(api.RuntimeHost, 0)
+	n := s.take(hostNeed)
 	if n != a {
 		t.Fatalf("take = %v, want node a", n)
 	}
-	if n := s.take(api.RuntimeHost, 0); n != nil {
+	if n := s.take(hostNeed); n != nil {
 		t.Fatalf("take with a's one slot busy = %s, want none", n.name)
 	}
 	r := s.send(a, api.NodeTask{ID: "t1", Attempt: 1})
@@ -151,7 +154,7 @@ func TestNodeSlots(t *testing.T) {
 	if res := <-r.done; res.State != api.StateSucceeded {
 		t.Errorf("result = %+v", res)
 	}
-	if n := s.take(api.RuntimeHost, 0); n != a {
+	if n := s.take(hostNeed); n != a {
 		t.Errorf("take after the result = %v, want a again", n)
 	}
 }
@@ -167,7 +170,7 @@ func TestNodeLease(t *testing.T) {
 		a, _ := s.attach(hello, l, nil)
 		var runs []*remoteRun
 		for _, id := range []string{"t1", "t2"} {
-			s.take(api.RuntimeHost, 0)
+			s.take(hostNeed)
 			runs = append(runs, s.send(a, api.NodeTask{ID: id, Attempt: 1}))
 		}
 		s.detach(a, l, nil)
@@ -213,5 +216,59 @@ func TestLinkBatches(t *testing.T) {
 	}
 	if l.batch() != nil {
 		t.Error("a second batch with nothing queued is not nil")
+	}
+}
+
+// An image task goes only to a node that runs containers of its
+// architecture; an agent that did not say its architecture takes any.
+func TestNodeFitsImage(t *testing.T) {
+	now := time.Now()
+	sif := need{kind: api.RuntimeKindSIF, arch: "amd64"}
+	tests := []struct {
+		name string
+		n    node
+		nd   need
+		want bool
+	}{
+		{"host task, host node", node{runtimes: []string{"host"}, slots: 1}, hostNeed, true},
+		{"image task, host-only node", node{runtimes: []string{"host"}, slots: 1, arch: "amd64"}, sif, false},
+		{"image task, sif node", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "amd64"}, sif, true},
+		{"image task, other arch", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "arm64"}, sif, false},
+		{"image task, arch unknown", node{runtimes: []string{"host", "sif"}, slots: 1}, sif, true},
+		{"full node", node{runtimes: []string{"host"}, slots: 1, busy: 1}, hostNeed, false},
+		{"draining node", node{runtimes: []string{"host"}, slots: 1, draining: true}, hostNeed, false},
+		{"block ends first", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Minute)}, need{kind: "host", timeout: time.Hour}, false},
+		{"block outlasts it", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Hour)}, need{kind: "host", timeout: time.Minute}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.n.link = newLink()
+			if got := tt.n.fits(tt.nd, now); got != tt.want {
+				t.Errorf("fits(%+v) = %v, want %v", tt.nd, got, tt.want)
+			}
+		})
+	}
+}
+
+// A block's credential fetches only the images of tasks sent to its
+// nodes, while they are under way.
+func TestBlockRuns(t *testing.T) {
+	s := testNodes(t)
+	a, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 2, Runtimes: []string{"host", "sif"}}, newLink(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const digest = "sha256:0123"
+	s.take(need{kind: api.RuntimeKindSIF})
+	s.send(a, api.NodeTask{ID: "t1", Attempt: 1, Image: &api.NodeImage{Digest: digest, Size: 1}})
+	if !s.blockRuns("b", digest) {
+		t.Error("blockRuns(b, the image of its task) = false")
+	}
+	if s.blockRuns("other", digest) || s.blockRuns("b", "sha256:4567") {
+		t.Error("blockRuns is true for another block, or another image")
+	}
+	s.deliver(a, []api.NodeResult{{ID: "t1", Attempt: 1, State: api.StateSucceeded}})
+	if s.blockRuns("b", digest) {
+		t.Error("blockRuns after the task ended = true")
 	}
 }

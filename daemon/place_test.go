@@ -15,7 +15,7 @@ import (
 
 // With daemon_node_tasks off and no node linked, a task waits queued and
 // counts as demand; a cancel ends it, and a shutdown leaves it queued for
-// the next daemon.
+// the next daemon. A synchronous run waits for a node too.
 func TestTasksWaitForNodes(t *testing.T) {
 	s := startTestSite(t, func(c *conf.Config) { c.Batch.DaemonNodeTasks = false })
 	c := s.client(t)
@@ -43,8 +43,23 @@ func TestTasksWaitForNodes(t *testing.T) {
 	}
 	waitFor(t, "one task waiting", func() bool { return s.d.nodes.waiting.Load() == 1 })
 
+	// A synchronous run waits for a node too, and fails when the daemon
+	// stops: it is in no store to run again from.
+	synced := make(chan api.Task, 1)
+	go func() {
+		task, err := c.Run(ctx, "true", api.TaskSpec{})
+		if err != nil {
+			t.Errorf("synchronous run while the daemon stops: %v", err)
+		}
+		synced <- task
+	}()
+	waitFor(t, "the synchronous run waiting too", func() bool { return s.d.nodes.waiting.Load() == 2 })
+
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
+	}
+	if task := <-synced; task.State != api.StateFailed || !strings.Contains(task.Error, "not started") {
+		t.Errorf("synchronous run waiting for a node at shutdown = %s %q, want failed: not started", task.State, task.Error)
 	}
 	st, err := store.Open(filepath.Join(s.d.cfg.Site.StateDir, "tasks.db"), zerolog.Nop())
 	if err != nil {

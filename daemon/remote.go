@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -20,6 +21,7 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 	r := d.nodes.send(n, api.NodeTask{
 		ID: j.task.ID, Attempt: j.task.Attempts, Function: j.fn, Account: j.acct.Name, UID: j.acct.UID,
 		Limits: limitsFor(j.fn.Limits, quota), Input: input, Timeout: j.timeout, MaxOutput: int64(d.limits.MaxResultBytes),
+		Image: j.image,
 	})
 	select {
 	case res := <-r.done:
@@ -41,16 +43,29 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 	return runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled; its node did not confirm the stop"}, false
 }
 
+// errUnplaced is place's error when ctx ended its wait for a node.
+var errUnplaced = errors.New("not placed")
+
 // place picks where j runs: a slot on a linked node (n), or the daemon's
 // own node (n nil), or, when [batch] daemon_node_tasks is false, it
 // waits for a node slot (counted in the demand that makes the pools add
-// blocks) with j still queued. placed is false when ctx ended the wait.
-func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
-	if d.nodes == nil || j.sync {
-		return nil, true
+// blocks) with j still queued: then it returns errUnplaced if ctx ended
+// the wait, and any other error when no node could ever run j.
+// Synchronous runs stay on the daemon's node when it runs tasks: theirs
+// is the low-latency path.
+func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
+	if d.nodes == nil || j.sync && d.daemonNodeTasks {
+		return nil, nil
 	}
-	if n := d.nodes.take(j.fn.Runtime, j.declared); n != nil || d.daemonNodeTasks {
-		return n, true
+	nd, err := d.needOf(j)
+	if err != nil {
+		if d.daemonNodeTasks {
+			return nil, nil // the daemon's node says the same, as it fails j
+		}
+		return nil, err
+	}
+	if n := d.nodes.take(nd); n != nil || d.daemonNodeTasks {
+		return n, nil
 	}
 	d.mu.Lock()
 	j.placing = true
@@ -64,27 +79,56 @@ func (d *dispatcher) place(ctx context.Context, j *job) (n *node, placed bool) {
 	}()
 	for ctx.Err() == nil {
 		freed := d.nodes.freed()
-		if n := d.nodes.take(j.fn.Runtime, j.declared); n != nil {
-			return n, true
+		if n := d.nodes.take(nd); n != nil {
+			return n, nil
 		}
 		select {
 		case <-freed:
 		case <-ctx.Done():
 		}
 	}
-	return nil, false
+	return nil, errUnplaced
 }
 
-// unplace ends a run whose wait for a node was cut: a drain leaves the
-// task queued, for the restart; a cancel ends it.
-func (d *dispatcher) unplace(ctx context.Context, j *job) {
+// needOf says what j asks of a node, and resolves its function's image
+// (as the function's owner sees the repository) into j.image.
+func (d *dispatcher) needOf(j *job) (need, error) {
+	nd := need{kind: api.RuntimeKindHost, timeout: j.declared}
+	j.image = nil
+	if j.fn.Runtime == "" || j.fn.Runtime == api.RuntimeHost {
+		return nd, nil
+	}
+	if d.images == nil {
+		return nd, fmt.Errorf("runtime %q: this site runs no containers; use runtime %q: %w", j.fn.Runtime, api.RuntimeHost, api.ErrUnavailable)
+	}
+	img, err := d.images.Get(j.fn.Runtime, j.fn.Owner)
+	if err != nil {
+		return nd, fmt.Errorf("runtime of %s: %w", j.fn.Ref(), err)
+	}
+	j.image = &api.NodeImage{Digest: img.Digest, Size: img.Size}
+	nd.kind, nd.arch = api.RuntimeKindSIF, img.Arch
+	return nd, nil
+}
+
+// unplace ends a run that place did not place: a drain leaves the task
+// queued, for the restart (a synchronous run, in no store, fails); a
+// cancel ends it; any other err fails it.
+func (d *dispatcher) unplace(ctx context.Context, j *job, err error) {
 	d.mu.Lock()
 	d.releaseLocked(j)
 	d.mu.Unlock()
-	if errors.Is(context.Cause(ctx), errDraining) {
-		return
+	res := runtimes.Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
+	if errors.Is(err, errUnplaced) {
+		if errors.Is(context.Cause(ctx), errDraining) {
+			if !j.sync {
+				return
+			}
+			res = notStarted
+		} else {
+			res.State, res.Error = api.StateCancelled, "cancelled before it started (it waited for a node)"
+		}
 	}
-	d.finish(j, runtimes.Result{State: api.StateCancelled, ExitCode: -1, Error: "cancelled before it started (it waited for a node)"}, nil)
+	d.finish(j, res, nil)
 }
 
 // resultOf is a node's result as the pools give one.

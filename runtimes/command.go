@@ -2,6 +2,8 @@ package runtimes
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +21,7 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 	started := time.Now()
 	err, stopped := p.exchange(ctx, w, j, func() error {
 		if err := wire.WriteRun(w.stdin, run, j.Input); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errUnsent, err)
 		}
 		var err error
 		res, out, err = wire.ReadResult(w.stdout, j.MaxOutput)
@@ -35,6 +37,7 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 		exited := w.died(2 * time.Second)
 		w.kill()
 		o.keep, o.res.State, o.res.ExitCode = false, api.StateFailed, -1
+		o.unsent = errors.Is(err, errUnsent)
 		switch {
 		case oomKilled(w):
 			o.res.Error = oomReason(j)

@@ -22,22 +22,26 @@ type Containers struct {
 	HomeBound bool
 }
 
-// image resolves the runtime of j's function to an image, as the
-// function's owner sees the repository: a function shared with other
-// tenants runs in its owner's image.
-func (p *Pools) image(j Job) (images.Image, error) {
+// image resolves the runtime of j's function to the digest of an image:
+// j.Image when the daemon resolved it already (on a node agent), else
+// the image the function's owner sees in the repository (a function
+// shared with other tenants runs in its owner's image).
+func (p *Pools) image(j Job) (string, error) {
 	if p.ctr == nil {
-		return images.Image{}, fmt.Errorf("runtime %q: this node runs no containers (no OCI runtime: install crun or runc, or set containers.runtime); use runtime %q: %w",
+		return "", fmt.Errorf("runtime %q: this node runs no containers (no OCI runtime: install crun or runc, or set containers.runtime); use runtime %q: %w",
 			j.Function.Runtime, api.RuntimeHost, api.ErrUnavailable)
 	}
+	if j.Image != "" {
+		return j.Image, nil
+	}
 	if j.Function.Owner == "" { // "" would see every tenant's images
-		return images.Image{}, fmt.Errorf("function %s has no owner: %w", j.Function.Name, api.ErrInvalid)
+		return "", fmt.Errorf("function %s has no owner: %w", j.Function.Name, api.ErrInvalid)
 	}
 	img, err := p.ctr.Images.Get(j.Function.Runtime, j.Function.Owner)
 	if err != nil {
-		return images.Image{}, fmt.Errorf("runtime of %s: %w", j.Function.Ref(), err)
+		return "", fmt.Errorf("runtime of %s: %w", j.Function.Ref(), err)
 	}
-	return img, nil
+	return img.Digest, nil
 }
 
 // containerEnv is env with HOME where it is inside the container.

@@ -32,7 +32,11 @@ type Job struct {
 	// Command is an argv template: "{task_id}" and "{attempt}" in its
 	// arguments are replaced.
 	Function api.Function
-	Account  isolation.Account
+	// Image is the digest of the image the function's runtime names, when
+	// it was resolved already (a node agent runs what the daemon
+	// resolved); "" resolves the runtime in this node's repository.
+	Image   string
+	Account isolation.Account
 	// Limits are the worker's cgroup limits: the function's limits already
 	// capped by the tenant's quota.
 	Limits specs.LinuxResources
@@ -239,11 +243,11 @@ func (p *Pools) Run(ctx context.Context, j Job, maxWorkers int) Result {
 	if k.runtime != api.RuntimeHost {
 		// Workers run one image: its digest, so that an image re-added
 		// under the same name gets workers of its own.
-		img, err := p.image(j)
+		digest, err := p.image(j)
 		if err != nil {
 			return Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
 		}
-		k.runtime = img.Digest
+		k.runtime = digest
 	}
 	for attempt := 0; ; attempt++ {
 		w, cold, err := p.acquire(ctx, k, j, max(maxWorkers, 1))
@@ -264,6 +268,12 @@ func (p *Pools) Run(ctx context.Context, j Job, maxWorkers int) Result {
 			p.release(w)
 		} else {
 			p.discard(w)
+		}
+		if o.unsent && !cold && attempt < maxUnsent && ctx.Err() == nil {
+			// A warm worker that died while idle, before the pools saw it
+			// go: the task never reached it, so it runs on another.
+			p.log.Debug().Str("task", j.TaskID).Str("worker", w.id).Msg("idle worker had ended; running the task on another")
+			continue
 		}
 		if o.crashed && p.cfg.ServableRetry && attempt == 0 && ctx.Err() == nil {
 			p.log.Warn().Str("task", j.TaskID).Str("function", j.Function.Ref()).Msg("servable crashed; retrying the task once on a fresh worker")
@@ -292,7 +302,17 @@ type outcome struct {
 	res     Result
 	keep    bool // the worker may run more tasks
 	crashed bool // the servable died during the task
+	unsent  bool // the worker was gone before the task reached it
 }
+
+// errUnsent wraps the error of a task that could not be written to its
+// worker: the worker's end of the pipe was closed, so nothing of the task
+// ran.
+var errUnsent = errors.New("the task did not reach its worker")
+
+// maxUnsent bounds how often one task moves on to another warm worker
+// because the one it was given had ended.
+const maxUnsent = 2
 
 // Stats returns the pools' figures now.
 func (p *Pools) Stats() Stats {

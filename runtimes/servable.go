@@ -3,6 +3,7 @@ package runtimes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ func (p *Pools) runServable(ctx context.Context, w *worker, j Job) outcome {
 	started := time.Now()
 	err, stopped := p.exchange(ctx, w, j, func() error {
 		if err := wire.WriteRequest(w.stdin, j.Input); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errUnsent, err)
 		}
 		var err error
 		status, out, err = wire.ReadResponse(w.stdout, j.MaxOutput)
@@ -44,6 +45,7 @@ func (p *Pools) runServable(ctx context.Context, w *worker, j Job) outcome {
 		exited := w.died(2 * time.Second)
 		w.kill()
 		o.keep, o.res.State, o.res.ExitCode = false, api.StateFailed, -1
+		o.unsent = errors.Is(err, errUnsent)
 		o.res.Stderr = w.stderr.since(mark)
 		switch {
 		case oomKilled(w):

@@ -24,7 +24,9 @@ const nodeUsage = `usage: fxd node [--config FILE | --dev] --daemon URL [--ca FI
 
 Run a node agent: link to the daemon at URL (https://host:port, its
 endpoint.listen) and run the tasks it sends, as their users, under this host's
-cgroups, until SIGTERM or until the daemon drains the node. A block's nodes run
+cgroups (in containers from SIF images, which it fetches from the daemon by
+digest, when an OCI runtime is installed), until SIGTERM or until the daemon
+drains the node. A block's nodes run
 it with everything set in their environment; by hand, mint a credential first
 (fxd nodes credential BLOCK) and put it in FXD_NODE_TOKEN. The credential is
 read only from the environment: a command line is visible to every user.
@@ -76,8 +78,10 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, agent.Config{
-		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Lookup: agent.Lookup(cfg.Auth.MinUID),
-		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Runtimes: []string{api.RuntimeHost}, Version: fxdVersion()},
+		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Images: n.Images, ImageLimits: n.ImageLimits,
+		Lookup: agent.Lookup(cfg.Auth.MinUID),
+		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Runtimes: n.Runtimes(),
+			Arch: runtime.GOARCH, Version: fxdVersion()},
 	}, log)
 }
 

@@ -24,12 +24,18 @@ type linkedSite struct {
 
 func startLinkedSite(t *testing.T, rules string) *linkedSite {
 	t.Helper()
+	return startLinkedSiteWith(t, rules, "")
+}
+
+// startLinkedSiteWith is startLinkedSite with more [batch] settings.
+func startLinkedSiteWith(t *testing.T, rules, batch string) *linkedSite {
+	t.Helper()
 	dir := t.TempDir()
 	ca := testenv.NewCA(t, dir, "site")
 	cert, key := ca.Issue(t, "localhost", testenv.ServerCert)
 	port := freePort(t)
 	s := startSiteWith(t, fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntls_cert = %q\ntls_key = %q\n", port, cert, key),
-		rules+"\n[batch]\nnode_lease = \"3s\"\n")
+		rules+"\n[batch]\nnode_lease = \"3s\"\n"+batch)
 	return &linkedSite{site: s, url: fmt.Sprintf("https://127.0.0.1:%d", port), caFile: ca.CertFile}
 }
 

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/runtimes"
+	"fxd.dev/fxd/runtimes/images"
 )
 
 // Link timing; the daemon uses the same.
@@ -38,6 +40,11 @@ type Config struct {
 	Hello api.NodeHello
 	// Pools runs the tasks.
 	Pools *runtimes.Pools
+	// Images keeps the images of the node's containers, fetched from the
+	// daemon as tasks need them; nil when the node runs none.
+	Images *images.Store
+	// ImageLimits bounds what an image fetched from the daemon may take.
+	ImageLimits images.Limits
 	// Lookup resolves an account by name on this node.
 	Lookup func(name string) (isolation.Account, error)
 }
@@ -59,6 +66,8 @@ type agent struct {
 	draining bool
 	wake     chan struct{}
 	wg       sync.WaitGroup
+
+	fetches singleflight.Group // image fetches under way, by digest
 }
 
 // Run links to the daemon and runs what it sends until ctx is done, the

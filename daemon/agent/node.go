@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 
 	"github.com/rs/zerolog"
@@ -14,21 +15,31 @@ import (
 	"fxd.dev/fxd/isolation/cgroup"
 	"fxd.dev/fxd/isolation/plain"
 	"fxd.dev/fxd/runtimes"
+	"fxd.dev/fxd/runtimes/images"
 )
 
 // Node is what an agent runs tasks with on its node: warm worker pools
-// under a cgroup parent of its own.
+// under a cgroup parent of its own, and containers with an image store
+// of its own when the node has an OCI runtime.
 type Node struct {
-	Pools  *runtimes.Pools
-	parent *os.File
+	Pools *runtimes.Pools
+	// Images holds the images fetched from the daemon; nil when the node
+	// runs no containers.
+	Images *images.Store
+	// ImageLimits bounds each fetched image (containers.max_image_size,
+	// min_free_space).
+	ImageLimits images.Limits
+	parent      *os.File
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// Open prepares node name to run tasks under cfg's [workers]: its workers
-// go under the cgroup <workers.cgroup_parent>-node-<name>, so that an
-// agent beside a daemon on one host, or beside another agent, never
-// cleans up what is not its own. It needs root.
+// Open prepares node name to run tasks under cfg's [workers] and
+// [containers]: its workers go under the cgroup
+// <workers.cgroup_parent>-node-<name>, and its containers and images
+// under <state_dir>/nodes/<name>, so that an agent beside a daemon on one
+// host, or beside another agent, never cleans up what is not its own.
+// It needs root.
 func Open(cfg *conf.Config, name string, log zerolog.Logger) (*Node, error) {
 	if !nodeNameRE.MatchString(name) {
 		return nil, fmt.Errorf("node name %q: %w: use letters, digits, \".\", \"_\" and \"-\"", name, api.ErrInvalid)
@@ -53,12 +64,30 @@ func Open(cfg *conf.Config, name string, log zerolog.Logger) (*Node, error) {
 		held.Close()
 		return nil, err
 	}
-	pools, err := runtimes.New(cfg.Workers, shim, exec, nil, log)
+	ctr, err := runtimes.OpenContainers(cfg.Containers, shim, runtimes.Place{
+		StateDir: filepath.Join(cfg.Site.StateDir, "nodes", name), CgroupParent: parent,
+	}, log)
 	if err != nil {
 		held.Close()
 		return nil, err
 	}
-	return &Node{Pools: pools, parent: held}, nil
+	n := &Node{parent: held, ImageLimits: images.Limits{MaxSize: int64(cfg.Containers.MaxImageSize), MinFree: int64(cfg.Containers.MinFreeSpace)}}
+	if ctr != nil {
+		n.Images = ctr.Images
+	}
+	if n.Pools, err = runtimes.New(cfg.Workers, shim, exec, ctr, log); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Runtimes are the kinds of runtime the node runs, for its hello.
+func (n *Node) Runtimes() []string {
+	if n.Images == nil {
+		return []string{api.RuntimeKindHost}
+	}
+	return []string{api.RuntimeKindHost, api.RuntimeKindSIF}
 }
 
 // Lookup resolves an account on this node, with cfg's minimum UID.
@@ -66,9 +95,17 @@ func Lookup(minUID uint32) func(string) (isolation.Account, error) {
 	return func(name string) (isolation.Account, error) { return isolation.LookupAccount(name, minUID) }
 }
 
-// Close stops the node's workers.
+// Close stops the node's workers and unmounts its images.
 func (n *Node) Close() error {
-	err := n.Pools.Close()
+	return errors.Join(n.Pools.Close(), n.close())
+}
+
+// close releases what Open took besides the pools.
+func (n *Node) close() error {
+	var err error
+	if n.Images != nil {
+		err = n.Images.Close()
+	}
 	n.parent.Close()
 	return err
 }

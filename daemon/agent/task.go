@@ -39,11 +39,19 @@ func (a *agent) run(ctx context.Context, t api.NodeTask) api.NodeResult {
 	if err == nil && acct.UID != t.UID {
 		err = fmt.Errorf("account %q is uid %d on node %s but uid %d at the daemon; the site's nodes must share its accounts (LDAP, SSSD)", t.Account, acct.UID, a.c.Hello.Node, t.UID)
 	}
-	if err != nil {
-		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: api.StateFailed, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error()}
+	digest := ""
+	if err == nil && t.Image != nil {
+		err, digest = a.image(ctx, t.Image), t.Image.Digest
 	}
-	r := a.c.Pools.Run(ctx, runtimes.Job{TaskID: t.ID, Attempt: t.Attempt, Function: t.Function, Account: acct, Limits: t.Limits,
-		Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
+	if err != nil {
+		state := api.StateFailed
+		if ctx.Err() != nil {
+			state = api.StateCancelled
+		}
+		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: state, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error()}
+	}
+	r := a.c.Pools.Run(ctx, runtimes.Job{TaskID: t.ID, Attempt: t.Attempt, Function: t.Function, Image: digest, Account: acct,
+		Limits: t.Limits, Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
 	return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: r.State, ExitCode: r.ExitCode, Output: r.Output, Stderr: r.Stderr,
 		Error: r.Error, Cold: r.Cold, Worker: r.Worker, StartedAt: r.StartedAt}
 }
