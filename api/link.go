@@ -51,6 +51,9 @@ type NodeHello struct {
 	CPUs   int    `json:"cpus"`
 	Memory int64  `json:"memory_bytes"`
 	Slots  int    `json:"slots"` // tasks it runs at once
+	// Queue is how many tasks it takes beyond Slots, to wait on the node
+	// for a worker: they hide the link's round trip between tasks.
+	Queue int `json:"queue,omitempty"`
 	// Runtimes are the kinds of runtime it runs: RuntimeKindHost, and
 	// RuntimeKindSIF when it has an OCI runtime.
 	Runtimes []string `json:"runtimes"`

@@ -117,7 +117,9 @@ func (d *Daemon) closeProviders() {
 // poolNodes is the nodeSet as the pools' strategy sees it.
 type poolNodes struct{ s *nodeSet }
 
-func (p poolNodes) Waiting() int { return int(p.s.waiting.Load()) }
+// Waiting counts the tasks waiting here for room on a node and those
+// waiting on a node for a worker.
+func (p poolNodes) Waiting() int { return int(p.s.waiting.Load()) + p.s.queued() }
 
 func (p poolNodes) Use(block string) batch.Use {
 	u := p.s.use(block)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"regexp"
-	"sync"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -21,10 +20,9 @@ type mapper struct {
 	rules        []mapRule
 	minUID       uint32
 	certIdentity string // conf.Auth.CertIdentity
-	lookup       func(name string, minUID uint32) (isolation.Account, error)
-
-	mu    sync.Mutex
-	cache map[string]cachedAccount
+	// lookup resolves an account name: through an isolation.AccountCache,
+	// whose answers last accountCacheTTL.
+	lookup func(name string, minUID uint32) (isolation.Account, error)
 }
 
 type mapRule struct {
@@ -33,14 +31,8 @@ type mapRule struct {
 	account string
 }
 
-type cachedAccount struct {
-	acct isolation.Account
-	err  error
-	at   time.Time
-}
-
 func newMapper(a conf.Auth) (*mapper, error) {
-	m := &mapper{minUID: a.MinUID, certIdentity: a.CertIdentity, lookup: isolation.LookupAccount, cache: map[string]cachedAccount{}}
+	m := &mapper{minUID: a.MinUID, certIdentity: a.CertIdentity, lookup: isolation.NewAccountCache(accountCacheTTL).Lookup}
 	for i, r := range a.Map {
 		mr := mapRule{match: r.Match, account: r.Account}
 		if r.Regex != "" {
@@ -85,20 +77,6 @@ func (m *mapper) accountName(identity string) (string, bool) {
 
 // account maps identity to its local account, or says why it may not run.
 func (m *mapper) account(identity string) (isolation.Account, error) {
-	m.mu.Lock()
-	c, ok := m.cache[identity]
-	m.mu.Unlock()
-	if ok && time.Since(c.at) < accountCacheTTL {
-		return c.acct, c.err
-	}
-	acct, err := m.resolve(identity)
-	m.mu.Lock()
-	m.cache[identity] = cachedAccount{acct: acct, err: err, at: time.Now()}
-	m.mu.Unlock()
-	return acct, err
-}
-
-func (m *mapper) resolve(identity string) (isolation.Account, error) {
 	name, ok := m.accountName(identity)
 	if !ok {
 		return isolation.Account{}, fmt.Errorf("identity %q is not mapped to a local account; ask the site admin to add an [[auth.map]] rule: %w", identity, api.ErrDenied)

@@ -53,6 +53,7 @@ type blockCred struct {
 type node struct {
 	name, block string
 	slots       int
+	queue       int      // tasks it takes beyond slots
 	runtimes    []string // kinds: host, sif
 	arch        string   // GOARCH-style; "" when the agent did not say
 	busy        int
@@ -191,7 +192,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 		n.lost.Stop()
 		n.lost = nil
 	}
-	n.slots, n.runtimes, n.arch, n.link = max(hello.Slots, 1), slices.Clone(hello.Runtimes), hello.Arch, l
+	n.slots, n.queue, n.runtimes, n.arch, n.link = max(hello.Slots, 1), min(max(hello.Queue, 0), maxNodeQueue), slices.Clone(hello.Runtimes), hello.Arch, l
 	// Tasks sent before the link dropped that the node no longer knows
 	// ended unreported: they run again elsewhere.
 	for id, r := range n.pending {
@@ -287,13 +288,20 @@ type need struct {
 
 // fits says whether n can take a task that needs nd now.
 func (n *node) fits(nd need, now time.Time) bool {
-	return n.link != nil && !n.draining && n.busy < n.slots && slices.Contains(n.runtimes, nd.kind) &&
+	return n.link != nil && !n.draining && n.busy < n.capacity() && slices.Contains(n.runtimes, nd.kind) &&
 		(nd.arch == "" || n.arch == "" || nd.arch == n.arch) &&
 		(n.ends.IsZero() || !now.Add(nd.timeout).After(n.ends))
 }
 
-// take reserves a slot on a linked node that fits nd, the one with most
-// free slots; nil when none has room.
+// capacity is how many tasks n takes at once: its slots and its queue.
+func (n *node) capacity() int { return n.slots + n.queue }
+
+// maxNodeQueue bounds the queue a node asks for: tasks held on one node
+// wait there even when another has room.
+const maxNodeQueue = 1024
+
+// take reserves room on a linked node that fits nd, the one with most
+// room; nil when none has any.
 func (s *nodeSet) take(nd need) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -303,7 +311,7 @@ func (s *nodeSet) take(nd need) *node {
 		if !n.fits(nd, now) {
 			continue
 		}
-		if best == nil || n.slots-n.busy > best.slots-best.busy {
+		if best == nil || n.capacity()-n.busy > best.capacity()-best.busy {
 			best = n
 		}
 	}
@@ -493,6 +501,19 @@ func (s *nodeSet) use(block string) blockUse {
 	return u
 }
 
+// queued counts the tasks that wait on nodes for a worker (taken
+// beyond their slots): demand for more nodes, as much as tasks waiting
+// here.
+func (s *nodeSet) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := 0
+	for _, n := range s.nodes {
+		q += max(n.busy-n.slots, 0)
+	}
+	return q
+}
+
 // totals counts the linked nodes, their slots and the busy ones.
 func (s *nodeSet) totals() (linked, slots, busy int) {
 	s.mu.Lock()
@@ -501,7 +522,7 @@ func (s *nodeSet) totals() (linked, slots, busy int) {
 		if n.link != nil {
 			linked++
 			slots += n.slots
-			busy += n.busy
+			busy += min(n.busy, n.slots)
 		}
 	}
 	return linked, slots, busy

@@ -236,6 +236,8 @@ func TestNodeFitsImage(t *testing.T) {
 		{"image task, other arch", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "arm64"}, sif, false},
 		{"image task, arch unknown", node{runtimes: []string{"host", "sif"}, slots: 1}, sif, true},
 		{"full node", node{runtimes: []string{"host"}, slots: 1, busy: 1}, hostNeed, false},
+		{"room in its queue", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, hostNeed, true},
+		{"queue full too", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 2}, hostNeed, false},
 		{"draining node", node{runtimes: []string{"host"}, slots: 1, draining: true}, hostNeed, false},
 		{"block ends first", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Minute)}, need{kind: "host", timeout: time.Hour}, false},
 		{"block outlasts it", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Hour)}, need{kind: "host", timeout: time.Minute}, true},
@@ -270,5 +272,32 @@ func TestBlockRuns(t *testing.T) {
 	s.deliver(a, []api.NodeResult{{ID: "t1", Attempt: 1, State: api.StateSucceeded}})
 	if s.blockRuns("b", digest) {
 		t.Error("blockRuns after the task ended = true")
+	}
+}
+
+// A node takes tasks beyond its slots, up to its queue; those wait there
+// for a worker and count as demand for nodes, as do tasks waiting here.
+func TestNodeQueueIsDemand(t *testing.T) {
+	s := testNodes(t)
+	if _, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 2, Queue: 3, Runtimes: []string{"host"}}, newLink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if s.take(hostNeed) == nil {
+			t.Fatalf("take %d of 5 (2 slots + 3 queued) found no room", i+1)
+		}
+	}
+	if n := s.take(hostNeed); n != nil {
+		t.Fatal("take past slots and queue found room")
+	}
+	if q := s.queued(); q != 3 {
+		t.Errorf("queued = %d, want 3 (5 taken, 2 slots)", q)
+	}
+	s.addWaiting(2)
+	if w := (poolNodes{s}).Waiting(); w != 5 {
+		t.Errorf("Waiting = %d, want 5: 2 here and 3 queued on the node", w)
+	}
+	if _, slots, busy := s.totals(); slots != 2 || busy != 2 {
+		t.Errorf("totals: %d slots, %d busy; want 2 and 2 (queued tasks hold no slot)", slots, busy)
 	}
 }

@@ -4,7 +4,10 @@
 # Python echo servable and a /bin/true command as that user, runs the load
 # shapes of the README's performance section, then stops fxd and removes the
 # user. Run as root after `make build`; ROUNDS=N repeats each shape;
-# SHAPES=echo,https,stream,true,sif runs only the shapes named (default: all);
+# SHAPES=echo,https,stream,true,sif,node runs only the shapes named (default:
+# all); node compares no-op tasks on the daemon's own node with the same
+# tasks through a node agent (fxd node on this host, linked over HTTPS,
+# with daemon_node_tasks off), so it runs last and restarts fxd;
 # sif compares a static servable and /bin/true on the host and in a busybox
 # SIF image (crun or runc, whichever fxd finds), and measures cold starts;
 # CPU=1 runs the true shape without the exec baseline but prints, per round,
@@ -13,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SHAPES=${SHAPES:-echo,https,stream,true,sif}
+SHAPES=${SHAPES:-echo,https,stream,true,sif,node}
 want() { [[ ",$SHAPES," == *",$1,"* ]]; }
 bin=$PWD/bin
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
@@ -23,12 +26,13 @@ state=$(mktemp -d /tmp/fxd-bench.XXXXXX)
 chmod 755 "$state"
 user=fxb$$
 cold=fxc$$ # a second user, for the cold starts: its own worker quota
-fxd_pid=
+fxd_pid= agent_pid=
 cleanup() {
+  [ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   [ -n "$fxd_pid" ] && kill -TERM "$fxd_pid" 2>/dev/null && wait "$fxd_pid" 2>/dev/null || true
   userdel -r "$user" 2>/dev/null || true
   userdel -r "$cold" 2>/dev/null || true
-  rmdir /sys/fs/cgroup/*/"fxd-bench-$$" /sys/fs/cgroup/"fxd-bench-$$" 2>/dev/null || true
+  rmdir /sys/fs/cgroup/*/"fxd-bench-$$"* /sys/fs/cgroup/"fxd-bench-$$"* 2>/dev/null || true
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -69,10 +73,14 @@ account = "$user"
 EOF
 "$bin/fxd" config check "$state/fxd.toml" >/dev/null
 token=$("$bin/fxd" token issue --config "$state/fxd.toml" --identity bench@local)
-"$bin/fxd" serve --config "$state/fxd.toml" 2>"$state/fxd.log" &
-fxd_pid=$!
-for _ in $(seq 100); do [ -S "$state/fxd/fxd.sock" ] && break; sleep 0.1; done
-[ -S "$state/fxd/fxd.sock" ] || { cat "$state/fxd.log" >&2; exit 1; }
+serve() {
+  rm -f "$state/fxd/fxd.sock"
+  "$bin/fxd" serve --config "$state/fxd.toml" 2>>"$state/fxd.log" &
+  fxd_pid=$!
+  for _ in $(seq 100); do [ -S "$state/fxd/fxd.sock" ] && break; sleep 0.1; done
+  [ -S "$state/fxd/fxd.sock" ] || { cat "$state/fxd.log" >&2; exit 1; }
+}
+serve
 
 as_user() { runuser -u "$user" -- env HOME="$state/home" FX_ENDPOINT="unix://$state/fxd/fxd.sock" "$@"; }
 as_cold() { runuser -u "$cold" -- env HOME="$state/cold" FX_ENDPOINT="unix://$state/fxd/fxd.sock" "$@"; }
@@ -159,6 +167,29 @@ start = sorted((t(x["started_at"]) - t(x["dispatched_at"])).total_seconds() * 1e
 print("tasks %d, cold %d; received to finished: p50 %.1f ms, min %.1f, max %.1f" % (len(tasks), cold, statistics.median(total), total[0], total[-1]))
 if start: print("start phase (worker start): p50 %.1f ms, min %.1f, max %.1f" % (statistics.median(start), start[0], start[-1]))
 '
+fi
+if want node; then
+  nodeshapes() {
+    for _ in $(seq "$ROUNDS"); do
+      printf '%-22s ' "true -c2 -b100 -n3000"; as_user "$bin/fx" bench true --mode submit -c 2 -b 100 -n 3000 </dev/null | grep -E 'tasks/s'
+      printf '%-22s ' "echo -c4 -b1000 -n50000"; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 </dev/null | grep -E 'tasks/s'
+    done
+  }
+  echo "== no-op tasks on the daemon's own node"
+  nodeshapes
+  # The same tasks through a node agent: daemon_node_tasks off, one agent
+  # on this host with the default slots (its CPUs), linked over HTTPS.
+  kill -TERM "$fxd_pid"; wait "$fxd_pid" || true; fxd_pid=
+  printf '[batch]\ndaemon_node_tasks = false\n' >>"$state/fxd.toml"
+  serve
+  cred=$("$bin/fxd" nodes credential bench --ttl 1h --config "$state/fxd.toml" 2>/dev/null)
+  FXD_NODE_TOKEN=$cred "$bin/fxd" node --config "$state/fxd.toml" --daemon "https://127.0.0.1:$port" --ca "$state/ca.pem" \
+    --name bench-n1 --block bench 2>"$state/agent.log" &
+  agent_pid=$!
+  for _ in $(seq 100); do "$bin/fxd" nodes --config "$state/fxd.toml" 2>/dev/null | grep -q bench-n1 && break; sleep 0.1; done
+  "$bin/fxd" nodes --config "$state/fxd.toml" | grep -q bench-n1 || { cat "$state/agent.log" >&2; exit 1; }
+  echo "== the same through a node agent on this host ($(nproc) slots)"
+  nodeshapes
 fi
 echo "== fxd metrics after the runs"
 curl -s --unix-socket "$state/fxd/fxd.sock" http://fxd/metrics | grep -E "^fxd_(cold_starts_total|workers|tasks_finished_total|store_commits_total)" || true

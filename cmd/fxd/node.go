@@ -20,7 +20,7 @@ import (
 	"fxd.dev/fxd/daemon/agent"
 )
 
-const nodeUsage = `usage: fxd node [--config FILE | --dev] --daemon URL [--ca FILE] [--name NAME] [--block NAME] [--slots N]
+const nodeUsage = `usage: fxd node [--config FILE | --dev] --daemon URL [--ca FILE] [--name NAME] [--block NAME] [--slots N] [--queue N]
 
 Run a node agent: link to the daemon at URL (https://host:port, its
 endpoint.listen) and run the tasks it sends, as their users, under this host's
@@ -46,6 +46,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	name := fl.String("name", cmp.Or(os.Getenv("FXD_BLOCK_NODE"), host), "this node's `name` at the daemon")
 	block := fl.String("block", cmp.Or(os.Getenv("FXD_BLOCK"), "manual"), "the block `name` the credential is for")
 	slots := fl.Int("slots", runtime.NumCPU(), "tasks to run at once")
+	queue := fl.Int("queue", -1, "tasks to take beyond --slots, to wait here for a worker: they hide the round trip to the daemon (default: 4 × slots)")
 	if err := fl.Parse(args); err != nil {
 		return helpOK(err)
 	}
@@ -53,6 +54,9 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	token := os.Getenv("FXD_NODE_TOKEN")
+	if *queue < 0 {
+		*queue = 4 * *slots
+	}
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q; node takes only flags", fl.Arg(0))
@@ -80,7 +84,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	return agent.Run(ctx, agent.Config{
 		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Images: n.Images, ImageLimits: n.ImageLimits,
 		Lookup: agent.Lookup(cfg.Auth.MinUID),
-		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Runtimes: n.Runtimes(),
+		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Queue: *queue, Runtimes: n.Runtimes(),
 			Arch: runtime.GOARCH, Version: fxdVersion()},
 	}, log)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -90,9 +91,14 @@ func (n *Node) Runtimes() []string {
 	return []string{api.RuntimeKindHost, api.RuntimeKindSIF}
 }
 
-// Lookup resolves an account on this node, with cfg's minimum UID.
+// accountTTL is how long the node reuses an account it looked up.
+const accountTTL = time.Minute
+
+// Lookup resolves an account on this node, with cfg's minimum UID; each
+// answer is reused for a minute.
 func Lookup(minUID uint32) func(string) (isolation.Account, error) {
-	return func(name string) (isolation.Account, error) { return isolation.LookupAccount(name, minUID) }
+	cache := isolation.NewAccountCache(accountTTL)
+	return func(name string) (isolation.Account, error) { return cache.Lookup(name, minUID) }
 }
 
 // Close stops the node's workers and unmounts its images.
