@@ -7,7 +7,8 @@ import (
 )
 
 // JobID is the scheduler's name of a block's job: "12345" for Slurm,
-// "123.server" for PBS, a process id for local.
+// "123.server" for PBS, "local-<epoch>-<n>" for local (unique across
+// restarts of the daemon).
 type JobID string
 
 // State is where a block's job is in its scheduler.
@@ -39,8 +40,9 @@ type Status struct {
 
 // Block is what one Submit asks of the scheduler.
 type Block struct {
-	// Name is the job's name, for people reading the queue: letters,
-	// digits, "-", "_" and "." only ("fxd-cpu-3").
+	// Name is the job's name, for people reading the queue and for
+	// Finder: letters, digits, "-", "_" and "." only ("fxd-cpu-3"). The
+	// scaler makes it unique per pool and block.
 	Name string
 	// Nodes is how many nodes, Walltime for how long (whole minutes:
 	// schedulers count in minutes; providers round up).
@@ -76,6 +78,19 @@ type Provider interface {
 	// Cancel ends job id, pending or running. Cancelling a job that has
 	// ended or is gone is not an error.
 	Cancel(ctx context.Context, id JobID) error
+}
+
+// Finder is implemented by providers that can look jobs up by their
+// name (Block.Name). The scaler records a block before it submits it, and
+// asks a Finder, after a restart, whether the scheduler took it: a daemon
+// that stopped between the scheduler accepting a job and learning its id
+// would otherwise leave a job nothing knows, holding nodes until its
+// walltime.
+type Finder interface {
+	// Find returns the jobs named name exactly that have not ended
+	// (pending or running, in Poll's terms), of the daemon's own user
+	// only: none when the scheduler has no such job.
+	Find(ctx context.Context, name string) ([]JobID, error)
 }
 
 // WindowFinder is implemented by providers that can see the scheduler's

@@ -4,7 +4,10 @@
 //
 // It owns the Provider interface that every scheduler plugin implements
 // (batch/local, batch/slurm, batch/pbs), the optional WindowFinder
-// capability of schedulers that can show their backfill holes, and the
+// capability of schedulers that can show their backfill holes and Finder
+// of those that find jobs by name, the Scaler that keeps a pool's blocks
+// (recording each before it is submitted, so that a daemon that dies
+// mid-submit finds its job again by name), and the
 // sizing that shapes a block to fit the largest useful hole (Shape). Each
 // provider's tests run the conformance suite in batch/batchtest.
 //

@@ -65,6 +65,9 @@ type ScalerConfig struct {
 // Block states the scaler reports, beside the scheduler's pending and
 // running.
 const (
+	// stateSubmitting: recorded, and being submitted or its submit cut
+	// short; no job id yet. Step settles it through the provider's Finder.
+	stateSubmitting = "submitting"
 	// stateDraining: its nodes take no more tasks and leave when theirs end.
 	stateDraining = "draining"
 	// stateCancelling: cancelled, not yet seen ended.
@@ -118,8 +121,13 @@ func NewScaler(c ScalerConfig, prov Provider, nodes Nodes, log zerolog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", c.Pool.Name, err)
 	}
-	return &Scaler{c: c, prov: prov, nodes: nodes, state: st, now: time.Now,
-		log: log.With().Str("component", "batch").Str("pool", c.Pool.Name).Logger()}, nil
+	s := &Scaler{c: c, prov: prov, nodes: nodes, state: st, now: time.Now,
+		log: log.With().Str("component", "batch").Str("pool", c.Pool.Name).Logger()}
+	if _, ok := prov.(Finder); !ok {
+		s.log.Warn().Msg("this pool's provider cannot find jobs by name: if the daemon stops while it submits a block, " +
+			"the scheduler may keep a job that fxd no longer knows; cancel by hand the jobs named fxd-" + c.Pool.Name + "-N that fxd blocks does not list")
+	}
+	return s, nil
 }
 
 // Run keeps the pool until ctx is done: it polls every interval, and
@@ -157,14 +165,19 @@ func (s *Scaler) Run(ctx context.Context, wake func() <-chan struct{}) {
 	}
 }
 
-// Step is one look at the pool: with poll, the scheduler is asked how
-// its blocks are first. Then blocks are drained, cancelled and submitted
-// as the demand and the pool's bounds say.
+// Step is one look at the pool: blocks recorded without a job id (their
+// submit cut short) are settled first (resolve); with poll, the scheduler
+// is asked how its blocks are. Then blocks are drained, cancelled and
+// submitted as the demand and the pool's bounds say.
 func (s *Scaler) Step(ctx context.Context, poll bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if now.Before(s.retryAt) {
+		return
+	}
+	if !s.resolve(ctx, now) {
+		s.save()
 		return
 	}
 	if poll && !s.poll(ctx, now) {
@@ -180,7 +193,7 @@ func (s *Scaler) Step(ctx context.Context, poll bool) {
 
 // poll updates the blocks from the scheduler; false when it failed.
 func (s *Scaler) poll(ctx context.Context, now time.Time) bool {
-	live := s.state.live()
+	live := slices.DeleteFunc(s.state.live(), func(b *blockRecord) bool { return b.Job == "" })
 	if len(live) == 0 {
 		return true
 	}
@@ -290,7 +303,7 @@ func (s *Scaler) drainBefore(b *blockRecord) time.Duration {
 func (s *Scaler) kept() int {
 	n := 0
 	for _, b := range s.state.live() {
-		if b.State == string(StatePending) || b.State == string(StateRunning) {
+		if b.State == stateSubmitting || b.State == string(StatePending) || b.State == string(StateRunning) {
 			n++
 		}
 	}
@@ -333,7 +346,7 @@ func (s *Scaler) scaleOut(ctx context.Context, now time.Time) {
 		return
 	}
 	for _, b := range s.state.live() {
-		if b.State == string(StatePending) || b.State == string(StateRunning) && !b.EverLinked {
+		if b.State == stateSubmitting || b.State == string(StatePending) || b.State == string(StateRunning) && !b.EverLinked {
 			return // on its way: its slots may be enough
 		}
 	}
@@ -345,43 +358,138 @@ func (s *Scaler) scaleOut(ctx context.Context, now time.Time) {
 }
 
 // submit asks the scheduler for a block of up to want nodes, shaped to a
-// window that starts now if the provider sees one.
+// window that starts now if the provider sees one. The block is recorded
+// before it is submitted, so that a daemon that stops before it learns
+// the job's id finds the job by its name when it starts again (resolve).
 func (s *Scaler) submit(ctx context.Context, now time.Time, want int) {
+	b, rec, err := s.newBlock(ctx, now, want)
+	if err != nil {
+		s.failed(now, "prepare a block", err)
+		return
+	}
+	s.state.Blocks = append(s.state.Blocks, rec)
+	if err := s.persist(); err != nil {
+		s.drop(rec)
+		s.failed(now, "record block "+rec.Name+" before submitting it; make the state directory writable", err)
+		return
+	}
+	id, err := s.prov.Submit(ctx, b)
+	if err != nil {
+		s.failed(now, "submit block "+rec.Name, err)
+		s.afterFailedSubmit(ctx, rec)
+		s.save()
+		return
+	}
+	s.succeeded()
+	rec.Job, rec.State = id, string(StatePending)
+	s.log.Info().Str("block", rec.Name).Str("job", string(id)).Int("nodes", rec.Nodes).Dur("walltime", rec.Walltime).
+		Bool("shaped", rec.Shaped).Int("waiting", s.nodes.Waiting()).Msg("block submitted")
+	s.save()
+}
+
+// newBlock names and shapes the pool's next block, of up to want nodes,
+// mints its credential, and returns it with its record, not yet kept.
+func (s *Scaler) newBlock(ctx context.Context, now time.Time, want int) (Block, *blockRecord, error) {
 	p := s.c.Pool
 	bounds := Bounds{Nodes: p.Nodes, Walltime: p.Walltime.D(), MinNodes: p.MinNodes, MaxNodes: p.MaxNodes, MinWalltime: p.MinWalltime.D()}
-	var windows []Window
-	if wf, ok := s.prov.(WindowFinder); ok {
-		ws, err := wf.Windows(ctx, Block{Name: "fxd-" + p.Name, Nodes: p.MaxNodes, Walltime: p.Walltime.D(), Options: p.Options})
-		if err != nil {
-			s.log.Warn().Err(err).Msg("ask the scheduler for free windows; submitting the configured shape")
-		}
-		windows = ws
-	}
-	nodes, walltime, fits := Shape(bounds, windows, want)
+	nodes, walltime, fits := Shape(bounds, s.windows(ctx), want)
 	s.state.Seq++
 	name := fmt.Sprintf("fxd-%s-%d", p.Name, s.state.Seq)
 	token, err := s.nodes.Mint(name, walltime+credentialSlack)
 	if err != nil {
-		s.failed(now, "mint a credential for block "+name, err)
-		return
+		return Block{}, nil, fmt.Errorf("mint a credential for block %s: %w", name, err)
 	}
 	env := map[string]string{"FXD_BLOCK": name, "FXD_NODE_TOKEN": token}
 	for k, v := range s.c.Env {
 		env[k] = v
 	}
 	b := Block{Name: name, Nodes: nodes, Walltime: walltime, Init: p.WorkerInit, Command: s.c.Command, Env: env, Options: p.Options}
-	id, err := s.prov.Submit(ctx, b)
+	rec := &blockRecord{Name: name, State: stateSubmitting, Nodes: nodes, Walltime: walltime, Shaped: fits, Submitted: now}
+	return b, rec, nil
+}
+
+// windows are the scheduler's free windows for the pool's blocks, if the
+// provider sees them.
+func (s *Scaler) windows(ctx context.Context) []Window {
+	wf, ok := s.prov.(WindowFinder)
+	if !ok {
+		return nil
+	}
+	p := s.c.Pool
+	ws, err := wf.Windows(ctx, Block{Name: "fxd-" + p.Name, Nodes: p.MaxNodes, Walltime: p.Walltime.D(), Options: p.Options})
 	if err != nil {
-		s.nodes.Ended(name)
-		s.failed(now, "submit block "+name, err)
+		s.log.Warn().Err(err).Msg("ask the scheduler for free windows; submitting the configured shape")
+	}
+	return ws
+}
+
+// afterFailedSubmit settles rec, whose submit failed: the scheduler may
+// have taken the job all the same (a command that timed out after the
+// controller accepted it), which a Finder tells. Without one, rec is
+// dropped; when the Finder fails too, rec stays for the next step.
+func (s *Scaler) afterFailedSubmit(ctx context.Context, rec *blockRecord) {
+	f, ok := s.prov.(Finder)
+	if !ok {
+		s.drop(rec)
 		return
 	}
-	s.succeeded()
-	s.state.Blocks = append(s.state.Blocks, &blockRecord{Name: name, Job: id, State: string(StatePending),
-		Nodes: nodes, Walltime: walltime, Shaped: fits, Submitted: now})
-	s.log.Info().Str("block", name).Str("job", string(id)).Int("nodes", nodes).Dur("walltime", walltime).
-		Bool("shaped", fits).Int("waiting", s.nodes.Waiting()).Msg("block submitted")
-	s.save()
+	if err := s.settle(ctx, f, rec); err != nil {
+		s.log.Warn().Err(err).Str("block", rec.Name).Msg("ask the scheduler whether it took the block after all; asking again at the next step")
+	}
+}
+
+// resolve settles the blocks recorded without a job id, whose submit was
+// cut short by a daemon that stopped or a Finder that failed; false when
+// the scheduler could not be asked.
+func (s *Scaler) resolve(ctx context.Context, now time.Time) bool {
+	f, finder := s.prov.(Finder)
+	for _, b := range s.state.live() {
+		switch {
+		case b.Job != "":
+		case !finder:
+			s.log.Warn().Str("block", b.Name).Msg("block was being submitted when the daemon stopped, and this provider cannot find jobs by name: " +
+				"if the scheduler has a job of this name, cancel it by hand")
+			s.drop(b)
+		default:
+			if err := s.settle(ctx, f, b); err != nil {
+				s.failed(now, "settle block "+b.Name, err)
+				return false
+			}
+			s.succeeded()
+		}
+	}
+	return true
+}
+
+// settle asks f for the jobs named as b, which has no job id: the first
+// is adopted as b's and any other is cancelled; with none, b's submit
+// never reached the scheduler, and b is dropped.
+func (s *Scaler) settle(ctx context.Context, f Finder, b *blockRecord) error {
+	ids, err := f.Find(ctx, b.Name)
+	if err != nil {
+		return fmt.Errorf("find the jobs of block %s: %w", b.Name, err)
+	}
+	if len(ids) == 0 {
+		s.log.Info().Str("block", b.Name).Msg("block's submit never reached the scheduler; dropped")
+		s.drop(b)
+		return nil
+	}
+	for _, id := range ids[1:] {
+		if err := s.prov.Cancel(ctx, id); err != nil {
+			return fmt.Errorf("cancel job %s, a second job of block %s: %w", id, b.Name, err)
+		}
+		s.log.Warn().Str("block", b.Name).Str("job", string(id)).Msg("cancelled a second job of the block")
+	}
+	b.Job, b.State = ids[0], string(StatePending)
+	s.log.Warn().Str("block", b.Name).Str("job", string(b.Job)).
+		Msg("block's submit did not return its job id, but the scheduler has a job of its name; adopted it")
+	return nil
+}
+
+// drop forgets b, which has no job, and revokes its credential.
+func (s *Scaler) drop(b *blockRecord) {
+	s.state.Blocks = slices.DeleteFunc(s.state.Blocks, func(x *blockRecord) bool { return x == b })
+	s.nodes.Ended(b.Name)
 }
 
 // failed logs a scheduler command that failed (its error carries the
@@ -397,19 +505,25 @@ func (s *Scaler) succeeded() { s.backoff = 0 }
 // save records the blocks when they changed; a failure is logged, and
 // the next step tries again.
 func (s *Scaler) save() {
+	if err := s.persist(); err != nil {
+		s.log.Error().Err(err).Msg("record the pool's blocks; a restarted daemon may not know them")
+	}
+}
+
+// persist writes the blocks to c.StateFile when they changed.
+func (s *Scaler) persist() error {
 	data, err := s.state.encode()
 	if err != nil {
-		s.log.Error().Err(err).Msg("encode the pool's blocks")
-		return
+		return fmt.Errorf("encode the pool's blocks: %w", err)
 	}
 	if bytes.Equal(data, s.saved) {
-		return
+		return nil
 	}
 	if err := atomicfile.Write(s.c.StateFile, data, 0o600); err != nil {
-		s.log.Error().Err(err).Str("file", s.c.StateFile).Msg("record the pool's blocks; a restarted daemon may not know them")
-		return
+		return fmt.Errorf("write the pool's blocks to %s: %w", s.c.StateFile, err)
 	}
 	s.saved = data
+	return nil
 }
 
 // Blocks lists the pool's blocks, oldest first.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,20 +30,67 @@ type fakeProvider struct {
 	pollErr   error
 	cancelErr error
 	pollOut   map[JobID]Status // when set, Poll returns it instead of jobs
+	names     map[JobID]string // each job's name, for Find
+	findErr   error
+	finds     int
+	// acceptErr is returned by Submit after the scheduler took the job
+	// (a command that timed out after the controller accepted it).
+	acceptErr error
+	// crashBefore and crashAfter, when set, run in Submit before the
+	// scheduler takes the job and after: where a daemon may die.
+	crashBefore, crashAfter func()
 }
 
 func (p *fakeProvider) Submit(_ context.Context, b Block) (JobID, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.crashBefore != nil {
+		p.crashBefore()
+	}
 	if p.submitErr != nil {
 		return "", p.submitErr
 	}
-	p.seq++
-	id := JobID(fmt.Sprint(100 + p.seq))
+	id := p.addLocked(b.Name, Status{State: StatePending, Reason: "Resources"})
 	p.submitted = append(p.submitted, b)
-	p.jobs[id] = Status{State: StatePending, Reason: "Resources"}
+	if p.crashAfter != nil {
+		p.crashAfter()
+	}
+	if p.acceptErr != nil {
+		return "", p.acceptErr
+	}
 	return id, nil
 }
+
+// addLocked makes a job named name, as if submitted, and returns its id.
+func (p *fakeProvider) addLocked(name string, st Status) JobID {
+	p.seq++
+	id := JobID(fmt.Sprint(100 + p.seq))
+	if p.names == nil {
+		p.names = map[JobID]string{}
+	}
+	p.jobs[id], p.names[id] = st, name
+	return id
+}
+
+func (p *fakeProvider) Find(_ context.Context, name string) ([]JobID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finds++
+	if p.findErr != nil {
+		return nil, p.findErr
+	}
+	var ids []JobID
+	for id, n := range p.names {
+		if st := p.jobs[id].State; n == name && (st == StatePending || st == StateRunning) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// noFinder is a provider that cannot find jobs by name.
+type noFinder struct{ Provider }
 
 func (p *fakeProvider) Poll(_ context.Context, ids []JobID) (map[JobID]Status, error) {
 	p.mu.Lock()
@@ -118,13 +167,14 @@ func (n *fakeNodes) setUse(b string, u Use)           { n.mu.Lock(); n.uses[b] =
 func (n *fakeNodes) setWaiting(w int)                 { n.mu.Lock(); n.waiting = w; n.mu.Unlock() }
 
 type scalerRig struct {
-	t     *testing.T
-	s     *Scaler
-	prov  *fakeProvider
-	nodes *fakeNodes
-	now   time.Time
-	ctx   context.Context
-	file  string
+	t       *testing.T
+	s       *Scaler
+	prov    *fakeProvider
+	nodes   *fakeNodes
+	now     time.Time
+	ctx     context.Context
+	file    string
+	crashed []byte // the state file as a daemon that died left it
 }
 
 func testPool() conf.Pool {
@@ -147,9 +197,16 @@ func newRig(t *testing.T, pool conf.Pool) *scalerRig {
 // scaler makes a Scaler on the rig's provider, nodes, clock and file.
 func (r *scalerRig) scaler(pool conf.Pool) *Scaler {
 	r.t.Helper()
+	return r.scalerOn(pool, r.prov, zerolog.Nop())
+}
+
+// scalerOn makes a Scaler on prov, logging to log, with the rig's nodes,
+// clock and file.
+func (r *scalerRig) scalerOn(pool conf.Pool, prov Provider, log zerolog.Logger) *Scaler {
+	r.t.Helper()
 	s, err := NewScaler(ScalerConfig{Pool: pool, Interval: 10 * time.Second, Lease: time.Minute,
 		Command: []string{"fxd", "node"}, Env: map[string]string{"FXD_DAEMON": "https://login:8443"}, StateFile: r.file},
-		r.prov, r.nodes, zerolog.Nop())
+		prov, r.nodes, log)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -531,4 +588,174 @@ func TestCorruptStateRefused(t *testing.T) {
 		t.Fatal("corrupt state file accepted")
 	}
 	t.Log(err)
+}
+
+// snapshot keeps the state file as it is now: what a daemon killed now
+// leaves behind.
+func (r *scalerRig) snapshot() {
+	data, err := os.ReadFile(r.file)
+	if err != nil {
+		r.t.Error(err)
+	}
+	r.crashed = data
+}
+
+// restart puts back the snapshot's state file and starts a new Scaler on
+// prov from it, as a daemon restarted after the crash; the daemon's side
+// forgets which credentials were revoked.
+func (r *scalerRig) restart(prov Provider, log zerolog.Logger) {
+	r.t.Helper()
+	if err := os.WriteFile(r.file, r.crashed, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	r.nodes.mu.Lock()
+	r.nodes.ended = map[string]bool{}
+	r.nodes.mu.Unlock()
+	r.s = r.scalerOn(testPool(), prov, log)
+}
+
+// A daemon that dies while it submits a block leaves the block recorded
+// with no job id; the restarted one adopts the job the scheduler has
+// under the block's name, cancels any second one, or drops the record
+// when the scheduler has none (and a task that waits gets a new block).
+func TestRestartAfterCrashInSubmit(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		after      bool // died after the scheduler took the job
+		extra      int  // more jobs of the block's name
+		finder     bool
+		wantJob    JobID
+		wantCancel []JobID
+		wantNames  []string // the blocks submitted, in all
+	}{
+		{name: "after submit", after: true, finder: true, wantJob: "101", wantNames: []string{"fxd-cpu-1"}},
+		{name: "before submit", finder: true, wantNames: []string{"fxd-cpu-2"}},
+		{name: "duplicates", after: true, extra: 2, finder: true, wantJob: "101", wantCancel: []JobID{"102", "103"}, wantNames: []string{"fxd-cpu-1"}},
+		{name: "no finder", after: true, wantNames: []string{"fxd-cpu-1", "fxd-cpu-2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, testPool())
+			if tc.after {
+				r.prov.crashAfter = r.snapshot
+			} else {
+				r.prov.crashBefore = r.snapshot
+				r.prov.submitErr = errors.New("the daemon died before sbatch ran")
+			}
+			r.nodes.setWaiting(1)
+			r.step(0)
+			r.prov.crashAfter, r.prov.crashBefore, r.prov.submitErr = nil, nil, nil
+			r.prov.mu.Lock()
+			for range tc.extra {
+				r.prov.addLocked("fxd-cpu-1", Status{State: StatePending})
+			}
+			r.prov.mu.Unlock()
+
+			var prov Provider = r.prov
+			var logs strings.Builder
+			if !tc.finder {
+				prov = noFinder{r.prov}
+			}
+			r.restart(prov, zerolog.New(&logs))
+			if bs := r.s.Blocks(); len(bs) != 1 || bs[0].State != stateSubmitting || bs[0].Job != "" || bs[0].Name != "fxd-cpu-1" {
+				t.Fatalf("after the crash, Blocks = %+v; want fxd-cpu-1 submitting, with no job", bs)
+			}
+			r.step(10 * time.Second)
+			if got := r.state("fxd-cpu-1"); tc.wantJob != "" && got != string(StatePending) || tc.wantJob == "" && got != "absent" {
+				t.Errorf("fxd-cpu-1 is %s after the restart", got)
+			}
+			if bs := r.s.Blocks(); tc.wantJob != "" && (len(bs) == 0 || bs[0].Job != string(tc.wantJob)) {
+				t.Errorf("Blocks = %+v, want fxd-cpu-1 adopted as job %s", bs, tc.wantJob)
+			}
+			if !slices.Equal(r.prov.cancelled, tc.wantCancel) {
+				t.Errorf("cancelled %v, want %v", r.prov.cancelled, tc.wantCancel)
+			}
+			if r.nodes.ended["fxd-cpu-1"] != (tc.wantJob == "") {
+				t.Errorf("fxd-cpu-1's credential revoked: %v, want %v", r.nodes.ended["fxd-cpu-1"], tc.wantJob == "")
+			}
+			var names []string
+			for _, b := range r.prov.submitted {
+				names = append(names, b.Name)
+			}
+			if !slices.Equal(names, tc.wantNames) {
+				t.Errorf("blocks submitted: %v, want %v", names, tc.wantNames)
+			}
+			if !tc.finder && !strings.Contains(logs.String(), "cannot find jobs by name") {
+				t.Errorf("no warning that the provider cannot find jobs by name; log:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// A submit that fails after the scheduler took the job (sbatch timed out)
+// is settled at once: the job is adopted, not left to hold nodes.
+func TestSubmitErrorButAccepted(t *testing.T) {
+	r := newRig(t, testPool())
+	r.prov.acceptErr = errors.New("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation")
+	r.nodes.setWaiting(1)
+	r.step(0)
+	if bs := r.s.Blocks(); len(bs) != 1 || bs[0].Job != "101" || bs[0].State != string(StatePending) {
+		t.Fatalf("Blocks = %+v, want fxd-cpu-1 adopted as job 101", bs)
+	}
+	if r.s.backoff == 0 {
+		t.Error("a failed submit did not back off")
+	}
+	r.prov.acceptErr = nil
+	r.step(time.Minute)
+	if r.submits() != 1 {
+		t.Errorf("%d submits, want 1: the adopted block is on its way", r.submits())
+	}
+}
+
+// A record whose job the scheduler cannot be asked about stays, holding
+// off polls and submits, until it can.
+func TestSettleRetried(t *testing.T) {
+	r := newRig(t, testPool())
+	r.prov.acceptErr = errors.New("sbatch: error: Socket timed out")
+	r.prov.findErr = errors.New("squeue: error: slurm_load_jobs error: Socket timed out")
+	r.nodes.setWaiting(1)
+	r.step(0)
+	r.prov.acceptErr = nil
+	if got := r.state("fxd-cpu-1"); got != stateSubmitting {
+		t.Fatalf("fxd-cpu-1 is %s while the scheduler cannot be asked, want submitting", got)
+	}
+	r.step(time.Minute)
+	if got := r.state("fxd-cpu-1"); got != stateSubmitting || r.submits() != 1 {
+		t.Fatalf("fxd-cpu-1 is %s, %d submits, while the scheduler cannot be asked; want submitting, 1", got, r.submits())
+	}
+	r.prov.findErr = nil
+	r.step(time.Minute)
+	if bs := r.s.Blocks(); len(bs) != 1 || bs[0].Job != "101" {
+		t.Fatalf("Blocks = %+v, want fxd-cpu-1 adopted as job 101", bs)
+	}
+}
+
+// A submit the scheduler refused leaves no record, and asks whether the
+// scheduler took it after all.
+func TestSubmitRefusedLeavesNoRecord(t *testing.T) {
+	r := newRig(t, testPool())
+	r.prov.submitErr = errors.New("sbatch: error: invalid partition specified: nope")
+	r.nodes.setWaiting(1)
+	r.step(0)
+	if bs := r.s.Blocks(); len(bs) != 0 {
+		t.Errorf("Blocks = %+v after a refused submit, want none", bs)
+	}
+	if data, _ := os.ReadFile(r.file); strings.Contains(string(data), "fxd-cpu-1") {
+		t.Errorf("state file keeps the refused block:\n%s", data)
+	}
+	if r.prov.finds != 1 || !r.nodes.ended["fxd-cpu-1"] || r.s.backoff == 0 {
+		t.Errorf("after a refused submit: %d finds, credential revoked %v, backoff %s; want 1, true, > 0",
+			r.prov.finds, r.nodes.ended["fxd-cpu-1"], r.s.backoff)
+	}
+}
+
+// A block that cannot be recorded is not submitted: it could be orphaned.
+func TestUnrecordedNotSubmitted(t *testing.T) {
+	r := newRig(t, testPool())
+	r.file = filepath.Join(t.TempDir(), "missing", "pool-cpu.json")
+	r.s = r.scaler(testPool())
+	r.nodes.setWaiting(1)
+	r.step(0)
+	if r.submits() != 0 || len(r.s.Blocks()) != 0 || r.s.backoff == 0 {
+		t.Errorf("with an unwritable state file: %d submits, blocks %+v, backoff %s; want none, and a backoff", r.submits(), r.s.Blocks(), r.s.backoff)
+	}
 }

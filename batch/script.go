@@ -15,12 +15,22 @@ var (
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// CheckName says what is wrong with name as a block's name, if anything:
+// before a provider puts it in a job, or looks jobs up by it (Finder).
+func CheckName(name string) error {
+	if !blockNameRE.MatchString(name) {
+		return fmt.Errorf("block name %q: %w: use 1 to 64 letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", name, api.ErrInvalid)
+	}
+	return nil
+}
+
 // Check says what is wrong with b, if anything, before a provider turns
 // it into a job.
 func (b Block) Check() error {
+	if err := CheckName(b.Name); err != nil {
+		return err
+	}
 	switch {
-	case !blockNameRE.MatchString(b.Name):
-		return fmt.Errorf("block name %q: %w: use 1 to 64 letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", b.Name, api.ErrInvalid)
 	case b.Nodes < 1:
 		return fmt.Errorf("block %s: %w: %d nodes; ask for 1 or more", b.Name, api.ErrInvalid, b.Nodes)
 	case b.Walltime < time.Minute:

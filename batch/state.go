@@ -20,9 +20,11 @@ type scalerState struct {
 
 // blockRecord is one block of a pool.
 type blockRecord struct {
-	Name      string        `json:"name"`
+	Name string `json:"name"`
+	// Job is "" while State is submitting: the block is recorded before
+	// its submit, and found by Name after a restart (Scaler.resolve).
 	Job       JobID         `json:"job"`
-	State     string        `json:"state"` // pending, running, draining, cancelling, done
+	State     string        `json:"state"` // submitting, pending, running, draining, cancelling, done
 	Nodes     int           `json:"nodes"`
 	Walltime  time.Duration `json:"walltime"`
 	Shaped    bool          `json:"shaped"`

@@ -2,7 +2,8 @@
 // (batchtest.Run in its tests), so that the daemon can rely on one
 // behaviour whatever the scheduler: submit, the states a block goes
 // through, its command and environment on its nodes, cancel, unknown
-// jobs, bad blocks, concurrent use and, for a WindowFinder, windows.
+// jobs, bad blocks, concurrent use and, for a WindowFinder, windows, and
+// for a Finder, jobs found by name.
 package batchtest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) batch.Provider, o Options)
 	t.Run("Concurrent", s.concurrent)
 	t.Run("ContextDone", s.contextDone)
 	t.Run("Windows", s.windows)
+	t.Run("Find", s.find)
 }
 
 type suite struct {
@@ -325,4 +328,45 @@ func waitGone(t *testing.T, pid int, timeout time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("the block's process %d still runs %v after its block was cancelled", pid, timeout)
+}
+
+// A Finder finds the jobs of one name that have not ended, whatever their
+// number, and none of another name, even one that starts alike.
+func (s suite) find(t *testing.T) {
+	p := s.new(t)
+	f, ok := p.(batch.Finder)
+	if !ok {
+		return // the scaler warns that a crash while submitting can orphan a job
+	}
+	b := block("/bin/sleep", "300")
+	s.wantFound(t, f, b.Name)
+	first, second := s.submit(t, p, b), s.submit(t, p, b)
+	other := b
+	other.Name += "x"
+	s.submit(t, p, other)
+	s.wantFound(t, f, b.Name, first, second)
+	if err := p.Cancel(t.Context(), first); err != nil {
+		t.Fatalf("Cancel(%s) = %v", first, err)
+	}
+	if !s.o.Runs {
+		s.o.Advance(t, first, batch.StateDone)
+	}
+	s.waitFor(t, p, first, batch.StateDone, batch.StateGone)
+	s.wantFound(t, f, b.Name, second)
+	if ids, err := f.Find(t.Context(), "a,b"); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("Find(\"a,b\") = %v, %v; want api.ErrInvalid: not a block name", ids, err)
+	}
+}
+
+// wantFound checks that f finds exactly want under name, in any order.
+func (s suite) wantFound(t *testing.T, f batch.Finder, name string, want ...batch.JobID) {
+	t.Helper()
+	got, err := f.Find(t.Context(), name)
+	if err != nil {
+		t.Fatalf("Find(%s) = %v", name, err)
+	}
+	got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("Find(%s) = %q, want %q", name, got, want)
+	}
 }

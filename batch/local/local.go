@@ -3,8 +3,10 @@ package local
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +36,15 @@ const killGrace = 5 * time.Second
 type Provider struct {
 	log  zerolog.Logger
 	host string
+	// epoch is when the provider was made (base 36 milliseconds): in its
+	// job ids, so that a restarted daemon's blocks never take the ids of
+	// the blocks that ended with the daemon before, still in its records.
+	epoch string
+
+	forkOnce  sync.Once
+	forks     chan func()   // run on the forking thread (forkLoop)
+	quit      chan struct{} // closed by Close: the forking thread ends
+	closeOnce sync.Once
 
 	mu   sync.Mutex
 	seq  int
@@ -42,6 +53,7 @@ type Provider struct {
 
 // job is one block's processes.
 type job struct {
+	name   string // the block's
 	nodes  []string
 	procs  []*os.Process
 	done   chan struct{} // closed when every process has exited
@@ -56,7 +68,8 @@ func New(log zerolog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local batch provider: %w", err)
 	}
-	return &Provider{log: log.With().Str("component", "batch.local").Logger(), host: host, jobs: map[batch.JobID]*job{}}, nil
+	return &Provider{log: log.With().Str("component", "batch.local").Logger(), host: host, jobs: map[batch.JobID]*job{},
+		epoch: strconv.FormatInt(time.Now().UnixMilli(), 36), forks: make(chan func()), quit: make(chan struct{})}, nil
 }
 
 // Submit starts b's command b.Nodes times, after its init lines, each in
@@ -72,12 +85,13 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 	}
 	p.mu.Lock()
 	p.seq++
-	id := batch.JobID("local-" + strconv.Itoa(p.seq))
+	seq := strconv.Itoa(p.seq)
+	id := batch.JobID("local-" + p.epoch + "-" + seq)
 	p.mu.Unlock()
-	j := &job{done: make(chan struct{})}
+	j := &job{name: b.Name, done: make(chan struct{})}
 	for i := range b.Nodes {
-		node := p.host + "-" + strings.TrimPrefix(string(id), "local-") + "-" + strconv.Itoa(i)
-		proc, err := start(b, node)
+		node := p.host + "-" + seq + "-" + strconv.Itoa(i)
+		proc, err := p.start(b, node)
 		if err != nil {
 			killAll(j.procs, syscall.SIGKILL)
 			return "", fmt.Errorf("submit block %s: %w", b.Name, err)
@@ -89,19 +103,92 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 	return id, nil
 }
 
-// start starts one node's process of b.
-func start(b batch.Block, node string) (*os.Process, error) {
-	script := strings.Join(append(slices.Clone(b.Init), "exec "+batch.QuoteArgv(b.Command)), "\n")
-	cmd := exec.Command("/bin/sh", "-c", script)
+// start starts one node's process of b: a shell that runs supervisor,
+// in a process group of its own, sent SIGHUP when the daemon dies. It
+// returns once the shell and the subshell that runs the block have set
+// their signal handling, so that a cancel right after is not lost.
+func (p *Provider) start(b batch.Block, node string) (*os.Process, error) {
+	run := strings.Join(append(slices.Clone(b.Init), "exec "+batch.QuoteArgv(b.Command)), "\n")
+	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(supervisor, int(killGrace/time.Second), run))
 	cmd.Env = append(os.Environ(), NodeEnv+"="+node)
 	for k, v := range b.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGHUP}
+	ready, w, err := os.Pipe()
+	if err != nil {
 		return nil, fmt.Errorf("start node %s: %w", node, err)
 	}
+	defer ready.Close()
+	cmd.ExtraFiles = []*os.File{w} // fd 3, closed by both shells once set
+	if ferr := p.onForkThread(func() { err = cmd.Start() }); ferr != nil {
+		err = ferr
+	}
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start node %s: %w", node, err)
+	}
+	io.Copy(io.Discard, ready) // until EOF: both have closed fd 3, or died
 	return cmd.Process, nil
+}
+
+// supervisor is the shell script of each node of a block, given the kill
+// grace in seconds and the lines that run the block (its init lines and
+// the exec of its command). The shell runs them in a subshell and stays
+// their parent: it waits for the command and exits with its status. Both
+// close fd 3 once their traps are set (the subshell's reset), which start
+// waits for. SIGTERM, which Cancel sends the whole process group, leaves
+// the shell waiting.
+// SIGHUP is its Pdeathsig: when the daemon dies, even by SIGKILL, the
+// shell ends its process group as Cancel would (SIGTERM, then SIGKILL
+// after the grace), so that no process of the block outlives the daemon:
+// a restarted daemon could neither see nor stop it.
+const supervisor = `trap 'kill -s TERM 0; i=0; while [ $i -lt %d ] && kill -0 "$cmd" 2> /dev/null; do sleep 1; i=$((i + 1)); done; kill -s KILL 0' HUP
+trap : TERM
+(
+exec 3>&-
+%s
+) &
+cmd=$!
+exec 3>&-
+status=0
+wait "$cmd" || status=$?
+while kill -0 "$cmd" 2> /dev/null; do
+	wait "$cmd"
+	status=$?
+done
+exit "$status"
+`
+
+// onForkThread runs f, which forks, on the provider's forking thread. The
+// kernel sends Pdeathsig when the thread that forked a process ends, not
+// its process (golang/go#27505), and Go ends the thread of a goroutine
+// that exits locked to it, as isolation's namespace code does: a block
+// forked on such a thread would be stopped while the daemon runs. The
+// forking thread ends only after Close.
+func (p *Provider) onForkThread(f func()) error {
+	p.forkOnce.Do(func() { go p.forkLoop() })
+	done := make(chan struct{})
+	select {
+	case p.forks <- func() { f(); close(done) }:
+	case <-p.quit:
+		return fmt.Errorf("%w: the local provider is closed", api.ErrUnavailable)
+	}
+	<-done
+	return nil
+}
+
+// forkLoop runs the provider's forks on its own thread until Close.
+func (p *Provider) forkLoop() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the loop
+	for {
+		select {
+		case f := <-p.forks:
+			f()
+		case <-p.quit:
+			return
+		}
+	}
 }
 
 // watch records j under id, reaps its processes, and stops them at
@@ -153,8 +240,12 @@ func killAll(procs []*os.Process, sig syscall.Signal) {
 	}
 }
 
+// goneReason says why a block this provider does not know is gone.
+const goneReason = "not a block of this daemon: local blocks end with the daemon that started them"
+
 // Poll reports the blocks of ids: running until all their processes have
-// exited, then done for a while, then gone.
+// exited, then done for a while, then gone. The blocks of an earlier
+// daemon are gone: they ended with it.
 func (p *Provider) Poll(ctx context.Context, ids []batch.JobID) (map[batch.JobID]batch.Status, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("poll local blocks: %w", err)
@@ -171,7 +262,7 @@ func (p *Provider) Poll(ctx context.Context, ids []batch.JobID) (map[batch.JobID
 		j := p.jobs[id]
 		switch {
 		case j == nil:
-			got[id] = batch.Status{State: batch.StateGone}
+			got[id] = batch.Status{State: batch.StateGone, Reason: goneReason}
 		case j.ended.IsZero():
 			got[id] = batch.Status{State: batch.StateRunning, Nodes: slices.Clone(j.nodes)}
 		default:
@@ -179,6 +270,27 @@ func (p *Provider) Poll(ctx context.Context, ids []batch.JobID) (map[batch.JobID
 		}
 	}
 	return got, nil
+}
+
+// Find returns the blocks named name whose processes run. Blocks of an
+// earlier daemon are never found: they ended with it.
+func (p *Provider) Find(ctx context.Context, name string) ([]batch.JobID, error) {
+	if err := batch.CheckName(name); err != nil {
+		return nil, fmt.Errorf("find local blocks: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("find local blocks: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []batch.JobID
+	for id, j := range p.jobs {
+		if j.name == name && j.ended.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Cancel stops block id's processes: SIGTERM to their groups, SIGKILL
@@ -195,8 +307,11 @@ func (p *Provider) Cancel(ctx context.Context, id batch.JobID) error {
 }
 
 // Close stops every block and waits, at most until ctx is done, for their
-// processes to exit.
+// processes to exit. Then the provider's forking thread ends, and the
+// processes still there get their Pdeathsig: they end within the kill
+// grace. Submit fails after Close.
 func (p *Provider) Close(ctx context.Context) error {
+	defer p.closeOnce.Do(func() { close(p.quit) })
 	p.mu.Lock()
 	jobs := make([]*job, 0, len(p.jobs))
 	for _, j := range p.jobs {
@@ -216,4 +331,7 @@ func (p *Provider) Close(ctx context.Context) error {
 	return nil
 }
 
-var _ batch.Provider = (*Provider)(nil)
+var (
+	_ batch.Provider = (*Provider)(nil)
+	_ batch.Finder   = (*Provider)(nil)
+)

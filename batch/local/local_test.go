@@ -2,7 +2,9 @@ package local
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,4 +60,47 @@ func TestNodesAndWalltime(t *testing.T) {
 	if st[id].State != batch.StateDone || !strings.Contains(st[id].Reason, "walltime reached") {
 		t.Errorf("after walltime: %+v, want done, saying walltime reached", st[id])
 	}
+}
+
+// A block submitted from a goroutine that then exits locked to its thread,
+// which ends the thread, keeps running: its processes are forked on the
+// provider's own thread, so their Pdeathsig waits for the daemon's end.
+func TestBlockOutlivesSubmittingThread(t *testing.T) {
+	p := newProvider(t)
+	b := batch.Block{Name: "fxd-thread", Nodes: 1, Walltime: time.Minute, Command: []string{"/bin/sleep", "600"}}
+	id, err := submitFromEndingThread(p, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
+		if st, err := p.Poll(t.Context(), []batch.JobID{id}); err != nil || st[id].State != batch.StateRunning {
+			t.Fatalf("after the submitting thread ended, Poll = %+v, %v; want the block running", st, err)
+		}
+	}
+}
+
+// submitFromEndingThread submits b from a goroutine that exits locked to
+// its thread, which Go then ends. The main thread is not ended but
+// wedged: a goroutine that finds itself there holds it, and submits from
+// another.
+func submitFromEndingThread(p *Provider, b batch.Block) (batch.JobID, error) {
+	type result struct {
+		id  batch.JobID
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked unless on the main thread
+		if syscall.Gettid() == syscall.Getpid() {
+			defer runtime.UnlockOSThread()
+			id, err := submitFromEndingThread(p, b)
+			done <- result{id, err}
+			return
+		}
+		id, err := p.Submit(context.Background(), b)
+		done <- result{id, err}
+	}()
+	r := <-done
+	return r.id, r.err
 }

@@ -1,6 +1,7 @@
 // Package pbs is the batch provider for PBS Professional and OpenPBS:
 // blocks are batch jobs submitted with qsub, their script on stdin;
-// qstat -f -F json -x reports their states, qdel ends them, and
+// qstat -f -F json -x reports their states, qdel ends them, qstat -f -F
+// json without ids finds them by name (batch.Finder), and
 // pbsnodes -a -F json shows the free hosts a block could start on now,
 // with pbs_rstat -f saying how long reservations leave them free.
 //

@@ -322,3 +322,44 @@ func FuzzPbsnodes(f *testing.F) {
 		}
 	})
 }
+
+// Find's reading of a listing of the server's jobs (recorded in the shape
+// OpenPBS 2023.1 prints): the jobs of the name, of the owner, that have
+// not ended (held and queued ones pend; an exiting one has ended).
+func TestParseFind(t *testing.T) {
+	out, err := os.ReadFile("testdata/qstat/find-2023.1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, job, owner string
+		want             []batch.JobID
+	}{
+		{"ours", "fxd-cpu-7", "fxd", []batch.JobID{"2001.pbs01", "2002.pbs01", "2007.pbs01"}},
+		{"another user's", "fxd-cpu-7", "alice", []batch.JobID{"2003.pbs01"}},
+		{"a longer name", "fxd-cpu-70", "fxd", []batch.JobID{"2004.pbs01"}},
+		{"a prefix of names", "fxd-cpu", "fxd", nil},
+		{"another user's name", "vasp-relax", "fxd", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFind(out, tc.job, tc.owner)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("parseFind(%s, %s) = %q, %v; want %q", tc.job, tc.owner, got, err, tc.want)
+			}
+		})
+	}
+	for name, bad := range map[string]string{
+		"not JSON":      "<html>maintenance</html>",
+		"cut short":     `{"Jobs":{"1.pbs01":{"Job_Name":"fxd-cpu-7"`,
+		"no state":      `{"Jobs":{"1.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01"}}}`,
+		"a state word":  `{"Jobs":{"1.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"Running"}}}`,
+		"a name number": `{"Jobs":{"1.pbs01":{"Job_Name":7,"Job_Owner":"fxd@login01","job_state":"Q"}}}`,
+	} {
+		if got, err := parseFind([]byte(bad), "fxd-cpu-7", "fxd"); !errors.Is(err, batch.ErrBadOutput) {
+			t.Errorf("parseFind(%s) = %q, %v; want batch.ErrBadOutput", name, got, err)
+		}
+	}
+	if got, err := parseFind([]byte("{\n    \"timestamp\":1717408931,\n    \"pbs_version\":\"2023.1.1\",\n    \"pbs_server\":\"pbs01\"\n}"), "fxd-cpu-7", "fxd"); err != nil || got != nil {
+		t.Errorf("parseFind(header alone) = %q, %v; want none", got, err)
+	}
+}

@@ -52,4 +52,5 @@ func isPrint(s string) bool {
 var (
 	_ batch.Provider     = (*Provider)(nil)
 	_ batch.WindowFinder = (*Provider)(nil)
+	_ batch.Finder       = (*Provider)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -384,5 +385,37 @@ func TestWindowsFake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Find runs qstat -f -F json without ids or -x, through the fake, and
+// finds the submitted jobs of the name that have not finished.
+func TestFind(t *testing.T) {
+	dir := fake(t)
+	p := newProvider(t, conf.PBSPool{})
+	b := batch.Block{Name: "fxd-cpu-7", Nodes: 1, Walltime: time.Minute, Command: []string{"/bin/true"}}
+	var ids []batch.JobID
+	for _, state := range []string{"Q", "R", "E", "F"} {
+		id, err := p.Submit(t.Context(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setState(t, dir, id, state)
+		ids = append(ids, id)
+	}
+	got, err := p.Find(t.Context(), "fxd-cpu-7")
+	if err != nil || !slices.Equal(got, ids[:2]) {
+		t.Fatalf("Find = %q, %v; want the queued and the running job %q", got, err, ids[:2])
+	}
+	if c := calls(t, dir, "qstat"); len(c) != 1 || c[0] != "-f -F json" {
+		t.Errorf("qstat ran as %q, want once as -f -F json", c)
+	}
+	if got, err := p.Find(t.Context(), "fxd-cpu-8"); err != nil || len(got) != 0 {
+		t.Errorf("Find(a name without jobs) = %q, %v; want none", got, err)
+	}
+	replay(t, dir, "qstat", "", "qstat: cannot connect to server pbs01 (errno=15010)", 1)
+	var ce *batch.CommandError
+	if _, err := p.Find(t.Context(), "fxd-cpu-7"); !errors.As(err, &ce) {
+		t.Errorf("Find with qstat failing = %v, want its *batch.CommandError", err)
 	}
 }

@@ -137,3 +137,27 @@ func FuzzPoll(f *testing.F) {
 		parseSubmit(b)
 	})
 }
+
+func TestParseFind(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      []batch.JobID
+		bad       bool
+	}{
+		{"none", "", nil, false},
+		{"pending and running", "41|fxd-cpu-3|PENDING\n42|fxd-cpu-3|RUNNING\n", []batch.JobID{"41", "42"}, false},
+		{"completing left out", "41|fxd-cpu-3|COMPLETING\n42|fxd-cpu-3|SUSPENDED\n", []batch.JobID{"42"}, false},
+		{"another name left out", "41|fxd-cpu-30|PENDING\n", nil, false},
+		{"cluster suffix", "43;perlmutter|fxd-cpu-3|PENDING\n", []batch.JobID{"43"}, false},
+		{"not an id", "x|fxd-cpu-3|PENDING\n", nil, true},
+		{"too few fields", "41|fxd-cpu-3\n", nil, true},
+		{"no state", "41|fxd-cpu-3|\n", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFind([]byte(tc.out), "fxd-cpu-3")
+			if !slices.Equal(got, tc.want) || (err != nil) != tc.bad || tc.bad && !errors.Is(err, batch.ErrBadOutput) {
+				t.Errorf("parseFind(%q) = %q, %v; want %q, bad %v", tc.out, got, err, tc.want, tc.bad)
+			}
+		})
+	}
+}

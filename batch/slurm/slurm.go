@@ -39,4 +39,5 @@ func (p *Provider) placement() []string {
 var (
 	_ batch.Provider     = (*Provider)(nil)
 	_ batch.WindowFinder = (*Provider)(nil)
+	_ batch.Finder       = (*Provider)(nil)
 )
