@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,8 +20,9 @@ import (
 // Nodes is the daemon's side of the strategy: the demand for node slots,
 // what the nodes of each block are doing, and their credentials.
 type Nodes interface {
-	// Waiting is how many tasks wait for a slot on a node: the tasks
-	// beyond the free slots of the linked nodes.
+	// Waiting is how many tasks wait for a slot on a node that this pool
+	// should answer: the tasks beyond the room of the linked nodes, less
+	// the slots other pools' blocks on their way will bring.
 	Waiting() int
 	// Use says what the nodes of block are doing.
 	Use(block string) Use
@@ -60,6 +62,10 @@ type ScalerConfig struct {
 	Env     map[string]string
 	// StateFile keeps the pool's blocks across restarts of the daemon.
 	StateFile string
+	// ScaleOut, when set, is held while the pool decides on a new block
+	// and submits it; pools that share it see each other's blocks on
+	// their way (Coming) and do not all answer the same demand.
+	ScaleOut sync.Locker
 }
 
 // Block states the scaler reports, beside the scheduler's pending and
@@ -108,6 +114,7 @@ type Scaler struct {
 	backoff time.Duration // the last wait after a failure
 	slots   int           // task slots per node, once a node has linked
 	saved   []byte        // the state last written to c.StateFile
+	coming  atomic.Int64  // Coming's answer, set by each step
 	now     func() time.Time
 }
 
@@ -123,6 +130,7 @@ func NewScaler(c ScalerConfig, prov Provider, nodes Nodes, log zerolog.Logger) (
 	}
 	s := &Scaler{c: c, prov: prov, nodes: nodes, state: st, now: time.Now,
 		log: log.With().Str("component", "batch").Str("pool", c.Pool.Name).Logger()}
+	s.countComing()
 	if _, ok := prov.(Finder); !ok {
 		s.log.Warn().Msg("this pool's provider cannot find jobs by name: if the daemon stops while it submits a block, " +
 			"the scheduler may keep a job that fxd no longer knows; cancel by hand the jobs named fxd-" + c.Pool.Name + "-N that fxd blocks does not list")
@@ -172,6 +180,7 @@ func (s *Scaler) Run(ctx context.Context, wake func() <-chan struct{}) {
 func (s *Scaler) Step(ctx context.Context, poll bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.countComing()
 	now := s.now()
 	if now.Before(s.retryAt) {
 		return
@@ -337,6 +346,10 @@ func (s *Scaler) scaleOut(ctx context.Context, now time.Time) {
 	if live >= s.c.Pool.MaxBlocks || now.Before(s.retryAt) {
 		return
 	}
+	if s.c.ScaleOut != nil {
+		s.c.ScaleOut.Lock()
+		defer s.c.ScaleOut.Unlock()
+	}
 	waiting := s.nodes.Waiting()
 	if kept < s.c.Pool.MinBlocks {
 		s.submit(ctx, now, s.c.Pool.Nodes)
@@ -345,10 +358,8 @@ func (s *Scaler) scaleOut(ctx context.Context, now time.Time) {
 	if waiting == 0 {
 		return
 	}
-	for _, b := range s.state.live() {
-		if b.State == stateSubmitting || b.State == string(StatePending) || b.State == string(StateRunning) && !b.EverLinked {
-			return // on its way: its slots may be enough
-		}
+	if slices.ContainsFunc(s.state.live(), onTheWay) {
+		return // its slots may be enough
 	}
 	want := s.c.Pool.Nodes
 	if s.slots > 0 {
@@ -368,6 +379,7 @@ func (s *Scaler) submit(ctx context.Context, now time.Time, want int) {
 		return
 	}
 	s.state.Blocks = append(s.state.Blocks, rec)
+	s.countComing()
 	if err := s.persist(); err != nil {
 		s.drop(rec)
 		s.failed(now, "record block "+rec.Name+" before submitting it; make the state directory writable", err)
@@ -525,6 +537,30 @@ func (s *Scaler) persist() error {
 	s.saved = data
 	return nil
 }
+
+// onTheWay says whether b will bring nodes that have not linked yet: it
+// is being submitted, pends, or runs with no agent linked so far.
+func onTheWay(b *blockRecord) bool {
+	return b.State == stateSubmitting || b.State == string(StatePending) || b.State == string(StateRunning) && !b.EverLinked
+}
+
+// countComing records, for Coming, the task slots of the blocks on their
+// way. The caller holds s.mu.
+func (s *Scaler) countComing() {
+	n := 0
+	for _, b := range s.state.live() {
+		if onTheWay(b) {
+			n += b.Nodes * max(s.slots, 1)
+		}
+	}
+	s.coming.Store(int64(n))
+}
+
+// Coming is how many task slots the pool's blocks on their way will
+// bring, at the slots per node its linked nodes had (one before any has
+// linked): the demand they will meet, which other pools need not. It
+// takes no lock, so that pools can ask each other while they step.
+func (s *Scaler) Coming() int { return int(s.coming.Load()) }
 
 // Blocks lists the pool's blocks, oldest first.
 func (s *Scaler) Blocks() []api.Block {

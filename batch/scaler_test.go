@@ -759,3 +759,30 @@ func TestUnrecordedNotSubmitted(t *testing.T) {
 		t.Errorf("with an unwritable state file: %d submits, blocks %+v, backoff %s; want none, and a backoff", r.submits(), r.s.Blocks(), r.s.backoff)
 	}
 }
+
+// Coming counts the slots of the blocks on their way: at one a node
+// before any node linked, then at the slots per node seen; nothing once
+// the block's nodes have linked.
+func TestComing(t *testing.T) {
+	r := newRig(t, testPool())
+	if n := r.s.Coming(); n != 0 {
+		t.Fatalf("Coming with no block = %d", n)
+	}
+	r.nodes.setWaiting(1)
+	r.step(0)
+	if n := r.s.Coming(); n != 1 {
+		t.Errorf("Coming with a one-node block pending = %d, want 1", n)
+	}
+	r.prov.set("101", Status{State: StateRunning, Nodes: []string{"n1"}})
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 4, Busy: 4})
+	r.nodes.setWaiting(0)
+	r.step(10 * time.Second)
+	if n := r.s.Coming(); n != 0 {
+		t.Errorf("Coming once the block's node linked = %d, want 0", n)
+	}
+	r.nodes.setWaiting(8)
+	r.step(10 * time.Second)
+	if n, want := r.s.Coming(), r.prov.submitted[1].Nodes*4; r.submits() != 2 || n != want {
+		t.Errorf("Coming with a second block of %d nodes pending = %d, want %d (4 slots a node)", r.prov.submitted[1].Nodes, n, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ func (d *Daemon) newScalers() ([]*batch.Scaler, error) {
 		return nil, err
 	}
 	var scalers []*batch.Scaler
+	scaleOut := &sync.Mutex{} // one pool at a time decides on a new block
 	for _, p := range b.Pool {
 		prov, err := newProvider(p, d.log)
 		if err != nil {
@@ -45,8 +47,8 @@ func (d *Daemon) newScalers() ([]*batch.Scaler, error) {
 		}
 		s, err := batch.NewScaler(batch.ScalerConfig{
 			Pool: p, Interval: b.PollInterval.D(), Lease: b.NodeLease.D(), Command: command, Env: env,
-			StateFile: filepath.Join(d.cfg.Site.StateDir, "pool-"+p.Name+".json"),
-		}, prov, poolNodes{d.nodes}, d.log)
+			StateFile: filepath.Join(d.cfg.Site.StateDir, "pool-"+p.Name+".json"), ScaleOut: scaleOut,
+		}, prov, poolNodes{s: d.nodes, others: d.comingBesides(p.Name)}, d.log)
 		if err != nil {
 			return nil, err
 		}
@@ -114,12 +116,37 @@ func (d *Daemon) closeProviders() {
 	}
 }
 
-// poolNodes is the nodeSet as the pools' strategy sees it.
-type poolNodes struct{ s *nodeSet }
+// comingBesides returns what the blocks on their way of every pool but
+// pool will bring (batch.Scaler.Coming), so that pools do not all answer
+// the same demand.
+func (d *Daemon) comingBesides(pool string) func() int {
+	return func() int {
+		n := 0
+		for _, s := range d.scalers {
+			if s.Pool() != pool {
+				n += s.Coming()
+			}
+		}
+		return n
+	}
+}
+
+// poolNodes is the nodeSet as one pool's strategy sees it.
+type poolNodes struct {
+	s      *nodeSet
+	others func() int // slots other pools' blocks on their way will bring; nil: none
+}
 
 // Waiting counts the tasks waiting here for room on a node and those
-// waiting on a node for a worker.
-func (p poolNodes) Waiting() int { return int(p.s.waiting.Load()) + p.s.queued() }
+// waiting on a node for a worker, less what other pools' blocks on their
+// way will take.
+func (p poolNodes) Waiting() int {
+	n := int(p.s.waiting.Load()) + p.s.queued()
+	if p.others != nil {
+		n -= p.others()
+	}
+	return max(n, 0)
+}
 
 func (p poolNodes) Use(block string) batch.Use {
 	u := p.s.use(block)

@@ -294,8 +294,14 @@ func TestNodeQueueIsDemand(t *testing.T) {
 		t.Errorf("queued = %d, want 3 (5 taken, 2 slots)", q)
 	}
 	s.addWaiting(2)
-	if w := (poolNodes{s}).Waiting(); w != 5 {
+	if w := (poolNodes{s: s}).Waiting(); w != 5 {
 		t.Errorf("Waiting = %d, want 5: 2 here and 3 queued on the node", w)
+	}
+	if w := (poolNodes{s: s, others: func() int { return 4 }}).Waiting(); w != 1 {
+		t.Errorf("Waiting with 4 slots on their way from other pools = %d, want 1", w)
+	}
+	if w := (poolNodes{s: s, others: func() int { return 9 }}).Waiting(); w != 0 {
+		t.Errorf("Waiting with more than enough on its way = %d, want 0", w)
 	}
 	if _, slots, busy := s.totals(); slots != 2 || busy != 2 {
 		t.Errorf("totals: %d slots, %d busy; want 2 and 2 (queued tasks hold no slot)", slots, busy)

@@ -90,7 +90,9 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 	p.mu.Unlock()
 	j := &job{name: b.Name, done: make(chan struct{})}
 	for i := range b.Nodes {
-		node := p.host + "-" + seq + "-" + strconv.Itoa(i)
+		// Named by block: unique among the daemon's pools, whose providers
+		// each count their own jobs.
+		node := p.host + "-" + b.Name + "-" + strconv.Itoa(i)
 		proc, err := p.start(b, node)
 		if err != nil {
 			killAll(j.procs, syscall.SIGKILL)
