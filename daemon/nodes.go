@@ -52,6 +52,7 @@ type blockCred struct {
 // node is one linked node agent. Its fields are guarded by nodeSet.mu.
 type node struct {
 	name, block string
+	hello       api.NodeHello // as it last said it, for fxd nodes
 	slots       int
 	queue       int      // tasks it takes beyond slots
 	runtimes    []string // kinds: host, sif
@@ -192,6 +193,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 		n.lost.Stop()
 		n.lost = nil
 	}
+	n.hello = *hello
 	n.slots, n.queue, n.runtimes, n.arch, n.link = max(hello.Slots, 1), min(max(hello.Queue, 0), maxNodeQueue), slices.Clone(hello.Runtimes), hello.Arch, l
 	// Tasks sent before the link dropped that the node no longer knows
 	// ended unreported: they run again elsewhere.
@@ -432,7 +434,9 @@ func (s *nodeSet) linked() []api.NodeHello {
 	var out []api.NodeHello
 	for _, n := range s.nodes {
 		if n.link != nil {
-			out = append(out, api.NodeHello{Node: n.name, Block: n.block, Slots: n.slots, Runtimes: slices.Clone(n.runtimes), Arch: n.arch})
+			h := n.hello
+			h.Slots, h.Queue, h.Runtimes = n.slots, n.queue, slices.Clone(h.Runtimes)
+			out = append(out, h)
 		}
 	}
 	slices.SortFunc(out, func(a, b api.NodeHello) int { return strings.Compare(a.Node, b.Node) })

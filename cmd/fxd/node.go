@@ -18,6 +18,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/daemon/agent"
+	"fxd.dev/fxd/internal/units"
 )
 
 const nodeUsage = `usage: fxd node [--config FILE | --dev] --daemon URL [--ca FILE] [--name NAME] [--block NAME] [--slots N] [--queue N]
@@ -84,7 +85,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	return agent.Run(ctx, agent.Config{
 		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Images: n.Images, ImageLimits: n.ImageLimits,
 		Lookup: agent.Lookup(cfg.Auth.MinUID),
-		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Slots: *slots, Queue: *queue, Runtimes: n.Runtimes(),
+		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Memory: agent.Memory(), Slots: *slots, Queue: *queue, Runtimes: n.Runtimes(),
 			Arch: runtime.GOARCH, Version: fxdVersion()},
 	}, log)
 }
@@ -153,9 +154,10 @@ func cmdNodes(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tBLOCK\tSLOTS\tRUNTIMES")
+	fmt.Fprintln(tw, "NODE\tBLOCK\tCPUS\tMEMORY\tSLOTS\tQUEUE\tRUNTIMES\tARCH\tVERSION")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Node, n.Block, n.Slots, strings.Join(n.Runtimes, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", n.Node, n.Block, n.CPUs, units.Bytes(n.Memory), n.Slots, n.Queue,
+			strings.Join(n.Runtimes, ","), cmp.Or(n.Arch, "-"), cmp.Or(n.Version, "-"))
 	}
 	return tw.Flush()
 }
