@@ -222,3 +222,26 @@ func TestContainersOff(t *testing.T) {
 		t.Errorf("the daemon's log does not say containers are off:\n%s", s.logs())
 	}
 }
+
+// A host with no OCI runtime on PATH: the daemon says so when it starts
+// and offers the host runtime alone.
+func TestNoOCIRuntime(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := newSite(t, "", rules)
+	cmd := exec.Command(bin(t, "fxd"), "serve", "--config", s.configPath())
+	cmd.Env = []string{"PATH=" + t.TempDir()} // neither crun nor runc
+	s.spawn(cmd)
+	s.waitHealthy(20 * time.Second)
+	rts, err := s.client(tenants[0].id).Runtimes(ctxT(t, 10*time.Second))
+	if err != nil || len(rts) != 1 || rts[0].Name != api.RuntimeHost {
+		t.Errorf("runtimes without an OCI runtime: %+v, %v; want host alone", rts, err)
+	}
+	if !strings.Contains(s.logs(), "no OCI runtime") || !strings.Contains(s.logs(), "install crun") {
+		t.Errorf("the daemon's log does not say there is no OCI runtime and what to install:\n%s", s.logs())
+	}
+	c := s.client(tenants[0].id)
+	register(t, c, api.FunctionSpec{Name: "hi", Command: []string{"/bin/echo", "hi"}})
+	if task := run(t, c, "hi", ""); task.State != api.StateSucceeded || string(task.Output) != "hi\n" {
+		t.Errorf("host task without an OCI runtime: %s %q (error %q)", task.State, task.Output, task.Error)
+	}
+}
