@@ -13,6 +13,7 @@ type Config struct {
 	Tenants    Tenants    `toml:"tenants"`
 	Workers    Workers    `toml:"workers"`
 	Containers Containers `toml:"containers"`
+	Cache      Cache      `toml:"cache"`
 	Batch      Batch      `toml:"batch"`
 	Log        Log        `toml:"log"`
 
@@ -91,6 +92,9 @@ type Quota struct {
 	Memory     Size    `toml:"memory"`      // per worker cgroup
 	CPUs       float64 `toml:"cpus"`        // per worker cgroup
 	Pids       int64   `toml:"pids"`        // per worker cgroup
+	// CacheBytes bounds the bytes of the data cache entries the account
+	// can read, each counted in full even when it shares its bytes.
+	CacheBytes Size `toml:"cache_bytes"`
 }
 
 // Workers configures warm workers on this node.
@@ -134,6 +138,26 @@ type Containers struct {
 	Keyring       string `toml:"keyring"` // OpenPGP public keys, armored or binary
 }
 
+// Cache configures the node-local data cache (<state_dir>/cache): the
+// datasets tasks name, staged once and shared.
+type Cache struct {
+	// MaxSize caps the bytes of all entries; the least recently used
+	// entries no task holds are evicted to make room. 0 is no cap.
+	MaxSize Size `toml:"max_size"`
+	// MinFreeSpace is the space a stage must leave free on the file
+	// system of the state dir.
+	MinFreeSpace Size `toml:"min_free_space"`
+	// MaxEntrySize bounds one staged file, upload or download.
+	MaxEntrySize Size `toml:"max_entry_size"`
+	// Paths are the site path prefixes users may stage files from, read
+	// with their own permissions; none allows no path.
+	Paths []string `toml:"paths"`
+	// URLs lets users stage http and https URLs.
+	URLs bool `toml:"urls"`
+	// URLTimeout bounds one URL download.
+	URLTimeout Duration `toml:"url_timeout"`
+}
+
 // Bind mounts a host directory into every container. Source and
 // Destination may use $USER and $HOME (the account's name and home).
 type Bind struct {
@@ -173,6 +197,9 @@ func (t Tenants) QuotaFor(account string) Quota {
 	}
 	if o.Pids != 0 {
 		q.Pids = o.Pids
+	}
+	if o.CacheBytes != 0 {
+		q.CacheBytes = o.CacheBytes
 	}
 	return q
 }

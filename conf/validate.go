@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	c.validateTenants(ps)
 	c.validateWorkers(ps)
 	c.validateContainers(ps)
+	c.validateCache(ps)
 	c.validateBatch(ps)
 	c.validateLog(ps)
 	return ps.err()
@@ -367,6 +368,39 @@ func validateQuota(ps *problems, key string, q Quota, isDefault bool) {
 	}
 	if math.IsNaN(q.CPUs) || math.IsInf(q.CPUs, 0) || q.CPUs < 0 || (isDefault && q.CPUs == 0) {
 		ps.add(key+".cpus", "%v is out of range; give %s, in cores, like 2.0", q.CPUs, want)
+	}
+	if q.CacheBytes < 0 || (isDefault && q.CacheBytes == 0) {
+		ps.add(key+".cache_bytes", "must be %s; give a size like \"100GiB\"", want)
+	}
+}
+
+func (c *Config) validateCache(ps *problems) {
+	k := c.Cache
+	if k.MaxSize < 0 {
+		ps.add("cache.max_size", "must be 0 (no cap) or more; give a size like \"200GiB\"")
+	}
+	if k.MinFreeSpace < 0 {
+		ps.add("cache.min_free_space", "must be 0 or more; give a size like \"5GiB\"")
+	}
+	if k.MaxEntrySize <= 0 {
+		ps.add("cache.max_entry_size", "must be more than 0; give a size like \"50GiB\"")
+	}
+	if k.MaxSize > 0 && k.MaxEntrySize > k.MaxSize {
+		ps.add("cache.max_entry_size", "%s is more than cache.max_size %s; no entry that large would fit", sizeText(k.MaxEntrySize), sizeText(k.MaxSize))
+	}
+	for i, p := range k.Paths {
+		key := fmt.Sprintf("cache.paths[%d]", i)
+		if absPath(ps, key, p, true, "a directory like \"/gpfs/datasets\"") {
+			switch {
+			case filepath.Clean(p) == "/":
+				ps.add(key, "\"/\" would let users stage any file they can read, fxd's own state included; give the directories that hold datasets")
+			case filepath.Clean(p) != p:
+				ps.add(key, "%q is not clean; write it as %q", p, filepath.Clean(p))
+			}
+		}
+	}
+	if k.URLTimeout <= 0 {
+		ps.add("cache.url_timeout", "must be more than 0; give a duration like \"30m\"")
 	}
 }
 
