@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"unsafe"
 
@@ -21,6 +22,33 @@ import (
 // credentials could not be restored. It fails with api.ErrDenied when a
 // may not reach path, api.ErrNotFound when there is none.
 func OpenAs(a Account, path string, flags int) (*os.File, error) {
+	return openAs(a, path, func() (int, error) { return unix.Open(path, flags|unix.O_CLOEXEC, 0) })
+}
+
+// OpenBeneathAs opens rel inside the directory root as account a would
+// (see OpenAs), and refuses, with api.ErrDenied, a path that leads out of
+// root on the way: "..", an absolute symlink, or a symlink whose target
+// is outside (openat2 with RESOLVE_BENEATH), as when users stage files
+// from the site's allowed directories.
+func OpenBeneathAs(a Account, root, rel string, flags int) (*os.File, error) {
+	path := filepath.Join(root, rel)
+	f, err := openAs(a, path, func() (int, error) {
+		dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, err
+		}
+		defer unix.Close(dir)
+		return unix.Openat2(dir, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS})
+	})
+	if errors.Is(err, unix.EXDEV) {
+		return nil, fmt.Errorf("%s: it leads outside %s (through \"..\" or a symlink); give a path inside it: %w", path, root, api.ErrDenied)
+	}
+	return f, err
+}
+
+// openAs runs open, which returns a file descriptor, on a thread with
+// a's file system credentials, and says what went wrong for path.
+func openAs(a Account, path string, open func() (int, error)) (*os.File, error) {
 	type result struct {
 		fd  int
 		err error
@@ -35,7 +63,7 @@ func OpenAs(a Account, path string, flags int) (*os.File, error) {
 		}
 		fd := -1
 		if err = setThreadCreds(a.UID, a.GID, append([]uint32{a.GID}, a.Groups...)); err == nil {
-			fd, err = unix.Open(path, flags|unix.O_CLOEXEC, 0)
+			fd, err = open()
 		}
 		ownGroups := make([]uint32, len(own))
 		for i, g := range own {
@@ -50,6 +78,8 @@ func OpenAs(a Account, path string, flags int) (*os.File, error) {
 	switch {
 	case r.err == nil:
 		return os.NewFile(uintptr(r.fd), path), nil
+	case errors.Is(r.err, unix.EXDEV):
+		return nil, r.err
 	case errors.Is(r.err, unix.EACCES), errors.Is(r.err, unix.EPERM):
 		return nil, fmt.Errorf("%s: account %s may not reach it (%v): %w", path, a.Name, r.err, api.ErrDenied)
 	case errors.Is(r.err, unix.ENOENT), errors.Is(r.err, unix.ENOTDIR):
