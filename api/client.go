@@ -262,6 +262,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, e
 
 // do sends one request and returns a 2xx answer; any other status comes
 // back as a *RemoteError. The caller closes the body, then calls cancel.
+// extra lengthens the client's timeout.
 func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte, extra time.Duration) (*http.Response, context.CancelFunc, error) {
 	cancel := context.CancelFunc(func() {})
 	if c.timeout > 0 {
@@ -271,10 +272,35 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+Version+path, r)
+	resp, err := c.send(ctx, method, path, contentType, r, int64(len(body)))
 	if err != nil {
 		cancel()
-		return nil, nil, fmt.Errorf("build request %s %s: %v: %w", method, path, err, ErrInvalid)
+		return nil, nil, err
+	}
+	return resp, cancel, nil
+}
+
+// doStream is do for a body of size bytes streamed from r (nil: none), or
+// an answer streamed back, bounded by ctx alone: moving data takes as
+// long as it takes.
+func (c *Client) doStream(ctx context.Context, method, path, contentType string, r io.Reader, size int64) (*http.Response, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	resp, err := c.send(ctx, method, path, contentType, r, size)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return resp, cancel, nil
+}
+
+// send sends one request with the body r of size bytes (r nil: none).
+func (c *Client) send(ctx context.Context, method, path, contentType string, r io.Reader, size int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+Version+path, r)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %v: %w", method, path, err, ErrInvalid)
+	}
+	if r != nil {
+		req.ContentLength = size
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -285,15 +311,13 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		cancel()
-		return nil, nil, c.transportError(method, path, err)
+		return nil, c.transportError(method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		defer cancel()
 		defer resp.Body.Close()
-		return nil, nil, remoteError(resp)
+		return nil, remoteError(resp)
 	}
-	return resp, cancel, nil
+	return resp, nil
 }
 
 // decode reads a 2xx answer's JSON into out and closes the body, reading

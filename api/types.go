@@ -116,6 +116,10 @@ type TaskSpec struct {
 	Input       json.RawMessage `json:"input,omitempty"`
 	InputBase64 []byte          `json:"input_base64,omitempty"`
 	Timeout     Duration        `json:"timeout,omitempty"`
+	// Data are cache entries (or sources to stage) the task reads: fxd
+	// stages them before it starts and shows them read-only at their
+	// paths.
+	Data []DataRef `json:"data,omitempty"`
 }
 
 // InputBytes returns the bytes the function will read on stdin.
