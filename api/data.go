@@ -51,9 +51,9 @@ type DataUsageResponse struct {
 
 // DataRef is data a task names: Ref is the digest of a cache entry the
 // caller may read, or a source to stage first (a path under cache.paths or
-// an http(s) URL). Path is where it appears: in a container, the absolute
-// path of the read-only file; on the host runtime, a relative name under
-// the directory $FXD_DATA.
+// an http(s) URL). Path is where it appears: a relative name ("frames.h5",
+// "run1/frames.h5") under the directory $FXD_DATA, read-only, on the host
+// runtime and in containers alike.
 type DataRef struct {
 	Ref  string `json:"ref"`
 	Path string `json:"path"`
@@ -140,9 +140,21 @@ func (b cancelOnClose) Close() error {
 // CheckDigest refuses a digest that is not "sha256:" and 64 lowercase
 // hex digits, the one form fxd takes (ErrInvalid).
 func CheckDigest(d string) error {
+	_, err := DigestHex(d)
+	return err
+}
+
+// DigestHex returns the hex part of d, which must be "sha256:" and 64
+// lowercase hex digits: the only digest form fxd makes (of images and
+// cache entries alike), and so the only one that may become part of a
+// path. Anything else fails with ErrInvalid.
+func DigestHex(d string) (string, error) {
 	hex, ok := strings.CutPrefix(d, "sha256:")
 	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return fmt.Errorf("digest %q: want sha256: and 64 lowercase hex digits, as fx data ls shows: %w", d, ErrInvalid)
+		if len(d) > 80 { // from outside: keep the message short
+			d = d[:77] + "..."
+		}
+		return "", fmt.Errorf("digest %q: want sha256: and 64 lowercase hex digits, as fx runtimes and fx data ls show: %w", d, ErrInvalid)
 	}
-	return nil
+	return hex, nil
 }

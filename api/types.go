@@ -117,8 +117,8 @@ type TaskSpec struct {
 	InputBase64 []byte          `json:"input_base64,omitempty"`
 	Timeout     Duration        `json:"timeout,omitempty"`
 	// Data are cache entries (or sources to stage) the task reads: fxd
-	// stages them before it starts and shows them read-only at their
-	// paths.
+	// stages them before it starts and shows them, read-only, at
+	// $FXD_DATA/<path>.
 	Data []DataRef `json:"data,omitempty"`
 }
 
@@ -171,6 +171,8 @@ type Task struct {
 	Cold            bool     `json:"cold,omitempty"`   // its worker was started for it
 	Worker          string   `json:"worker,omitempty"` // worker that ran it
 	Timeout         Duration `json:"timeout,omitempty"`
+	// Data are the data files the task reads (TaskSpec.Data).
+	Data []DataRef `json:"data,omitempty"`
 
 	// ReceivedAt is when the daemon accepted the task.
 	ReceivedAt time.Time `json:"received_at,omitzero"`

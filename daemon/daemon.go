@@ -18,6 +18,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/batch"
+	"fxd.dev/fxd/cache"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/daemon/store"
 	"fxd.dev/fxd/isolation/cgroup"
@@ -45,6 +46,8 @@ type Daemon struct {
 	scalers  []*batch.Scaler // one per [[batch.pool]]
 	closers  []batchCloser   // providers whose blocks end with the daemon (local)
 	images   *images.Store   // nil without containers
+	cache    *cache.Store    // the node's data cache
+	stager   *stager
 	metrics  *metrics
 	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
@@ -102,9 +105,13 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 	if err := d.exec.Cleanup(); err != nil {
 		d.log.Warn().Err(err).Msg("remove worker cgroups left by a previous run")
 	}
-	if d.pools, err = runtimes.New(cfg.Workers, shim, d.exec, ctr, log); err != nil {
+	if d.pools, err = runtimes.New(cfg.Workers, shim, d.exec, ctr, filepath.Join(cfg.Site.StateDir, "task-data"), log); err != nil {
 		return nil, err
 	}
+	if d.cache, err = openCache(cfg, log); err != nil {
+		return nil, err
+	}
+	d.stager = newStager(d.cache, cfg.Cache)
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
 		return nil, err
 	}
@@ -116,7 +123,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, metrics: d.metrics, log: d.log,
+		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, taskData: d.taskData, metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,
 	}
@@ -219,6 +226,11 @@ func (d *Daemon) close() {
 	if d.images != nil {
 		if err := d.images.Close(); err != nil {
 			d.log.Warn().Err(err).Msg("close the image repository")
+		}
+	}
+	if d.cache != nil {
+		if err := d.cache.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("close the data cache")
 		}
 	}
 	if d.store != nil {

@@ -57,9 +57,12 @@ type tenant struct {
 // dispatcher queues tasks per tenant and runs them on the warm pools,
 // at most quota.max_running at once per tenant.
 type dispatcher struct {
-	store *store.Store
-	pools *runtimes.Pools
-	nodes *nodeSet
+	// taskData stages and pins the data a task names, before it runs on
+	// the daemon's node.
+	taskData func(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error)
+	store    *store.Store
+	pools    *runtimes.Pools
+	nodes    *nodeSet
 	// images resolves the images of tasks sent to nodes; nil without
 	// containers.
 	images *images.Store
@@ -156,6 +159,13 @@ func (d *dispatcher) startNextLocked(t *tenant) {
 		d.wg.Add(1)
 		go d.run(ctx, j)
 	}
+}
+
+// quotaFor returns account's quota as it is now (SIGHUP may change it).
+func (d *dispatcher) quotaFor(account string) conf.Quota {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.quotas.QuotaFor(account)
 }
 
 // setQuotas applies new tenant quotas to tasks that start from now on,
@@ -283,6 +293,19 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 	if n != nil {
 		return d.runRemote(ctx, n, j, input, quota)
 	}
+	var data []runtimes.DataFile
+	if len(j.task.Data) > 0 {
+		files, release, err := d.taskData(ctx, j)
+		if err != nil {
+			state := api.StateFailed
+			if ctx.Err() != nil {
+				state = api.StateCancelled
+			}
+			return runtimes.Result{State: state, ExitCode: -1, Error: err.Error()}, false
+		}
+		defer release()
+		data = files
+	}
 	return d.pools.Run(ctx, runtimes.Job{
 		TaskID:    j.task.ID,
 		Attempt:   j.task.Attempts,
@@ -290,6 +313,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 		Account:   j.acct,
 		Limits:    limitsFor(j.fn.Limits, quota),
 		Input:     input,
+		Data:      data,
 		Timeout:   j.timeout,
 		MaxOutput: int64(d.limits.MaxResultBytes),
 	}, quota.MaxWorkers), false

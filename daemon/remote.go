@@ -57,6 +57,13 @@ func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
 	if d.nodes == nil || j.sync && d.daemonNodeTasks {
 		return nil, nil
 	}
+	if len(j.task.Data) > 0 {
+		// The data cache is the daemon's node's: nodes do not stage yet.
+		if d.daemonNodeTasks {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("tasks that name data run on the daemon's node only, and this site keeps tasks off it ([batch] daemon_node_tasks = false); run it without --data: %w", api.ErrUnavailable)
+	}
 	nd, err := d.needOf(j)
 	if err != nil {
 		if d.daemonNodeTasks {

@@ -58,6 +58,9 @@ func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error
 	if err != nil {
 		return nil, err
 	}
+	if err := d.checkTaskData(c, spec.Data); err != nil {
+		return nil, err
+	}
 	timeout := spec.Timeout
 	if timeout == 0 {
 		timeout = fn.Limits.Timeout
@@ -71,7 +74,7 @@ func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error
 	j := &job{
 		task: api.Task{
 			ID: newTaskID(now), Function: fn.Ref(), FunctionVersion: fn.Version, Owner: c.acct.Name,
-			State: api.StateQueued, Timeout: timeout, ReceivedAt: now,
+			State: api.StateQueued, Timeout: timeout, ReceivedAt: now, Data: spec.Data,
 		},
 		fn: fn, acct: c.acct, timeout: time.Duration(timeout), done: make(chan struct{}),
 	}

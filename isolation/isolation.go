@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -36,10 +38,24 @@ type Spec struct {
 	// Limits in runtime-spec vocabulary, applied to the tree's cgroup on
 	// both cgroup v1 and v2: Memory.Limit, CPU.Quota/Period, Pids.Limit.
 	Limits specs.LinuxResources
+	// Binds are host directories to mount into a container (Rootfs set),
+	// after the container's own mounts. Executors that start no container
+	// (isolation/plain) refuse any.
+	Binds []Bind
 	// Stdin, Stdout and Stderr are as in os/exec.Cmd: nil means /dev/null;
 	// an *os.File is handed to the process as is.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+}
+
+// Bind is a host directory that a container sees at Destination. The
+// executor opens Source as the Spec's account would (isolation/oci), so
+// the account must be able to reach it; the mount is always nosuid and
+// nodev.
+type Bind struct {
+	Source      string // host path of a directory, absolute and clean
+	Destination string // container path, absolute and clean, not "/"
+	ReadOnly    bool
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -47,7 +63,8 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 // Check refuses what no executor may start: UID 0 and nobody
 // (api.ErrDenied, as LookupAccount does), an ID
 // that is not a cgroup leaf name of its own ("." and ".." would name the
-// parent's or the root cgroup), and an empty Argv (api.ErrInvalid).
+// parent's or the root cgroup), an empty Argv, and a Bind whose paths are
+// not absolute and clean or whose Destination is "/" (api.ErrInvalid).
 // Executors call it first, then check what is theirs.
 func (s Spec) Check() error {
 	if err := checkUID(s.Account.Name, s.Account.UID, 0); err != nil {
@@ -59,7 +76,19 @@ func (s Spec) Check() error {
 	case len(s.Argv) == 0 || s.Argv[0] == "":
 		return fmt.Errorf("tree %s: empty argv; give the command to run: %w", s.ID, api.ErrInvalid)
 	}
+	for _, b := range s.Binds {
+		if !cleanAbs(b.Source) || !cleanAbs(b.Destination) || b.Destination == "/" {
+			return fmt.Errorf("tree %s: bind %q at %q: want absolute paths without \"..\", \".\" or doubled slashes, and a destination other than \"/\": %w",
+				s.ID, b.Source, b.Destination, api.ErrInvalid)
+		}
+	}
 	return nil
+}
+
+// cleanAbs reports whether p is an absolute path in its shortest form
+// (no "..", ".", doubled or trailing slashes) without NUL bytes.
+func cleanAbs(p string) bool {
+	return path.IsAbs(p) && path.Clean(p) == p && !strings.ContainsRune(p, 0)
 }
 
 // Executor starts process trees as accounts inside limits. It runs as root;

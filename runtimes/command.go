@@ -86,9 +86,9 @@ func expand(argv []string, j Job) []string {
 
 // taskEnv is the environment of one command task.
 func taskEnv(w *worker, j Job) []string {
-	return functionEnv(w.env, j.Function.Env,
+	return functionEnv(w.env, j.Function.Env, w.fxdEnv(
 		"FXD_FUNCTION="+j.Function.Ref(),
 		"FXD_TASK_ID="+j.TaskID,
 		"FXD_ATTEMPT="+strconv.Itoa(j.Attempt),
-	)
+	)...)
 }

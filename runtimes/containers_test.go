@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ type containerFixture struct {
 	images *images.Store
 	exec   *oci.Executor
 	state  string // the executor's state dir: runtime state and bundles
+	data   *dataPlace
 }
 
 func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *containerFixture {
@@ -89,8 +91,9 @@ func newContainerFixture(t testing.TB, runtime string, cfg conf.Workers) *contai
 		t.Fatal(err)
 	}
 	u := testenv.NewUser(t)
-	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}}, images: store, exec: ex, state: filepath.Join(state, "containers")}
-	f.pools, err = New(cfg, shim, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: def.WorkDir}, log)
+	f := &containerFixture{fixture: &fixture{real: true, acct: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home}},
+		images: store, exec: ex, state: filepath.Join(state, "containers"), data: newDataPlace(t)}
+	f.pools, err = New(cfg, shim, host, &Containers{Exec: ex, Images: store, ShimPath: oci.ShimPath, WorkDir: def.WorkDir}, f.data.dataDir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +122,7 @@ func TestContainerWorkers(t *testing.T) {
 			t.Run("Limits", f.testLimits)
 			t.Run("DeadWorkerReplaced", f.testDeadWorker)
 			t.Run("UnknownImage", f.testUnknownImage)
+			t.Run("Data", f.testData)
 		})
 	}
 }
@@ -279,6 +283,50 @@ func (f *containerFixture) testUnknownImage(t *testing.T) {
 	j.Function.Runtime = "nosuch"
 	if r := f.pools.Run(t.Context(), j, 2); r.State != api.StateFailed || !strings.Contains(r.Error, "nosuch") {
 		t.Errorf("run in an unknown image = %s (error %q), want failed naming it", r.State, r.Error)
+	}
+}
+
+// A task in a container reads its data at $FXD_DATA, <work dir>/data, a
+// read-only bind of its worker's data directory, and cannot change it;
+// the directory goes with the worker.
+func (f *containerFixture) testData(t *testing.T) {
+	a, b := f.data.blob(t, "alpha\n"), f.data.blob(t, "beta\n")
+	data := []DataFile{{Source: a, Name: "a.txt"}, {Source: b, Name: "sub/b.txt"}}
+	work := conf.Default().Containers.WorkDir
+	j := in(f.command("/bin/sh", "-c", `echo "$FXD_DATA"; cat "$FXD_DATA/a.txt" "$FXD_DATA/sub/b.txt"; grep " $FXD_DATA " /proc/mounts | cut -d' ' -f4`))
+	r := f.pools.Run(t.Context(), j.withData(data...), 4)
+	lines := strings.Split(string(r.Output), "\n")
+	if r.State != api.StateSucceeded || len(lines) != 5 || lines[0] != work+"/data" || lines[1] != "alpha" || lines[2] != "beta" {
+		t.Fatalf("read data = %s %q (error %q, stderr %q), want %s/data, alpha, beta, mount options", r.State, r.Output, r.Error, r.Stderr, work)
+	}
+	opts := strings.Split(lines[3], ",")
+	for _, o := range []string{"ro", "nosuid", "nodev"} {
+		if !slices.Contains(opts, o) {
+			t.Errorf("data mount options %q lack %s", lines[3], o)
+		}
+	}
+	checkDataDir(t, filepath.Join(f.data.dataDir, r.Worker), f.acct, map[string]string{"a.txt": a, "sub/b.txt": b})
+	for _, script := range []string{
+		`echo x >> "$FXD_DATA/a.txt"`,
+		`touch "$FXD_DATA/new"`,
+		`rm -f "$FXD_DATA/sub/b.txt"`,
+		`chmod u+w "$FXD_DATA"`, // the directory is the account's, but the mount is read-only
+	} {
+		w := f.pools.Run(t.Context(), in(f.command("/bin/sh", "-c", script)).withData(data...), 4)
+		if w.State != api.StateFailed || w.Cold || w.Worker != r.Worker {
+			t.Errorf("%s = %s (error %q, cold %v, worker %s), want failed on the warm %s", script, w.State, w.Error, w.Cold, w.Worker, r.Worker)
+		}
+	}
+	for p, want := range map[string]string{a: "alpha\n", b: "beta\n"} {
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("cache file %s after the writes = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	if n := f.pools.reap(time.Now().Add(time.Hour)); n == 0 {
+		t.Errorf("reap stopped no worker, want the data worker")
+	}
+	if left := f.data.workerDirs(t); len(left) != 0 {
+		t.Errorf("data dirs after the workers stopped: %v, want none", left)
 	}
 }
 

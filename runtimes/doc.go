@@ -1,8 +1,11 @@
 // Package runtimes runs tasks on warm workers. A worker is a process tree
 // started through an isolation.Executor as the task's account, in its own
 // cgroup with the task's limits, and kept for later tasks of the same key:
-// (account, runtime, kind, limits) and, for servables, the function's
-// reference and version.
+// (account, runtime, kind, limits, data set) and, for servables, the
+// function's reference and version. A worker whose tasks read data
+// (Job.Data) shows the cache files as hard links in a directory of its
+// own, the account's and read-only, at $FXD_DATA: the directory itself on
+// the host, a read-only bind at <work dir>/data in a container.
 //
 // A command worker runs fxd-shim (runtimes/shim), which fork/execs one task
 // at a time and speaks the shim protocol of runtimes/wire on its stdin and

@@ -69,6 +69,12 @@ type fixture struct {
 
 func newFixture(t testing.TB, cfg conf.Workers) *fixture {
 	t.Helper()
+	return newFixtureData(t, cfg, "")
+}
+
+// newFixtureData is newFixture with task data in dataDir (see New).
+func newFixtureData(t testing.TB, cfg conf.Workers, dataDir string) *fixture {
+	t.Helper()
 	f := &fixture{}
 	ex, real := realExecutor(t)
 	f.real = real
@@ -86,7 +92,7 @@ func newFixture(t testing.TB, cfg conf.Workers) *fixture {
 	}
 	cfg.Shim = filepath.Join(binDir, "fxd-shim")
 	var err error
-	f.pools, err = New(cfg, cfg.Shim, ex, nil, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
+	f.pools, err = New(cfg, cfg.Shim, ex, nil, dataDir, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -46,6 +46,11 @@ type Job struct {
 	Timeout time.Duration
 	// MaxOutput bounds the output; <= 0 means 10 MiB.
 	MaxOutput int64
+	// Data are the cache files the task reads, at $FXD_DATA/<Name>; the
+	// caller keeps them in the cache while the task runs. Workers are
+	// kept per data set: a task runs on a worker that shows exactly its
+	// files.
+	Data []DataFile
 }
 
 // Result is how a task ended.
@@ -80,6 +85,11 @@ type Pools struct {
 	log  zerolog.Logger
 	shim string
 	tag  string // random per Pools, in worker ids
+	// dataDir holds a directory of task data per worker with data (see
+	// makeData); "" runs no task with data. dataLock, its lock file, is
+	// held until Close.
+	dataDir  string
+	dataLock *os.File
 
 	mu       sync.Mutex
 	accounts map[uint32]*account
@@ -113,6 +123,7 @@ type key struct {
 	kind     api.Kind
 	function string // "owner/name@version" for servables
 	limits   string // the limits as JSON
+	data     string // the data set (dataKey), "" for none
 }
 
 func (k key) String() string {
@@ -125,8 +136,12 @@ func (k key) String() string {
 
 // New returns pools that start host workers with exec, running the
 // fxd-shim at shim (from FindShim), and, with ctr, container workers for
-// functions whose runtime is an image.
-func New(cfg conf.Workers, shim string, exec isolation.Executor, ctr *Containers, log zerolog.Logger) (*Pools, error) {
+// functions whose runtime is an image. dataDir, an absolute path on the
+// file system of the data cache, holds the data directories of workers
+// whose tasks read data (Job.Data); New creates it (root's, 0711) and
+// removes what a previous run left in it, and it must be this Pools'
+// alone. "" runs no task with data.
+func New(cfg conf.Workers, shim string, exec isolation.Executor, ctr *Containers, dataDir string, log zerolog.Logger) (*Pools, error) {
 	if exec == nil || (ctr != nil && (ctr.Exec == nil || ctr.Images == nil)) {
 		return nil, fmt.Errorf("create worker pools: no executor: %w", api.ErrInvalid)
 	}
@@ -141,15 +156,22 @@ func New(cfg conf.Workers, shim string, exec isolation.Executor, ctr *Containers
 	}
 	b := make([]byte, 3)
 	rand.Read(b)
-	return &Pools{
+	p := &Pools{
 		cfg:      cfg,
 		exec:     exec,
 		ctr:      ctr,
 		log:      log,
 		shim:     shim,
 		tag:      hex.EncodeToString(b),
+		dataDir:  dataDir,
 		accounts: make(map[uint32]*account),
-	}, nil
+	}
+	if dataDir != "" {
+		if err := p.prepareDataDir(); err != nil {
+			return nil, fmt.Errorf("create worker pools: %w", err)
+		}
+	}
+	return p, nil
 }
 
 // FindShim resolves the fxd-shim binary: configured (workers.shim), else
@@ -214,7 +236,7 @@ func executable(p string) error {
 // keyOf returns the key of the workers that can run j.
 func keyOf(j Job) key {
 	lim, _ := json.Marshal(j.Limits)
-	k := key{uid: j.Account.UID, runtime: j.Function.Runtime, kind: j.Function.Kind, limits: string(lim)}
+	k := key{uid: j.Account.UID, runtime: j.Function.Runtime, kind: j.Function.Kind, limits: string(lim), data: dataKey(j.Data)}
 	if k.runtime == "" {
 		k.runtime = api.RuntimeHost
 	}
@@ -294,7 +316,7 @@ func check(j Job, k key) error {
 	if j.Account.UID == 0 {
 		return fmt.Errorf("account %q: uid 0 is refused; map the identity to an unprivileged user: %w", j.Account.Name, api.ErrDenied)
 	}
-	return nil
+	return checkData(j.Data)
 }
 
 // outcome is a Result and what to do with the worker.
@@ -336,8 +358,9 @@ func (p *Pools) Stats() Stats {
 	return s
 }
 
-// Close stops every worker, idle or busy (tasks on busy ones fail), and
-// waits for them to exit. Later Runs fail.
+// Close stops every worker, idle or busy (tasks on busy ones fail), waits
+// for them to exit, their data directories removed, and lets go of the
+// data dir. Later Runs fail.
 func (p *Pools) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -366,6 +389,14 @@ func (p *Pools) Close() error {
 		})
 	}
 	wg.Wait()
+	// The workers' data went with them: the data dir is free.
+	p.mu.Lock()
+	lock := p.dataLock
+	p.dataLock = nil
+	p.mu.Unlock()
+	if lock != nil {
+		lock.Close()
+	}
 	return errors.Join(errs...)
 }
 

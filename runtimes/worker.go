@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,9 @@ type worker struct {
 	stderr *ring
 	env    []string // the worker's environment
 	dir    string   // where tasks start: the home on the host, "" (the work dir) in a container
+	// data is the host directory of the worker's task data (makeData),
+	// "" without; dataEnv is FXD_DATA=<where tasks see it>, or "".
+	data, dataEnv string
 	// oomSeen is the tree's OOM-kill count already reported; only the task
 	// holding the worker reads or writes it.
 	oomSeen int
@@ -184,16 +188,19 @@ func (p *Pools) discard(w *worker) {
 	p.mu.Unlock()
 }
 
+// workerPrefix begins every worker's id.
+const workerPrefix = "fxd-w-"
+
 // start starts a worker of k as j's account.
 func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	p.mu.Lock()
 	p.seq++
-	id := "fxd-w-" + p.tag + "-" + strconv.FormatInt(p.seq, 10)
+	id := workerPrefix + p.tag + "-" + strconv.FormatInt(p.seq, 10)
 	p.mu.Unlock()
 	w := &worker{id: id, key: k, stderr: &ring{}, dead: make(chan struct{}), dir: j.Account.Home}
 	w.env = append(j.Account.Env(), "FXD_WORKER="+id)
 	exec, rootfs, argv := p.exec, "", []string{p.shim}
-	release := func() {} // the image, once the worker's container is gone
+	release := func() {} // the image and the data, once the worker's tree is gone
 	if k.runtime != api.RuntimeHost {
 		var err error
 		if rootfs, release, err = p.ctr.Images.Mount(ctx, k.runtime); err != nil {
@@ -202,13 +209,23 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 		exec, argv, w.dir = p.ctr.Exec, []string{p.ctr.ShimPath}, ""
 		w.env = p.ctr.containerEnv(w.env)
 	}
+	var binds []isolation.Bind
+	if k.data != "" {
+		var err error
+		if binds, err = p.showData(w, j, rootfs != ""); err != nil {
+			release()
+			return nil, fmt.Errorf("start worker for %s as %s: %w", k.kind, j.Account.Name, err)
+		}
+		img := release
+		release = func() { img(); p.removeData(w.data) }
+	}
 	var err error
 	if k.kind == api.KindServable {
 		argv = j.Function.Command
 		if rootfs != "" { // PID 1 of its container: the shim's init reaps and passes signals on
 			argv = append([]string{p.ctr.ShimPath, shim.InitCommand, "--"}, argv...)
 		}
-		w.env = functionEnv(w.env, j.Function.Env, "FXD_FUNCTION="+j.Function.Ref())
+		w.env = functionEnv(w.env, j.Function.Env, w.fxdEnv("FXD_FUNCTION="+j.Function.Ref())...)
 	}
 	// Every stream is a pipe of our own, so no executor has to copy them
 	// and processes a task leaves behind cannot hold up its Wait.
@@ -231,6 +248,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 		Env:     w.env,
 		Dir:     w.dir,
 		Limits:  j.Limits,
+		Binds:   binds,
 		Stdin:   inR,
 		Stdout:  outW,
 		Stderr:  errW,
@@ -250,7 +268,7 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	w.proc, w.stdin, w.rd, w.stdout = proc, inW, outR, bufio.NewReaderSize(outR, 64<<10)
 	go func() {
 		w.exit, w.exitErr = proc.Wait()
-		release()
+		release() // the image, the data: the tree is gone
 		// The tree is gone, so stderr ends now; a process that escaped it
 		// must not hold the worker up.
 		t := time.NewTimer(time.Second)
@@ -265,6 +283,33 @@ func (p *Pools) start(ctx context.Context, k key, j Job) (*worker, error) {
 	}()
 	p.log.Debug().Str("worker", id).Str("account", j.Account.Name).Uint32("uid", k.uid).Str("runtime", k.runtime).Str("kind", string(k.kind)).Msg("worker started")
 	return w, nil
+}
+
+// showData makes the data directory of w for j's files and sets w.data
+// and w.dataEnv: on the host, tasks read the directory itself; in a
+// container, the directory is bound read-only at <work dir>/data, and
+// showData returns that bind.
+func (p *Pools) showData(w *worker, j Job, container bool) ([]isolation.Bind, error) {
+	dir, err := p.makeData(w.id, j.Account, j.Data)
+	if err != nil {
+		return nil, err
+	}
+	w.data, w.dataEnv = dir, "FXD_DATA="+dir
+	if !container {
+		return nil, nil
+	}
+	at := path.Join(p.ctr.WorkDir, dataMount)
+	w.dataEnv = "FXD_DATA=" + at
+	return []isolation.Bind{{Source: dir, Destination: at, ReadOnly: true}}, nil
+}
+
+// fxdEnv is fxd's own variables for a process of w: vars, then FXD_DATA
+// when w shows data.
+func (w *worker) fxdEnv(vars ...string) []string {
+	if w.dataEnv != "" {
+		vars = append(vars, w.dataEnv)
+	}
+	return vars
 }
 
 // stop kills the worker's tree and waits until it is gone. Idempotent.

@@ -47,6 +47,7 @@ func commands() []command {
 		{"functions", "", "list your functions and those shared with you", cmdFunctions},
 		{"runtimes", "", "list the runtimes you may use: host and SIF images", cmdRuntimes},
 		{"runtime", "add NAME PATH | rm NAME", "add a SIF image of yours from a site path, or remove one", cmdRuntime},
+		{"data", dataUsage, "move data into the site's cache, where tasks name it; list, fetch or remove it", cmdData},
 		{"bench", "NAME [-n 10000] [-c 8] [-b 1] [--mode run|submit] [--input STRING]", "generate load and report throughput and latency", cmdBench},
 		{"site", "", "show the site and who you are there (also: whoami)", cmdSite},
 	}

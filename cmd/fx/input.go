@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"fxd.dev/fxd/api"
 )
@@ -13,17 +14,33 @@ import (
 // inputFlags are the input flags of run and submit.
 type inputFlags struct {
 	file, json string
+	data       dataFlag
 }
 
 func (in *inputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.file, "input", "", "read raw input from `FILE` (- for stdin); the function reads it on stdin")
 	fs.StringVar(&in.json, "json-input", "", "send this `JSON` value as the input")
+	fs.Var(&in.data, "data", "`NAME=REF`: show cache entry REF (a digest from fx data, or a path or URL to stage) to the task as $FXD_DATA/NAME; repeatable")
+}
+
+// dataFlag collects --data NAME=REF flags.
+type dataFlag []api.DataRef
+
+func (d *dataFlag) String() string { return fmt.Sprint(*d) }
+
+func (d *dataFlag) Set(v string) error {
+	name, ref, ok := strings.Cut(v, "=")
+	if !ok || name == "" || ref == "" {
+		return fmt.Errorf("%q: want NAME=REF, like frames.h5=sha256:… (a digest fx data put printed) or frames.h5=/data/run1/frames.h5", v)
+	}
+	*d = append(*d, api.DataRef{Ref: ref, Path: name})
+	return nil
 }
 
 // spec returns the task spec for function name with the input set: JSON in
 // Input, raw bytes in InputBase64. raw reports whether the input is raw.
 func (in *inputFlags) spec(c *cli, name string, timeout api.Duration) (spec api.TaskSpec, raw bool, err error) {
-	spec = api.TaskSpec{Function: name, Timeout: timeout}
+	spec = api.TaskSpec{Function: name, Timeout: timeout, Data: in.data}
 	switch {
 	case in.file != "" && in.json != "":
 		return spec, false, usageError("give --input or --json-input, not both")

@@ -25,29 +25,13 @@ flags:
 
 // cmdBlocks is `fxd blocks`.
 func cmdBlocks(args []string, stdout, stderr io.Writer) error {
-	fl, site := newSiteFlagSet("fxd blocks", blocksUsage, stderr)
-	pos, err := parseAnywhere(fl, args)
-	if err != nil {
-		return helpOK(err)
-	}
-	if err := site.check(fl); err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		fl.Usage()
-		return fmt.Errorf("unexpected argument %q; fxd blocks takes only flags", pos[0])
-	}
-	cl, err := site.adminClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	blocks, err := cl.AdminBlocks(ctx)
-	if err != nil {
-		return err
-	}
-	return writeBlocks(stdout, blocks, time.Now())
+	return adminQuery("fxd blocks", blocksUsage, args, stderr, func(ctx context.Context, cl *api.Client) error {
+		blocks, err := cl.AdminBlocks(ctx)
+		if err != nil {
+			return err
+		}
+		return writeBlocks(stdout, blocks, time.Now())
+	})
 }
 
 // writeBlocks prints blocks as a table, ages reckoned at now.

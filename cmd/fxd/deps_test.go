@@ -29,7 +29,7 @@ var domainRule = map[string][]string{
 
 // sharedHelpers are internal packages every domain may import: they hold
 // no design word of their own.
-var sharedHelpers = map[string]bool{"internal/boltfile": true, "internal/units": true, "internal/atomicfile": true}
+var sharedHelpers = map[string]bool{"internal/boltfile": true, "internal/units": true, "internal/atomicfile": true, "internal/privdir": true}
 
 // providers are the plugin implementations; none imports another.
 var providers = map[string]bool{

@@ -102,3 +102,28 @@ func (s *siteFlags) adminClient() (*api.Client, error) {
 	}
 	return api.NewClient("unix://"+cfg.Endpoint.Socket, api.ClientOptions{})
 }
+
+// adminQuery runs a flags-only admin subcommand (fxd blocks, fxd data):
+// it parses args, then calls query with the daemon's admin client,
+// bounded by a minute.
+func adminQuery(name, usage string, args []string, stderr io.Writer, query func(context.Context, *api.Client) error) error {
+	fl, site := newSiteFlagSet(name, usage, stderr)
+	pos, err := parseAnywhere(fl, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	if err := site.check(fl); err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fl.Usage()
+		return fmt.Errorf("unexpected argument %q; %s takes only flags", pos[0], name)
+	}
+	cl, err := site.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return query(ctx, cl)
+}

@@ -20,6 +20,7 @@ commands:
   node      run a node agent that serves a daemon's tasks on this host (fxd node --help)
   nodes     list linked nodes, mint a node credential (fxd nodes --help)
   blocks    list the pools' blocks: pilot jobs, their state, nodes and tasks (fxd blocks --help)
+  data      show the data cache's use, per account (fxd data --help)
   version   print the version
 `
 

@@ -76,7 +76,7 @@ func Open(cfg *conf.Config, name string, log zerolog.Logger) (*Node, error) {
 	if ctr != nil {
 		n.Images = ctr.Images
 	}
-	if n.Pools, err = runtimes.New(cfg.Workers, shim, exec, ctr, log); err != nil {
+	if n.Pools, err = runtimes.New(cfg.Workers, shim, exec, ctr, filepath.Join(cfg.Site.StateDir, "task-data", "nodes", name), log); err != nil {
 		n.close()
 		return nil, err
 	}

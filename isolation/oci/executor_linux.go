@@ -129,6 +129,11 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 	if err != nil {
 		return nil, err
 	}
+	own, err := specBinds(s.Binds, binds, e.cfg.Site.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", s.ID, err)
+	}
+	binds = append(binds, own...)
 	bundle := filepath.Join(e.bundles, s.ID)
 	if err := os.Mkdir(bundle, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -144,7 +149,8 @@ func (e *Executor) Start(ctx context.Context, s isolation.Spec) (isolation.Proce
 	return p, nil
 }
 
-// start stages the root and the binds (as s's account reaches them),
+// start stages the root and the binds, the site's and s's (as s's
+// account reaches them),
 // writes the bundle's config.json and runs the container.
 func (e *Executor) start(ctx context.Context, s isolation.Spec, binds []Bind, bundle string) (*process, error) {
 	root, err := stageRootfs(s.Rootfs, bundle)

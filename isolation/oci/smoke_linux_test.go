@@ -325,3 +325,55 @@ func TestBindSourceAsAccount(t *testing.T) {
 		})
 	}
 }
+
+// A Spec's own bind, as runtimes makes one for a task's data: a directory
+// of the account's (0500) holding a file of root's, bound read-only into
+// the work dir's tmpfs, where the runtime makes the mount point. The
+// container reads it and cannot change it; a source the account may not
+// reach is refused, as for the site's binds.
+func TestSpecBind(t *testing.T) {
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rootfs, rt := containerSetup(t, name)
+			alice, bob := testenv.NewUser(t), testenv.NewUser(t)
+			os.Chmod(alice.Home, 0o700) // only she passes
+			data := filepath.Join(alice.Home, "data")
+			if err := os.Mkdir(data, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(data, "f"), []byte("data\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(data, 0o500)
+			os.Chown(data, int(alice.UID), int(alice.GID))
+			parent := "fxdtest-oci-" + rand.Text()[:8]
+			t.Cleanup(func() { testenv.RemoveCgroupParent(t, parent) })
+			e := newExecutor(t, rt, Site{CgroupParent: parent})
+			at := testWorkDir + "/data"
+			run := func(u testenv.User) (string, error) {
+				var out bytes.Buffer
+				p, err := e.Start(context.Background(), isolation.Spec{
+					ID: "sb-" + rand.Text()[:8], Account: isolation.Account{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
+					Rootfs: rootfs, Env: []string{"PATH=/bin"}, Stdout: &out, Stderr: &out,
+					Argv:  []string{"/bin/sh", "-c", "cat " + at + "/f; echo x > " + at + "/f || echo file=ro; touch " + at + "/g || echo dir=ro"},
+					Binds: []isolation.Bind{{Source: data, Destination: at, ReadOnly: true}},
+				})
+				if err != nil {
+					return "", err
+				}
+				p.Wait()
+				return out.String(), nil
+			}
+			out, err := run(alice)
+			if err != nil || !strings.HasPrefix(out, "data\n") || !strings.Contains(out, "file=ro") || !strings.Contains(out, "dir=ro") {
+				t.Errorf("alice with her data bound: %q, %v; want it read, read-only", out, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(data, "f")); err != nil || string(b) != "data\n" {
+				t.Errorf("the bound file after the container: %q, %v; want it untouched", b, err)
+			}
+			if out, err := run(bob); !errors.Is(err, api.ErrDenied) {
+				t.Errorf("bob with alice's data bound: %q, %v; want denied", out, err)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -84,7 +85,8 @@ func readonlyRoot(runtime string) bool { return runtime != "runc" }
 
 // newSpec returns the runtime-spec configuration of the tenant container
 // that runs s under site's rules, with binds (site.Binds expanded for s's
-// account, and staged), for the OCI runtime named runtime: the root file
+// account, then s.Binds checked by specBinds, all staged), for the OCI
+// runtime named runtime: the root file
 // system s.Rootfs, staged read-only (see readonlyRoot);
 // s.Argv, s.Env (the whole environment) and s.Dir (default site.WorkDir) as
 // the process; s.Account's UID, GID and supplementary groups; no
@@ -92,8 +94,8 @@ func readonlyRoot(runtime string) bool { return runtime != "runc" }
 // namespaces (and network with NetworkNone); runc's default masked and
 // read-only /proc and /sys paths; the container's cgroups read-only at
 // /sys/fs/cgroup; a private /tmp (mode 1777) and work dir
-// (mode 0700, owned by the account), both size-limited tmpfs; the binds;
-// the shim; s.Limits (swap capped) in the cgroup /<CgroupParent>/<s.ID>,
+// (mode 0700, owned by the account), both size-limited tmpfs; the shim;
+// the binds (nosuid, nodev, and ro where asked); s.Limits (swap capped) in the cgroup /<CgroupParent>/<s.ID>,
 // with all devices denied but the runtime's defaults; RLIMIT_CORE 0 and
 // RLIMIT_NOFILE 1024/65536 (both capped at this process's hard limit: runc
 // 1.1.5 cannot raise a limit above its own and fails the start with EPERM).
@@ -101,8 +103,9 @@ func readonlyRoot(runtime string) bool { return runtime != "runc" }
 //
 // The image root is read-only, so the runtime cannot create mount points
 // in it: /proc, /dev, /sys, /tmp and every bind Destination must already
-// exist in the image, and so must s.Dir unless it lies under /tmp;
-// checkMountpoints checks them.
+// exist in the image (unless it lies in the tmpfs at /tmp or the work
+// dir), and so must s.Dir unless it lies under /tmp; checkMountpoints
+// checks them.
 func newSpec(s isolation.Spec, site Site, binds []Bind, runtime string) *specs.Spec {
 	a := s.Account
 	cwd := s.Dir
@@ -175,7 +178,8 @@ func fixedMounts(tmpSize int64) []specs.Mount {
 }
 
 // mounts lists the container's mounts in the order the runtime makes them:
-// the fixed ones, the work dir, the shim, the binds.
+// the fixed ones, the work dir, the shim, the binds (the site's, then the
+// Spec's, which may lie in the work dir's tmpfs).
 func mounts(site Site, a isolation.Account, binds []Bind) []specs.Mount {
 	m := fixedMounts(site.TmpSize)
 	if site.WorkDir != "/tmp" {
@@ -296,6 +300,40 @@ func expandBinds(binds []Bind, a isolation.Account, workDir string) ([]Bind, err
 		out = append(out, Bind{Source: src, Destination: dst, ReadOnly: b.ReadOnly})
 	}
 	return out, nil
+}
+
+// specBinds validates the Spec's own binds (isolation.Spec.Binds, whose
+// paths Spec.Check found absolute and clean) against the site's binds,
+// already expanded, and the work dir, and returns them as Binds. A
+// destination may lie below /tmp or the work dir, tmpfs where the runtime
+// can make the mount point, or in the image; but not in another mount
+// fxd makes (/proc, /dev, /sys), not at or above the work dir, and not
+// at, above or below another bind: the runtime would then make its mount
+// point inside a host directory, or hide a mount.
+func specBinds(binds []isolation.Bind, site []Bind, workDir string) ([]Bind, error) {
+	out := make([]Bind, 0, len(binds))
+	for _, b := range binds {
+		dst := b.Destination
+		if m, ok := reserved(dst); ok && (m != "/tmp" || dst == m) {
+			return nil, fmt.Errorf("bind destination %q: fxd mounts %s itself; bind below the work dir %s instead: %w", dst, m, workDir, api.ErrInvalid)
+		}
+		if dst == workDir || strings.HasPrefix(workDir, dst+"/") {
+			return nil, fmt.Errorf("bind destination %q: it would hide the work dir %s; bind below it instead: %w", dst, workDir, api.ErrInvalid)
+		}
+		for _, o := range slices.Concat(site, out) {
+			if nested(dst, o.Destination) {
+				return nil, fmt.Errorf("bind destination %q: it overlaps the bind at %s; give each bind a directory of its own: %w", dst, o.Destination, api.ErrInvalid)
+			}
+		}
+		out = append(out, Bind{Source: b.Source, Destination: dst, ReadOnly: b.ReadOnly})
+	}
+	return out, nil
+}
+
+// nested reports whether a and b are the same path or one lies below the
+// other.
+func nested(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
 }
 
 // reserved returns the mount newSpec makes that a mount at dst would

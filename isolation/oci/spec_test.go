@@ -31,6 +31,9 @@ func testSpec() isolation.Spec {
 // testWorkDir is the work dir of the tests' sites, conf's default.
 const testWorkDir = "/tmp/work"
 
+// taskData is a Spec bind as runtimes makes one for a task's data.
+var taskData = isolation.Bind{Source: "/var/lib/fxd/task-data/w-1", Destination: testWorkDir + "/data", ReadOnly: true}
+
 // buildSpec is the spec Start builds for crun, without staging the binds:
 // the site and the spec checked, the binds expanded.
 func buildSpec(s isolation.Spec, site Site) (*specs.Spec, error) {
@@ -49,7 +52,11 @@ func buildSpecFor(s isolation.Spec, site Site, runtime string) (*specs.Spec, err
 	if err != nil {
 		return nil, err
 	}
-	return newSpec(s, site, binds, runtime), nil
+	own, err := specBinds(s.Binds, binds, site.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	return newSpec(s, site, append(binds, own...), runtime), nil
 }
 
 // withDefaults fills in the site fields a test leaves out with conf's
@@ -83,6 +90,7 @@ func testSite() Site {
 
 func TestNewSpec(t *testing.T) {
 	s := testSpec()
+	s.Binds = []isolation.Bind{taskData, {Source: "/srv/out", Destination: "/out"}}
 	g, err := buildSpec(s, testSite())
 	if err != nil {
 		t.Fatalf("buildSpec() = %v", err)
@@ -155,11 +163,13 @@ func TestNewSpec(t *testing.T) {
 		order = append(order, x.Destination)
 	}
 	want := map[string][]string{
-		"/tmp":        {"mode=1777", "size=268435456"},
-		testWorkDir:   {"mode=0700", "uid=1001", "gid=1001"},
-		ShimPath:      {"rbind", "ro"},
-		"/home/alice": {"rbind"},
-		"/scratch":    {"rbind", "ro"},
+		"/tmp":               {"mode=1777", "size=268435456"},
+		testWorkDir:          {"mode=0700", "uid=1001", "gid=1001"},
+		ShimPath:             {"rbind", "ro"},
+		"/home/alice":        {"rbind"},
+		"/scratch":           {"rbind", "ro"},
+		taskData.Destination: {"rbind", "rprivate", "ro", "nosuid", "nodev"},
+		"/out":               {"rbind", "nosuid", "nodev"},
 	}
 	for dst, opts := range want {
 		for _, o := range opts {
@@ -171,8 +181,15 @@ func TestNewSpec(t *testing.T) {
 	if slices.Contains(m["/home/alice"].Options, "ro") {
 		t.Errorf("mount /home/alice is read-only, want writable")
 	}
-	if m["/scratch"].Source != "/scratch/alice" || m[ShimPath].Source != "/usr/libexec/fxd/fxd-shim" {
-		t.Errorf("bind sources = %q, %q", m["/scratch"].Source, m[ShimPath].Source)
+	if slices.Contains(m["/out"].Options, "ro") {
+		t.Errorf("mount /out is read-only, want writable")
+	}
+	if m["/scratch"].Source != "/scratch/alice" || m[ShimPath].Source != "/usr/libexec/fxd/fxd-shim" || m[taskData.Destination].Source != taskData.Source {
+		t.Errorf("bind sources = %q, %q, %q", m["/scratch"].Source, m[ShimPath].Source, m[taskData.Destination].Source)
+	}
+	// the Spec's binds come after the work dir (the data lies in it) and the site's
+	if i, j, k := slices.Index(order, testWorkDir), slices.Index(order, "/scratch"), slices.Index(order, taskData.Destination); !(i < k && j < k) {
+		t.Errorf("mount order %q: want %s after %s and /scratch", order, taskData.Destination, testWorkDir)
 	}
 	// a mount point inside another mount comes after it
 	for i, d := range order {
@@ -233,6 +250,20 @@ func TestNewSpecRefuses(t *testing.T) {
 		{name: "bind over root", site: func(s *Site) { s.Binds = []Bind{{Source: "/x", Destination: "/"}} }, kind: api.ErrInvalid, words: "fxd mounts"},
 		{name: "bind over cgroups", site: func(s *Site) { s.Binds = []Bind{{Source: "/x", Destination: "/sys/fs/cgroup"}} }, kind: api.ErrInvalid, words: "fxd mounts /sys"},
 		{name: "bind twice", site: func(s *Site) { s.Binds = []Bind{{Source: "/a", Destination: "/d"}, {Source: "/b", Destination: "/d"}} }, kind: api.ErrInvalid, words: "bound twice"},
+		{name: "spec bind relative", spec: withBind("/d", "data"), kind: api.ErrInvalid, words: "want absolute paths"},
+		{name: "spec bind dotdot", spec: withBind("/d", "/tmp/work/../../etc"), kind: api.ErrInvalid, words: "want absolute paths"},
+		{name: "spec bind relative source", spec: withBind("d", "/tmp/work/data"), kind: api.ErrInvalid, words: "want absolute paths"},
+		{name: "spec bind at root", spec: withBind("/d", "/"), kind: api.ErrInvalid, words: "want absolute paths"},
+		{name: "spec bind over tmp", spec: withBind("/d", "/tmp"), kind: api.ErrInvalid, words: "fxd mounts /tmp"},
+		{name: "spec bind in proc", spec: withBind("/d", "/proc/x"), kind: api.ErrInvalid, words: "fxd mounts /proc"},
+		{name: "spec bind over shim", spec: withBind("/d", "/dev/.fxd"), kind: api.ErrInvalid, words: "fxd mounts /dev"},
+		{name: "spec bind at work dir", spec: withBind("/d", testWorkDir), kind: api.ErrInvalid, words: "hide the work dir"},
+		{name: "spec bind on site bind", spec: withBind("/d", "/scratch"), kind: api.ErrInvalid, words: "overlaps the bind at /scratch"},
+		{name: "spec bind in site bind", spec: withBind("/d", "/home/alice/data"), kind: api.ErrInvalid, words: "overlaps the bind at /home/alice"},
+		{name: "spec bind above site bind", spec: withBind("/d", "/home"), kind: api.ErrInvalid, words: "overlaps the bind at /home/alice"},
+		{name: "spec binds nested", spec: func(s *isolation.Spec) {
+			s.Binds = []isolation.Bind{{Source: "/a", Destination: "/tmp/work/data"}, {Source: "/b", Destination: "/tmp/work/data/x"}}
+		}, kind: api.ErrInvalid, words: "overlaps the bind at /tmp/work/data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, site := testSpec(), testSite()
@@ -248,4 +279,9 @@ func TestNewSpecRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withBind gives the Spec one bind of its own, read-only.
+func withBind(src, dst string) func(*isolation.Spec) {
+	return func(s *isolation.Spec) { s.Binds = []isolation.Bind{{Source: src, Destination: dst, ReadOnly: true}} }
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/xeipuuv/gojsonschema"
 
 	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/isolation"
 )
 
 // schemaDir finds the JSON schema of the runtime-spec version in go.mod,
@@ -113,16 +114,22 @@ func TestSpecValidates(t *testing.T) {
 		name    string
 		runtime string
 		site    func(*Site)
+		binds   []isolation.Bind // the Spec's own
 	}{
-		{"host network", "crun", func(*Site) {}},
-		{"host network, runc", "runc", func(*Site) {}},
-		{"no network", "crun", func(s *Site) { s.Network = NetworkNone }},
-		{"no shim or binds, work dir /tmp", "crun", func(s *Site) { s.Shim, s.Binds, s.WorkDir = "", nil, "/tmp" }},
+		{"host network", "crun", func(*Site) {}, nil},
+		{"host network, runc", "runc", func(*Site) {}, nil},
+		{"no network", "crun", func(s *Site) { s.Network = NetworkNone }, nil},
+		{"no shim or binds, work dir /tmp", "crun", func(s *Site) { s.Shim, s.Binds, s.WorkDir = "", nil, "/tmp" }, nil},
+		{"task data bind", "crun", func(*Site) {}, []isolation.Bind{taskData}},
+		{"task data bind, runc", "runc", func(*Site) {}, []isolation.Bind{taskData}},
+		{"task data bind, work dir /tmp", "crun", func(s *Site) { s.WorkDir = "/tmp" },
+			[]isolation.Bind{{Source: taskData.Source, Destination: "/tmp/data", ReadOnly: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			site := testSite()
 			tc.site(&site)
 			s := testSpec()
+			s.Binds = tc.binds
 			s.Rootfs = "/placeholder" // replaced below by bundle/rootfs
 			g, err := buildSpecFor(s, site, tc.runtime)
 			if err != nil {

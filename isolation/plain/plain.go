@@ -96,6 +96,9 @@ func check(s isolation.Spec) error {
 	if s.Rootfs != "" {
 		return fmt.Errorf("the plain executor runs on the host file system; images need the oci executor: %w", api.ErrInvalid)
 	}
+	if len(s.Binds) > 0 {
+		return fmt.Errorf("tree %s: the plain executor mounts nothing (binds need the oci executor); give host processes the host paths instead: %w", s.ID, api.ErrInvalid)
+	}
 	return nil
 }
 

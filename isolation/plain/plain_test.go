@@ -1,6 +1,7 @@
 package plain
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/internal/testenv"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/isolation/isolationtest"
@@ -51,6 +53,20 @@ func TestNotRootRefused(t *testing.T) {
 	}
 	if _, err := New(Config{CgroupParent: "fxd"}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "root") {
 		t.Errorf("New as non-root = %v, want an error saying root is needed", err)
+	}
+}
+
+// Binds need a container: the plain executor refuses them rather than
+// start a tree that lacks what it was promised.
+func TestBindsRefused(t *testing.T) {
+	s := isolation.Spec{ID: "b", Account: isolation.Account{Name: "a", UID: 1000, GID: 1000}, Argv: []string{"/bin/true"},
+		Binds: []isolation.Bind{{Source: "/srv/data", Destination: "/data", ReadOnly: true}}}
+	if err := check(s); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "mounts nothing") {
+		t.Errorf("check(spec with a bind) = %v, want invalid: the plain executor mounts nothing", err)
+	}
+	s.Binds = nil
+	if err := check(s); err != nil {
+		t.Errorf("check(spec without binds) = %v, want nil", err)
 	}
 }
 

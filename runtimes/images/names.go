@@ -40,25 +40,6 @@ func refOf(owner, name string) string {
 	return owner + "/" + name
 }
 
-// parseDigest returns the hex part of "sha256:<64 lowercase hex>", the only
-// digest form fxd makes; nothing else becomes part of a path.
-func parseDigest(d string) (string, error) {
-	hex, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || !isHex64(hex) {
-		return "", fmt.Errorf("image digest %q: %w: want sha256: and 64 lowercase hex digits, as fx runtimes shows", d, api.ErrInvalid)
-	}
-	return hex, nil
-}
-
-// isHex64 reports whether s is 64 lowercase hex digits.
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+// parseDigest returns the hex part of d (api.DigestHex): the only digest
+// form fxd makes; nothing else becomes part of a path.
+func parseDigest(d string) (string, error) { return api.DigestHex(d) }

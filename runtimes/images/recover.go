@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	"fxd.dev/fxd/internal/privdir"
 )
 
 // recover brings Dir back to a consistent state after a crash (see Open).
@@ -83,18 +85,5 @@ func (s *Store) reconcile() error {
 
 // removeStrays removes the blobs that are not in used.
 func (s *Store) removeStrays(used map[string]bool) error {
-	entries, err := os.ReadDir(s.blobDir())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", s.blobDir(), err)
-	}
-	for _, e := range entries {
-		if used[e.Name()] {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(s.blobDir(), e.Name())); err != nil {
-			return fmt.Errorf("remove stray blob: %w", err)
-		}
-		s.log.Info().Str("blob", e.Name()).Msg("image blob no name uses removed")
-	}
-	return nil
+	return privdir.Prune(s.blobDir(), used, "image blob", s.log)
 }

@@ -3,11 +3,8 @@ package images
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -16,6 +13,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/internal/boltfile"
+	"fxd.dev/fxd/internal/privdir"
 )
 
 // Image is one stored SIF image under one name.
@@ -94,7 +92,7 @@ func Open(c Config, log zerolog.Logger) (*Store, error) {
 	}
 	log = log.With().Str("component", "runtimes.images").Logger()
 	for _, d := range []string{c.Dir, filepath.Join(c.Dir, "blobs"), filepath.Join(c.Dir, "blobs", "sha256"), filepath.Join(c.Dir, "tmp"), filepath.Join(c.Dir, "mnt")} {
-		if err := ensureDir(d, log); err != nil {
+		if err := privdir.Ensure(d, "image", log); err != nil {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
 	}
@@ -123,38 +121,6 @@ func (c Config) check() (Config, error) {
 		}
 	}
 	return c, nil
-}
-
-// ensureDir creates the directory p (mode 0700) if absent, and refuses one
-// that is a symlink, not a directory, or owned by another user than ours:
-// whoever controls it could swap the images fxd runs.
-func ensureDir(p string, log zerolog.Logger) error {
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return fmt.Errorf("create directory %s: %w", p, err)
-		}
-		fi, err = os.Lstat(p)
-	}
-	if err != nil {
-		return fmt.Errorf("check directory %s: %w", p, err)
-	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("directory %s: %w: it is a symlink; make it a real directory owned by root, mode 0700", p, api.ErrInvalid)
-	case !fi.IsDir():
-		return fmt.Errorf("directory %s: %w: it is a %s; move it away so fxd can make the directory", p, api.ErrInvalid, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("directory %s: %w: it is owned by uid %d, not by uid %d (root) that runs fxd; chown root:root it, or give fxd its own state_dir", p, api.ErrInvalid, st.Uid, os.Geteuid())
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(p, 0o700); err != nil {
-			return fmt.Errorf("chmod directory %s to 0700: %w", p, err)
-		}
-		log.Warn().Str("path", p).Str("mode", fi.Mode().Perm().String()).Msg("image directory was open to others; mode set to 0700")
-	}
-	return nil
 }
 
 // Close unmounts every image the store mounted (lazily, when a container

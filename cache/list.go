@@ -1,0 +1,71 @@
+package cache
+
+import "fmt"
+
+// Get returns the entry digest as account sees it. An entry that does not
+// exist and one that account does not read fail the same way, with
+// api.ErrNotFound: nobody learns by digest what others cached. Account ""
+// is the admin, who sees every entry.
+func (s *Store) Get(digest, account string) (Entry, error) {
+	hex, err := ParseDigest(digest)
+	if err != nil {
+		return Entry{}, fmt.Errorf("get cached data: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Entry{}, fmt.Errorf("get cached data %s: %w", digest, errClosed())
+	}
+	rec, found, err := s.get(hex)
+	if err != nil {
+		return Entry{}, fmt.Errorf("get cached data %s: %w", digest, err)
+	}
+	if !found || !rec.visibleTo(account) {
+		return Entry{}, fmt.Errorf("get %w", notFound(digest))
+	}
+	return rec.entry(hex, account, s.pins[hex], s.touched[hex]), nil
+}
+
+// List returns the entries account reads, sorted by digest. Account "" is
+// the admin: List returns every entry.
+func (s *Store) List(account string) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("list cached data: %w", errClosed())
+	}
+	var list []Entry
+	err := s.scan(func(hex string, r record) error {
+		if r.visibleTo(account) {
+			list = append(list, r.entry(hex, account, s.pins[hex], s.touched[hex]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cached data: %w", err)
+	}
+	return list, nil
+}
+
+// Usage returns the bytes of all blobs (what Config.MaxBytes caps) and,
+// for the admin, the bytes each account reads, each entry counted in full
+// for every account that reads it (what PutOptions.Quota bounds).
+func (s *Store) Usage() (total int64, byAccount map[string]int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, nil, fmt.Errorf("read cache usage: %w", errClosed())
+	}
+	byAccount = map[string]int64{}
+	err = s.scan(func(_ string, r record) error {
+		total += r.Size
+		for a := range r.Readers {
+			byAccount[a] += r.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("read cache usage: %w", err)
+	}
+	return total, byAccount, nil
+}

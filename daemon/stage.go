@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
+	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/isolation"
+)
+
+// stager stages data into the cache for callers: files under the site's
+// cache.paths, read with the caller's own permissions, and http(s) URLs.
+// Concurrent stages of one file or URL read it once.
+type stager struct {
+	cache  *cache.Store
+	cfg    conf.Cache
+	client *http.Client // for URLs, bounded by cache.url_timeout
+	flight singleflight.Group
+
+	mu    sync.Mutex
+	files map[fileID]string // a file staged before → its digest
+}
+
+// fileID tells one version of a file from another: a file with the same
+// identity was staged with the same bytes.
+type fileID struct {
+	dev, ino, size   uint64
+	mtimeNS, ctimeNS int64
+}
+
+func newStager(c *cache.Store, cfg conf.Cache) *stager {
+	return &stager{cache: c, cfg: cfg, client: &http.Client{Timeout: cfg.URLTimeout.D()}, files: map[fileID]string{}}
+}
+
+// stage stages source for account a, within quota bytes a may have
+// readable; want, when set, is the digest the bytes must have.
+func (s *stager) stage(ctx context.Context, a isolation.Account, quota int64, source, want string) (cache.Entry, error) {
+	if want != "" {
+		if err := api.CheckDigest(want); err != nil {
+			return cache.Entry{}, err
+		}
+	}
+	opts := cache.PutOptions{Want: want, Source: source, MaxSize: int64(s.cfg.MaxEntrySize), Quota: quota}
+	switch {
+	case cache.IsURL(source):
+		return s.stageURL(ctx, a, source, opts)
+	case filepath.IsAbs(source):
+		return s.stagePath(ctx, a, source, opts)
+	}
+	return cache.Entry{}, fmt.Errorf("source %q: give an absolute path under one of the site's data paths (%s) or an http(s) URL: %w",
+		source, s.paths(), api.ErrInvalid)
+}
+
+// paths lists cache.paths for messages.
+func (s *stager) paths() string {
+	if len(s.cfg.Paths) == 0 {
+		return "none: this site takes no paths, upload the file with fx data put"
+	}
+	return strings.Join(s.cfg.Paths, ", ")
+}
+
+// allowed returns the allowed directory source lies in and its path
+// there.
+func (s *stager) allowed(source string) (root, rel string, ok bool) {
+	clean := filepath.Clean(source)
+	for _, p := range s.cfg.Paths {
+		if r, err := filepath.Rel(p, clean); err == nil && r != ".." && !strings.HasPrefix(r, "../") && r != "." {
+			return p, r, true
+		}
+	}
+	return "", "", false
+}
+
+// stagePath stages the file at source, which must lie in one of
+// cache.paths and stay there (no ".." or symlink out of it), opened with
+// a's permissions.
+func (s *stager) stagePath(ctx context.Context, a isolation.Account, source string, opts cache.PutOptions) (cache.Entry, error) {
+	root, rel, ok := s.allowed(source)
+	if !ok {
+		return cache.Entry{}, fmt.Errorf("stage %s: the site stages files only from its data paths (%s); copy it into one, or upload it with fx data put: %w",
+			source, s.paths(), api.ErrDenied)
+	}
+	f, err := isolation.OpenBeneathAs(a, root, rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return cache.Entry{}, fmt.Errorf("stage %s: not a regular file (%s); stage files one by one: %w", source, fi.Mode().Type(), api.ErrInvalid)
+	}
+	id := identity(fi)
+	s.mu.Lock()
+	digest, seen := s.files[id]
+	s.mu.Unlock()
+	if seen && (opts.Want == "" || opts.Want == digest) {
+		// The same version of the file, staged before: a, who could
+		// open it, may read the entry; no byte is read again.
+		if e, err := s.cache.Grant(digest, a.Name, opts); err == nil {
+			return e, nil
+		}
+	}
+	e, err := s.once(ctx, fmt.Sprintf("file %v", id), a, opts, func() (cache.Entry, error) {
+		return s.cache.Put(ctx, a.Name, f, opts)
+	})
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+	}
+	s.mu.Lock()
+	s.files[id] = e.Digest
+	s.mu.Unlock()
+	return e, nil
+}
+
+// stageURL downloads source.
+func (s *stager) stageURL(ctx context.Context, a isolation.Account, source string, opts cache.PutOptions) (cache.Entry, error) {
+	if !s.cfg.URLs {
+		return cache.Entry{}, fmt.Errorf("stage %s: this site stages no URLs (cache.urls = false); download it yourself and upload it with fx data put: %w", source, api.ErrDenied)
+	}
+	e, err := s.once(ctx, "url "+source, a, opts, func() (cache.Entry, error) {
+		body, _, err := cache.OpenURL(ctx, s.client, source, opts.MaxSize)
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		defer body.Close()
+		return s.cache.Put(ctx, a.Name, body, opts)
+	})
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+	}
+	return e, nil
+}
+
+// once runs put for the first of concurrent stages under key; the others
+// wait for it and are granted its entry, checked against their own want.
+func (s *stager) once(ctx context.Context, key string, a isolation.Account, opts cache.PutOptions, put func() (cache.Entry, error)) (cache.Entry, error) {
+	ran := false
+	v, err, _ := s.flight.Do(key, func() (any, error) {
+		ran = true
+		return put()
+	})
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	e := v.(cache.Entry)
+	if ran {
+		return e, nil
+	}
+	if opts.Want != "" && opts.Want != e.Digest {
+		return cache.Entry{}, fmt.Errorf("the bytes hash to %s, not %s: %w", e.Digest, opts.Want, api.ErrInvalid)
+	}
+	return s.cache.Grant(e.Digest, a.Name, opts)
+}
+
+// identity is fi's file identity.
+func identity(fi os.FileInfo) fileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtimeNS: st.Mtim.Nano(), ctimeNS: st.Ctim.Nano()}
+}

@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
+	"fxd.dev/fxd/runtimes"
+)
+
+// maxTaskData bounds the data files of one task.
+const maxTaskData = 64
+
+// checkTaskData refuses, before a task is accepted, data refs that no run
+// could show it: bad names, refs that are neither a digest, an absolute
+// path nor a URL, and digests of entries the caller may not read.
+// Sources are staged when the task runs.
+func (d *Daemon) checkTaskData(c caller, refs []api.DataRef) error {
+	if len(refs) > maxTaskData {
+		return fmt.Errorf("%d data files: at most %d a task; put them in fewer, larger files: %w", len(refs), maxTaskData, api.ErrTooLarge)
+	}
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Path
+		switch {
+		case api.IsDigest(r.Ref):
+			if _, err := d.cache.Get(r.Ref, c.acct.Name); err != nil {
+				return fmt.Errorf("data[%d]: %w", i, err)
+			}
+		case cache.IsURL(r.Ref), filepath.IsAbs(r.Ref):
+		default:
+			return fmt.Errorf("data[%d].ref %q: give a digest that fx data ls lists, an absolute path under the site's data paths, or an http(s) URL: %w",
+				i, r.Ref, api.ErrInvalid)
+		}
+	}
+	if err := runtimes.CheckDataNames(names); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	return nil
+}
+
+// taskData stages the sources j names, as j's account, and pins every
+// entry it names for the run; release unpins them.
+func (d *Daemon) taskData(ctx context.Context, j *job) (files []runtimes.DataFile, release func(), err error) {
+	var pins []func()
+	release = func() {
+		for _, p := range pins {
+			p()
+		}
+	}
+	for i, r := range j.task.Data {
+		digest := r.Ref
+		if !api.IsDigest(digest) {
+			e, err := d.stager.stage(ctx, j.acct, d.cacheQuota(j.acct.Name), r.Ref, "")
+			if err != nil {
+				release()
+				return nil, nil, fmt.Errorf("data[%d]: %w", i, err)
+			}
+			digest = e.Digest
+		}
+		path, unpin, err := d.cache.Pin(digest, j.acct.Name)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("data[%d] %s: %w; stage it again (fx data put, fx data stage)", i, r.Ref, err)
+		}
+		pins = append(pins, unpin)
+		files = append(files, runtimes.DataFile{Source: path, Name: r.Path})
+	}
+	return files, release, nil
+}
