@@ -57,6 +57,9 @@ type NodeHello struct {
 	// Runtimes are the kinds of runtime it runs: RuntimeKindHost, and
 	// RuntimeKindSIF when it has an OCI runtime.
 	Runtimes []string `json:"runtimes"`
+	// Data are the digests of the cache entries it holds, so that tasks
+	// that read them go to it.
+	Data []string `json:"data,omitempty"`
 	// Arch is its architecture, GOARCH-style: it runs only images of it.
 	Arch    string `json:"arch,omitempty"`
 	Version string `json:"version"`
@@ -74,7 +77,10 @@ type NodeTask struct {
 	// Image is the image the function's runtime names, resolved by the
 	// daemon; nil for the host runtime. A node that lacks it fetches it
 	// from NodeImagePath.
-	Image     *NodeImage    `json:"image,omitempty"`
+	Image *NodeImage `json:"image,omitempty"`
+	// Data are the cache entries the task reads, resolved (and staged)
+	// by the daemon; a node that lacks one fetches it from NodeDataPath.
+	Data      []NodeData    `json:"data,omitempty"`
 	Input     []byte        `json:"input,omitempty"`
 	Timeout   time.Duration `json:"timeout_ns,omitempty"`
 	MaxOutput int64         `json:"max_output"`
@@ -85,6 +91,18 @@ type NodeImage struct {
 	Digest string `json:"digest"` // "sha256:<hex>": what the node must receive
 	Size   int64  `json:"size"`
 }
+
+// NodeData is a cache entry a node task reads at $FXD_DATA/<Name>.
+type NodeData struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Name   string `json:"name"`
+}
+
+// NodeDataPath is where a node agent fetches a cache entry: GET
+// NodeDataPath + digest, with its block's credential, for entries of tasks
+// the daemon has sent to a node of that block.
+const NodeDataPath = "/" + Version + "/node/data/"
 
 // NodeImagePath is where a node agent fetches an image: GET
 // NodeImagePath + digest, with its block's credential. The daemon serves

@@ -225,6 +225,9 @@ type Batch struct {
 	// DaemonNodeTasks lets the daemon's own node run tasks beside the
 	// pools' nodes; false keeps them all on the pools' (a login node).
 	DaemonNodeTasks bool `toml:"daemon_node_tasks"`
+	// LocalityWait is how long a task that reads data waits for room on
+	// a node that holds it before it goes to one that must fetch it.
+	LocalityWait Duration `toml:"locality_wait"`
 	// DaemonURL is the URL a block's agents dial; "" is https:// and this
 	// host's name with endpoint.listen's port.
 	DaemonURL string `toml:"daemon_url"`

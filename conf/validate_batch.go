@@ -18,6 +18,9 @@ func (c *Config) validateBatch(ps *problems) {
 	if b.NodeLease < Duration(time.Second) {
 		ps.add("batch.node_lease", "%s is too short; give at least \"1s\" (a link that blinks must not requeue its node's tasks)", b.NodeLease.D())
 	}
+	if b.LocalityWait < 0 {
+		ps.add("batch.locality_wait", "%s is negative; give 0 (go anywhere at once) or a duration like \"3s\"", b.LocalityWait.D())
+	}
 	if b.DaemonURL != "" && !strings.HasPrefix(b.DaemonURL, "https://") {
 		ps.add("batch.daemon_url", "%q is not an https:// URL; give the endpoint's, like \"https://login1:8443\"", b.DaemonURL)
 	}

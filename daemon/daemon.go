@@ -123,7 +123,8 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, taskData: d.taskData, metrics: d.metrics, log: d.log,
+		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, resolveData: d.resolveData, taskData: d.taskData,
+		localityWait: cfg.Batch.LocalityWait.D(), metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,
 	}

@@ -41,7 +41,10 @@ type job struct {
 	declared time.Duration
 	// image is the image a node runs the task in, resolved when it is
 	// placed on one; nil for the host runtime.
-	image   *api.NodeImage
+	image *api.NodeImage
+	// data are the entries the task reads, resolved (sources staged) in
+	// the daemon's cache when it is first placed; nil until then.
+	data    []api.NodeData
 	sync    bool // synchronous run: not in the store until it ends
 	placing bool // queued, but its run waits for a node; guarded by dispatcher.mu
 	cancel  context.CancelCauseFunc
@@ -57,12 +60,17 @@ type tenant struct {
 // dispatcher queues tasks per tenant and runs them on the warm pools,
 // at most quota.max_running at once per tenant.
 type dispatcher struct {
-	// taskData stages and pins the data a task names, before it runs on
-	// the daemon's node.
-	taskData func(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error)
-	store    *store.Store
-	pools    *runtimes.Pools
-	nodes    *nodeSet
+	// resolveData stages the sources a task names in the daemon's cache,
+	// as its account, and returns every entry it reads; taskData pins
+	// them for a run on the daemon's node.
+	resolveData func(ctx context.Context, j *job) ([]api.NodeData, error)
+	taskData    func(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error)
+	// localityWait is how long a task that reads data waits for room on a
+	// node that holds it ([batch] locality_wait).
+	localityWait time.Duration
+	store        *store.Store
+	pools        *runtimes.Pools
+	nodes        *nodeSet
 	// images resolves the images of tasks sent to nodes; nil without
 	// containers.
 	images *images.Store

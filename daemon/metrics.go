@@ -18,6 +18,12 @@ type metrics struct {
 	// phase (queue, start, run) then start (warm, cold).
 	phases   [3][2]prometheus.Observer
 	requests *prometheus.CounterVec // fxd_http_requests_total{code}
+	// placements counts tasks that read data by where they ran:
+	// fxd_data_placements_total{locality} (hit: on a node that held their
+	// data; miss: on one that fetched it).
+	placements *prometheus.CounterVec
+	// nodeFetches counts cache entries sent to nodes, and their bytes.
+	nodeFetches, nodeFetchBytes prometheus.Counter
 }
 
 // phaseNames and startNames label fxd_task_phase_seconds, in the order of
@@ -43,7 +49,19 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fxd_http_requests_total", Help: "API requests answered, by status code.",
 		}, []string{"code"}),
+		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fxd_data_placements_total",
+			Help: "Tasks that read data, by locality: hit when they ran where their data was cached (a node that held it, or the daemon's), miss when their node had to fetch it.",
+		}, []string{"locality"}),
+		nodeFetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fxd_data_node_fetches_total", Help: "Cache entries sent to nodes that lacked them.",
+		}),
+		nodeFetchBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fxd_data_node_fetch_bytes_total", Help: "Bytes of the cache entries sent to nodes.",
+		}),
 	}
+	m.placements.WithLabelValues("hit")
+	m.placements.WithLabelValues("miss")
 	for _, s := range api.States {
 		m.tasks.WithLabelValues(string(s))
 	}
@@ -58,7 +76,7 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 			m.phases[p][s] = phases.WithLabelValues(phase, start)
 		}
 	}
-	m.reg.MustRegister(m.tasks, m.finishes, m.latency, phases, m.requests,
+	m.reg.MustRegister(m.tasks, m.finishes, m.latency, phases, m.requests, m.placements, m.nodeFetches, m.nodeFetchBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{stats: pools},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -44,20 +45,51 @@ func (d *Daemon) handleNodes(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleNodeImage sends a node agent the image of a task the daemon sent
-// to a node of its block (api.NodeImagePath + digest); the agent
-// authenticates with its block's credential. Other images do not exist
-// for it: a credential reads only what its block runs.
+// to a node of its block (api.NodeImagePath + digest).
 func (d *Daemon) handleNodeImage(w http.ResponseWriter, r *http.Request) {
+	d.serveToNode(w, r, "image", func(digest string) (*os.File, error) {
+		if d.images == nil {
+			return nil, fmt.Errorf("this site runs no containers: %w", api.ErrNotFound)
+		}
+		return d.images.OpenDigest(digest)
+	})
+}
+
+// handleNodeData sends a node agent a cache entry a task the daemon sent
+// to a node of its block reads (api.NodeDataPath + digest).
+func (d *Daemon) handleNodeData(w http.ResponseWriter, r *http.Request) {
+	d.serveToNode(w, r, "data", func(digest string) (*os.File, error) {
+		path, release, err := d.cache.Pin(digest, "")
+		if err != nil {
+			return nil, err
+		}
+		defer release() // the open file keeps the bytes, whatever the cache does
+		f, err := os.Open(path)
+		if err == nil {
+			if fi, serr := f.Stat(); serr == nil {
+				d.metrics.nodeFetches.Inc()
+				d.metrics.nodeFetchBytes.Add(float64(fi.Size()))
+			}
+		}
+		return f, err
+	})
+}
+
+// serveToNode sends a node agent, which authenticates with its block's
+// credential, the file open gives for the digest in the path, if a task
+// under way on a node of that block needs it. Other digests do not exist
+// for it: a credential reads only what its block runs.
+func (d *Daemon) serveToNode(w http.ResponseWriter, r *http.Request, what string, open func(digest string) (*os.File, error)) {
 	err := func() error {
 		cred, ok := d.nodeCredential(r)
 		if !ok {
 			return fmt.Errorf("unknown or expired node credential: %w", api.ErrUnauthenticated)
 		}
 		digest := r.PathValue("digest")
-		if d.images == nil || !d.nodes.blockRuns(cred.Block, digest) {
-			return fmt.Errorf("image %q: no task of block %s runs in it: %w", digest, cred.Block, api.ErrNotFound)
+		if !d.nodes.blockNeeds(cred.Block, digest) {
+			return fmt.Errorf("%s %q: no task of block %s needs it: %w", what, digest, cred.Block, api.ErrNotFound)
 		}
-		f, err := d.images.OpenDigest(digest)
+		f, err := open(digest)
 		if err != nil {
 			return err
 		}
@@ -67,6 +99,6 @@ func (d *Daemon) handleNodeImage(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}()
 	if err != nil {
-		d.writeError(w, r, fmt.Errorf("node image: %w", err))
+		d.writeError(w, r, fmt.Errorf("node %s: %w", what, err))
 	}
 }

@@ -63,6 +63,7 @@ type node struct {
 	lost        *time.Timer           // runs out the lease while link is nil
 	ends        time.Time             // its block's end; zero when none is known
 	draining    bool                  // takes no more tasks
+	data        map[string]bool       // digests of the cache entries it holds, or was sent
 	idleSince   time.Time             // when busy last fell to 0
 	ran         int                   // tasks it has returned results for
 }
@@ -194,6 +195,11 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 		n.lost = nil
 	}
 	n.hello = *hello
+	n.hello.Data = nil // kept in n.data
+	n.data = make(map[string]bool, len(hello.Data))
+	for _, d := range hello.Data {
+		n.data[d] = true
+	}
 	n.slots, n.queue, n.runtimes, n.arch, n.link = max(hello.Slots, 1), min(max(hello.Queue, 0), maxNodeQueue), slices.Clone(hello.Runtimes), hello.Arch, l
 	// Tasks sent before the link dropped that the node no longer knows
 	// ended unreported: they run again elsewhere.
@@ -286,6 +292,18 @@ type need struct {
 	// timeout is the task's declared timeout, which the node's block must
 	// outlast; 0 when none was declared.
 	timeout time.Duration
+	// data are the digests of the cache entries it reads.
+	data []string
+}
+
+// holds says whether n holds (or was sent) every entry of data.
+func (n *node) holds(data []string) bool {
+	for _, d := range data {
+		if !n.data[d] {
+			return false
+		}
+	}
+	return true
 }
 
 // fits says whether n can take a task that needs nd now.
@@ -303,29 +321,49 @@ func (n *node) capacity() int { return n.slots + n.queue }
 const maxNodeQueue = 1024
 
 // take reserves room on a linked node that fits nd, the one with most
-// room; nil when none has any.
-func (s *nodeSet) take(nd need) *node {
+// room, preferring those that hold nd's data; with holdersOnly, only
+// those. hit says the node holds the data. nil when none has room.
+func (s *nodeSet) take(nd need, holdersOnly bool) (best *node, hit bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var best *node
 	now := time.Now()
 	for _, n := range s.nodes {
 		if !n.fits(nd, now) {
 			continue
 		}
-		if best == nil || n.capacity()-n.busy > best.capacity()-best.busy {
-			best = n
+		h := n.holds(nd.data)
+		if holdersOnly && !h {
+			continue
+		}
+		if best == nil || h && !hit || h == hit && n.capacity()-n.busy > best.capacity()-best.busy {
+			best, hit = n, h
 		}
 	}
 	if best != nil {
 		best.busy++
+		for _, d := range nd.data { // it fetches what it lacks: tasks placed meanwhile find it there
+			best.data[d] = true
+		}
 	}
-	return best
+	return best, hit
 }
 
-// blockRuns says whether a node of block has a task under way whose
-// image is digest: that node may fetch the image.
-func (s *nodeSet) blockRuns(block, digest string) bool {
+// held says whether a linked node that runs nd's kind of runtime holds
+// all of nd's data, busy or not: a task may wait for room there.
+func (s *nodeSet) held(nd need) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil && !n.draining && slices.Contains(n.runtimes, nd.kind) && n.holds(nd.data) {
+			return true
+		}
+	}
+	return false
+}
+
+// blockNeeds says whether a node of block has a task under way whose
+// image or data is digest: that node may fetch it.
+func (s *nodeSet) blockNeeds(block, digest string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.nodes {
@@ -333,7 +371,8 @@ func (s *nodeSet) blockRuns(block, digest string) bool {
 			continue
 		}
 		for _, r := range n.pending {
-			if r.task.Image != nil && r.task.Image.Digest == digest {
+			if r.task.Image != nil && r.task.Image.Digest == digest ||
+				slices.ContainsFunc(r.task.Data, func(d api.NodeData) bool { return d.Digest == digest }) {
 				return true
 			}
 		}

@@ -32,6 +32,12 @@ func mustMint(t *testing.T, s *nodeSet, block string, ttl time.Duration) string 
 	return tok
 }
 
+// take is s.take(nd, false) without its hit.
+func take(s *nodeSet, nd need) *node {
+	n, _ := s.take(nd, false)
+	return n
+}
+
 // hostNeed is what a host task with no declared timeout needs.
 var hostNeed = need{kind: api.RuntimeKindHost}
 
@@ -104,7 +110,7 @@ func TestNodeMovesToNewBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.take(hostNeed) != n {
+	if take(s, hostNeed) != n {
 		t.Fatal("no slot on the node")
 	}
 	r := s.send(n, api.NodeTask{ID: "t1"})
@@ -133,14 +139,14 @@ func TestNodeSlots(t *testing.T) {
 	if _, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 1}, newLink(), nil); err == nil {
 		t.Error("a second link for a linked node was taken")
 	}
-	if n := s.take(need{kind: api.RuntimeKindSIF}); n != nil {
+	if n := take(s, need{kind: api.RuntimeKindSIF}); n != nil {
 		t.Errorf("take(a runtime kind no node has) = %s", n.name)
 	}
-	n := s.take(hostNeed)
+	n := take(s, hostNeed)
 	if n != a {
 		t.Fatalf("take = %v, want node a", n)
 	}
-	if n := s.take(hostNeed); n != nil {
+	if n := take(s, hostNeed); n != nil {
 		t.Fatalf("take with a's one slot busy = %s, want none", n.name)
 	}
 	r := s.send(a, api.NodeTask{ID: "t1", Attempt: 1})
@@ -154,7 +160,7 @@ func TestNodeSlots(t *testing.T) {
 	if res := <-r.done; res.State != api.StateSucceeded {
 		t.Errorf("result = %+v", res)
 	}
-	if n := s.take(hostNeed); n != a {
+	if n := take(s, hostNeed); n != a {
 		t.Errorf("take after the result = %v, want a again", n)
 	}
 }
@@ -170,7 +176,7 @@ func TestNodeLease(t *testing.T) {
 		a, _ := s.attach(hello, l, nil)
 		var runs []*remoteRun
 		for _, id := range []string{"t1", "t2"} {
-			s.take(hostNeed)
+			take(s, hostNeed)
 			runs = append(runs, s.send(a, api.NodeTask{ID: id, Attempt: 1}))
 		}
 		s.detach(a, l, nil)
@@ -261,17 +267,17 @@ func TestBlockRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	const digest = "sha256:0123"
-	s.take(need{kind: api.RuntimeKindSIF})
+	take(s, need{kind: api.RuntimeKindSIF})
 	s.send(a, api.NodeTask{ID: "t1", Attempt: 1, Image: &api.NodeImage{Digest: digest, Size: 1}})
-	if !s.blockRuns("b", digest) {
-		t.Error("blockRuns(b, the image of its task) = false")
+	if !s.blockNeeds("b", digest) {
+		t.Error("blockNeeds(b, the image of its task) = false")
 	}
-	if s.blockRuns("other", digest) || s.blockRuns("b", "sha256:4567") {
-		t.Error("blockRuns is true for another block, or another image")
+	if s.blockNeeds("other", digest) || s.blockNeeds("b", "sha256:4567") {
+		t.Error("blockNeeds is true for another block, or another image")
 	}
 	s.deliver(a, []api.NodeResult{{ID: "t1", Attempt: 1, State: api.StateSucceeded}})
-	if s.blockRuns("b", digest) {
-		t.Error("blockRuns after the task ended = true")
+	if s.blockNeeds("b", digest) {
+		t.Error("blockNeeds after the task ended = true")
 	}
 }
 
@@ -283,11 +289,11 @@ func TestNodeQueueIsDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if s.take(hostNeed) == nil {
+		if take(s, hostNeed) == nil {
 			t.Fatalf("take %d of 5 (2 slots + 3 queued) found no room", i+1)
 		}
 	}
-	if n := s.take(hostNeed); n != nil {
+	if n := take(s, hostNeed); n != nil {
 		t.Fatal("take past slots and queue found room")
 	}
 	if q := s.queued(); q != 3 {
@@ -305,5 +311,42 @@ func TestNodeQueueIsDemand(t *testing.T) {
 	}
 	if _, slots, busy := s.totals(); slots != 2 || busy != 2 {
 		t.Errorf("totals: %d slots, %d busy; want 2 and 2 (queued tasks hold no slot)", slots, busy)
+	}
+}
+
+// A task that reads data goes to a node that holds it when one has room,
+// even with less room than another; holdersOnly takes only those. A node
+// that took a task with data holds it from then on.
+func TestTakePrefersData(t *testing.T) {
+	s := testNodes(t)
+	attach := func(name string, slots int, data ...string) *node {
+		t.Helper()
+		n, err := s.attach(&api.NodeHello{Node: name, Block: "b", Slots: slots, Runtimes: []string{"host"}, Data: data}, newLink(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a := attach("a", 8)
+	b := attach("b", 1, "sha256:d1")
+	nd := need{kind: "host", data: []string{"sha256:d1"}}
+	if n, hit := s.take(nd, false); n != b || !hit {
+		t.Fatalf("take(data on b) = %v, %v; want b, a hit", n, hit)
+	}
+	if n, _ := s.take(nd, true); n != nil {
+		t.Fatalf("take(holders only) with b full = %v, want none", n.name)
+	}
+	if !s.held(nd) {
+		t.Error("held = false, though b holds the data")
+	}
+	if n, hit := s.take(nd, false); n != a || hit {
+		t.Fatalf("take(any) with b full = %v, %v; want a, a miss", n, hit)
+	}
+	if n, hit := s.take(nd, true); n != a || !hit {
+		t.Errorf("take(holders only) once a took a task with the data = %v, %v; want a, a hit", n, hit)
+	}
+	s.send(b, api.NodeTask{ID: "t1", Attempt: 1, Data: []api.NodeData{{Digest: "sha256:d1", Size: 1, Name: "x"}}})
+	if !s.blockNeeds("b", "sha256:d1") || s.blockNeeds("b", "sha256:d2") {
+		t.Error("blockNeeds does not follow the data of the tasks sent")
 	}
 }

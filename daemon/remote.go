@@ -21,7 +21,7 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 	r := d.nodes.send(n, api.NodeTask{
 		ID: j.task.ID, Attempt: j.task.Attempts, Function: j.fn, Account: j.acct.Name, UID: j.acct.UID,
 		Limits: limitsFor(j.fn.Limits, quota), Input: input, Timeout: j.timeout, MaxOutput: int64(d.limits.MaxResultBytes),
-		Image: j.image,
+		Image: j.image, Data: j.data,
 	})
 	select {
 	case res := <-r.done:
@@ -46,61 +46,104 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 // errUnplaced is place's error when ctx ended its wait for a node.
 var errUnplaced = errors.New("not placed")
 
-// place picks where j runs: a slot on a linked node (n), or the daemon's
+// place picks where j runs: room on a linked node (n), or the daemon's
 // own node (n nil), or, when [batch] daemon_node_tasks is false, it
-// waits for a node slot (counted in the demand that makes the pools add
-// blocks) with j still queued: then it returns errUnplaced if ctx ended
-// the wait, and any other error when no node could ever run j.
+// waits for room on a node (counted in the demand that makes the pools
+// add blocks) with j still queued: then it returns errUnplaced if ctx
+// ended the wait, and any other error when no node could ever run j.
 // Synchronous runs stay on the daemon's node when it runs tasks: theirs
-// is the low-latency path.
+// is the low-latency path. A task that reads data goes to a node that
+// holds it; failing that, to the daemon's node (whose cache staged it),
+// or, when that takes no tasks, it waits up to [batch] locality_wait for
+// room on a node that holds it before it goes to any node.
 func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
 	if d.nodes == nil || j.sync && d.daemonNodeTasks {
 		return nil, nil
 	}
-	if len(j.task.Data) > 0 {
-		// The data cache is the daemon's node's: nodes do not stage yet.
-		if d.daemonNodeTasks {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("tasks that name data run on the daemon's node only, and this site keeps tasks off it ([batch] daemon_node_tasks = false); run it without --data: %w", api.ErrUnavailable)
-	}
-	nd, err := d.needOf(j)
+	nd, err := d.needOf(ctx, j)
 	if err != nil {
 		if d.daemonNodeTasks {
 			return nil, nil // the daemon's node says the same, as it fails j
 		}
 		return nil, err
 	}
-	if n := d.nodes.take(nd); n != nil || d.daemonNodeTasks {
+	if d.daemonNodeTasks {
+		// A node that holds the data, else the daemon's, which does.
+		n, hit := d.nodes.take(nd, len(nd.data) > 0)
+		d.placed(nd, n == nil || hit)
 		return n, nil
 	}
+	return d.waitForNode(ctx, j, nd)
+}
+
+// waitForNode waits for room on a node for j, which needs nd: first on
+// one that holds nd's data, for up to locality_wait while one is linked,
+// then on any. Only the wait for any node counts as demand for blocks.
+func (d *dispatcher) waitForNode(ctx context.Context, j *job, nd need) (*node, error) {
 	d.mu.Lock()
 	j.placing = true
 	d.mu.Unlock()
-	d.nodes.addWaiting(1)
+	counted := false
 	defer func() {
-		d.nodes.addWaiting(-1)
+		if counted {
+			d.nodes.addWaiting(-1)
+		}
 		d.mu.Lock()
 		j.placing = false
 		d.mu.Unlock()
 	}()
+	deadline := time.Now().Add(d.localityWait)
+	expiry := time.NewTimer(d.localityWait)
+	defer expiry.Stop()
 	for ctx.Err() == nil {
 		freed := d.nodes.freed()
-		if n := d.nodes.take(nd); n != nil {
+		local := len(nd.data) > 0 && time.Now().Before(deadline) && d.nodes.held(nd)
+		if n, hit := d.nodes.take(nd, local); n != nil {
+			d.placed(nd, hit)
 			return n, nil
+		}
+		var expire <-chan time.Time
+		if local {
+			expire = expiry.C
+		} else if !counted {
+			d.nodes.addWaiting(1)
+			counted = true
 		}
 		select {
 		case <-freed:
+		case <-expire:
 		case <-ctx.Done():
 		}
 	}
 	return nil, errUnplaced
 }
 
-// needOf says what j asks of a node, and resolves its function's image
-// (as the function's owner sees the repository) into j.image.
-func (d *dispatcher) needOf(j *job) (need, error) {
+// placed counts where a task that reads data went.
+func (d *dispatcher) placed(nd need, hit bool) {
+	if len(nd.data) == 0 || d.metrics == nil {
+		return
+	}
+	locality := "miss"
+	if hit {
+		locality = "hit"
+	}
+	d.metrics.placements.WithLabelValues(locality).Inc()
+}
+
+// needOf says what j asks of a node. It resolves its function's image
+// (as the function's owner sees the repository) into j.image, and its
+// data (staged in the daemon's cache as j's account) into j.data.
+func (d *dispatcher) needOf(ctx context.Context, j *job) (need, error) {
 	nd := need{kind: api.RuntimeKindHost, timeout: j.declared}
+	if len(j.task.Data) > 0 {
+		data, err := d.resolveData(ctx, j)
+		if err != nil {
+			return nd, err
+		}
+		for _, e := range data {
+			nd.data = append(nd.data, e.Digest)
+		}
+	}
 	j.image = nil
 	if j.fn.Runtime == "" || j.fn.Runtime == api.RuntimeHost {
 		return nd, nil

@@ -41,32 +41,52 @@ func (d *Daemon) checkTaskData(c caller, refs []api.DataRef) error {
 	return nil
 }
 
-// taskData stages the sources j names, as j's account, and pins every
-// entry it names for the run; release unpins them.
+// resolveData stages the sources j names in the daemon's cache, as j's
+// account, and returns the entries j reads, which the account may read.
+// It resolves once: a task placed again (requeued) reads the same bytes.
+func (d *Daemon) resolveData(ctx context.Context, j *job) ([]api.NodeData, error) {
+	if j.data != nil {
+		return j.data, nil
+	}
+	data := make([]api.NodeData, 0, len(j.task.Data))
+	for i, r := range j.task.Data {
+		var e cache.Entry
+		var err error
+		if api.IsDigest(r.Ref) {
+			e, err = d.cache.Get(r.Ref, j.acct.Name)
+		} else {
+			e, err = d.stager.stage(ctx, j.acct, d.cacheQuota(j.acct.Name), r.Ref, "")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("data[%d] %s: %w", i, r.Ref, err)
+		}
+		data = append(data, api.NodeData{Digest: e.Digest, Size: e.Size, Name: r.Path})
+	}
+	j.data = data
+	return data, nil
+}
+
+// taskData pins the entries j reads for a run on the daemon's node;
+// release unpins them.
 func (d *Daemon) taskData(ctx context.Context, j *job) (files []runtimes.DataFile, release func(), err error) {
+	data, err := d.resolveData(ctx, j)
+	if err != nil {
+		return nil, nil, err
+	}
 	var pins []func()
 	release = func() {
 		for _, p := range pins {
 			p()
 		}
 	}
-	for i, r := range j.task.Data {
-		digest := r.Ref
-		if !api.IsDigest(digest) {
-			e, err := d.stager.stage(ctx, j.acct, d.cacheQuota(j.acct.Name), r.Ref, "")
-			if err != nil {
-				release()
-				return nil, nil, fmt.Errorf("data[%d]: %w", i, err)
-			}
-			digest = e.Digest
-		}
-		path, unpin, err := d.cache.Pin(digest, j.acct.Name)
+	for i, e := range data {
+		path, unpin, err := d.cache.Pin(e.Digest, j.acct.Name)
 		if err != nil {
 			release()
-			return nil, nil, fmt.Errorf("data[%d] %s: %w; stage it again (fx data put, fx data stage)", i, r.Ref, err)
+			return nil, nil, fmt.Errorf("data[%d] %s: %w; stage it again (fx data put, fx data stage)", i, e.Digest, err)
 		}
 		pins = append(pins, unpin)
-		files = append(files, runtimes.DataFile{Source: path, Name: r.Path})
+		files = append(files, runtimes.DataFile{Source: path, Name: e.Name})
 	}
 	return files, release, nil
 }

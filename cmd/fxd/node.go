@@ -84,6 +84,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	return agent.Run(ctx, agent.Config{
 		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Images: n.Images, ImageLimits: n.ImageLimits,
+		Cache: n.Cache, MaxEntry: int64(cfg.Cache.MaxEntrySize),
 		Lookup: agent.Lookup(cfg.Auth.MinUID),
 		Hello: api.NodeHello{Node: *name, Block: *block, CPUs: runtime.NumCPU(), Memory: agent.Memory(), Slots: *slots, Queue: *queue, Runtimes: n.Runtimes(),
 			Arch: runtime.GOARCH, Version: fxdVersion()},

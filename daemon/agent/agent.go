@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/runtimes"
 	"fxd.dev/fxd/runtimes/images"
@@ -45,6 +46,10 @@ type Config struct {
 	Images *images.Store
 	// ImageLimits bounds what an image fetched from the daemon may take.
 	ImageLimits images.Limits
+	// Cache keeps the data entries tasks read, fetched from the daemon as
+	// they need them; MaxEntry bounds one.
+	Cache    *cache.Store
+	MaxEntry int64
 	// Lookup resolves an account by name on this node.
 	Lookup func(name string) (isolation.Account, error)
 }
@@ -204,6 +209,7 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 	hello := a.c.Hello
 	running := a.runningIDs()
 	a.mu.Unlock()
+	hello.Data = a.cached()
 	if err := api.WriteFrame(w, &api.LinkFrame{Hello: &hello, Running: running}); err != nil {
 		return err
 	}

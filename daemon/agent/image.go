@@ -40,25 +40,36 @@ func (a *agent) image(ctx context.Context, img *api.NodeImage) error {
 // fetch receives img from the daemon into the node's image store, which
 // checks that its bytes hash to its digest.
 func (a *agent) fetch(ctx context.Context, img *api.NodeImage) error {
-	url := strings.TrimSuffix(a.c.Daemon, "/") + api.NodeImagePath + img.Digest
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("fetch image %s: %w", img.Digest, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.c.Token)
 	start := time.Now()
-	resp, err := a.client.Do(req)
+	body, err := a.download(ctx, api.NodeImagePath, img.Digest)
 	if err != nil {
 		return fmt.Errorf("fetch image %s: %w", img.Digest, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("fetch image %s from %s: %s: %s", img.Digest, a.c.Daemon, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if _, err := a.c.Images.AddDigest(ctx, img.Digest, resp.Body, img.Size, a.c.Daemon, a.c.ImageLimits); err != nil {
+	defer body.Close()
+	if _, err := a.c.Images.AddDigest(ctx, img.Digest, body, img.Size, a.c.Daemon, a.c.ImageLimits); err != nil {
 		return err
 	}
 	a.log.Info().Str("runtime", img.Digest).Int64("size", img.Size).Dur("dur", time.Since(start)).Msg("image fetched from the daemon")
 	return nil
+}
+
+// download asks the daemon for path + digest with the node's credential
+// and returns the body of a 200 answer; the caller closes it.
+func (a *agent) download(ctx context.Context, path, digest string) (io.ReadCloser, error) {
+	url := strings.TrimSuffix(a.c.Daemon, "/") + path + digest
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.c.Token)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s answered %s: %s", a.c.Daemon, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return resp.Body, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/isolation/cgroup"
@@ -30,7 +31,9 @@ type Node struct {
 	// ImageLimits bounds each fetched image (containers.max_image_size,
 	// min_free_space).
 	ImageLimits images.Limits
-	parent      *os.File
+	// Cache holds the data entries fetched from the daemon for tasks.
+	Cache  *cache.Store
+	parent *os.File
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -76,6 +79,14 @@ func Open(cfg *conf.Config, name string, log zerolog.Logger) (*Node, error) {
 	if ctr != nil {
 		n.Images = ctr.Images
 	}
+	// Beside the task-data directory (<state_dir>/task-data/nodes/<name>),
+	// on one file system: workers show entries through hard links.
+	n.Cache, err = cache.Open(cache.Config{Dir: filepath.Join(cfg.Site.StateDir, "nodes", name, "cache"),
+		MaxBytes: int64(cfg.Cache.MaxSize), MinFree: int64(cfg.Cache.MinFreeSpace)}, log)
+	if err != nil {
+		n.close()
+		return nil, err
+	}
 	if n.Pools, err = runtimes.New(cfg.Workers, shim, exec, ctr, filepath.Join(cfg.Site.StateDir, "task-data", "nodes", name), log); err != nil {
 		n.close()
 		return nil, err
@@ -108,10 +119,13 @@ func (n *Node) Close() error {
 
 // close releases what Open took besides the pools.
 func (n *Node) close() error {
-	var err error
+	var errs []error
 	if n.Images != nil {
-		err = n.Images.Close()
+		errs = append(errs, n.Images.Close())
+	}
+	if n.Cache != nil {
+		errs = append(errs, n.Cache.Close())
 	}
 	n.parent.Close()
-	return err
+	return errors.Join(errs...)
 }

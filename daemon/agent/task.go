@@ -43,6 +43,14 @@ func (a *agent) run(ctx context.Context, t api.NodeTask) api.NodeResult {
 	if err == nil && t.Image != nil {
 		err, digest = a.image(ctx, t.Image), t.Image.Digest
 	}
+	var files []runtimes.DataFile
+	if err == nil && len(t.Data) > 0 {
+		var release func()
+		files, release, err = a.data(ctx, t)
+		if err == nil {
+			defer release()
+		}
+	}
 	if err != nil {
 		state := api.StateFailed
 		if ctx.Err() != nil {
@@ -51,7 +59,7 @@ func (a *agent) run(ctx context.Context, t api.NodeTask) api.NodeResult {
 		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: state, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error()}
 	}
 	r := a.c.Pools.Run(ctx, runtimes.Job{TaskID: t.ID, Attempt: t.Attempt, Function: t.Function, Image: digest, Account: acct,
-		Limits: t.Limits, Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
+		Data: files, Limits: t.Limits, Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
 	return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: r.State, ExitCode: r.ExitCode, Output: r.Output, Stderr: r.Stderr,
 		Error: r.Error, Cold: r.Cold, Worker: r.Worker, StartedAt: r.StartedAt}
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fxd.dev/fxd/api"
+)
+
+// metric returns the value of the sample named name (with its labels, as
+// /metrics writes them), or -1 when there is none.
+func (s *site) metric(name string) float64 {
+	s.t.Helper()
+	resp, err := s.rawHTTP().Get("http://fxd/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				s.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// With two nodes and tasks kept off the daemon's node, 100 tasks over one
+// dataset run where it is cached: the dataset goes to one node, once, and
+// every later task finds it there (the hit rate in the metrics).
+func TestDataGoesWhereCached(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := startLinkedSiteWith(t, rules+"\n[cache]\nurls = false\n", "daemon_node_tasks = false\nlocality_wait = \"10s\"\n")
+	alice := s.client(tenants[0].id)
+	for _, name := range []string{"n1", "n2"} {
+		block := "blk-" + name
+		a := s.startAgent(name, block, s.credential(block))
+		s.waitLinked(name, a)
+	}
+	data := bytes.Repeat([]byte("frame "), 50000) // 300 kB
+	e, err := alice.PutData(ctxT(t, 30*time.Second), bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, alice, api.FunctionSpec{Name: "size", Command: []string{"/bin/sh", "-c", `wc -c < "$FXD_DATA/frames"; grep -o -- "-node-n[12]" /proc/self/cgroup | head -1`}})
+	const n = 100
+	specs := make([]api.TaskSpec, n)
+	for i := range specs {
+		specs[i] = api.TaskSpec{Function: "size", Data: []api.DataRef{{Ref: e.Digest, Path: "frames"}}}
+	}
+	ids, err := alice.Submit(ctxT(t, 30*time.Second), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]int{}
+	for _, id := range ids {
+		task, err := alice.Task(ctxT(t, 90*time.Second), id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Fields(string(task.Output))
+		if task.State != api.StateSucceeded || len(lines) != 2 || lines[0] != strconv.Itoa(len(data)) {
+			t.Fatalf("task %s: %s %q (error %q), want the dataset's size and its node", id, task.State, task.Output, task.Error)
+		}
+		nodes[lines[1]]++
+	}
+	if len(nodes) != 1 {
+		t.Errorf("tasks ran on %v; want every one on the node that cached the dataset", nodes)
+	}
+	fetches, hits, misses := s.metric("fxd_data_node_fetches_total"), s.metric(`fxd_data_placements_total{locality="hit"}`), s.metric(`fxd_data_placements_total{locality="miss"}`)
+	t.Logf("placements: %v hits, %v misses; the dataset sent to nodes %v times", hits, misses, fetches)
+	if fetches != 1 || hits != n-1 || misses != 1 {
+		t.Errorf("dataset fetched %v times, %v hits, %v misses; want 1 fetch, %d hits, 1 miss\n%s", fetches, hits, misses, n-1, s.logs())
+	}
+	if b := s.metric("fxd_data_node_fetch_bytes_total"); b != float64(len(data)) {
+		t.Errorf("bytes sent to nodes = %v, want %d", b, len(data))
+	}
+}

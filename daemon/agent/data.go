@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
+	"fxd.dev/fxd/runtimes"
+)
+
+// data makes sure this node's cache holds the entries t reads, fetching
+// those it lacks from the daemon, lets t's account read them (the daemon
+// checked it may), and pins them for the run; release unpins them.
+func (a *agent) data(ctx context.Context, t api.NodeTask) (files []runtimes.DataFile, release func(), err error) {
+	var pins []func()
+	release = func() {
+		for _, p := range pins {
+			p()
+		}
+	}
+	for _, d := range t.Data {
+		if err := a.entry(ctx, d, t.Account); err != nil {
+			release()
+			return nil, nil, err
+		}
+		path, unpin, err := a.c.Cache.Pin(d.Digest, t.Account)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("data %s: %w", d.Name, err)
+		}
+		pins = append(pins, unpin)
+		files = append(files, runtimes.DataFile{Source: path, Name: d.Name})
+	}
+	return files, release, nil
+}
+
+// entry makes d readable by account in the node's cache. Tasks that need
+// the same entry at once share one fetch, which goes on when one of them
+// is cancelled.
+func (a *agent) entry(ctx context.Context, d api.NodeData, account string) error {
+	opts := cache.PutOptions{Want: d.Digest, Source: a.c.Daemon, MaxSize: a.c.MaxEntry}
+	if _, err := a.c.Cache.Get(d.Digest, account); err == nil {
+		return nil
+	}
+	if _, err := a.c.Cache.Grant(d.Digest, account, opts); err == nil {
+		return nil
+	}
+	ch := a.fetches.DoChan("data "+d.Digest, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		return nil, a.fetchData(fctx, d, account, opts)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return r.Err
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err := a.c.Cache.Grant(d.Digest, account, opts) // when another account's fetch brought it
+	return err
+}
+
+// fetchData receives d from the daemon into the node's cache, for
+// account; the cache checks that its bytes hash to its digest.
+func (a *agent) fetchData(ctx context.Context, d api.NodeData, account string, opts cache.PutOptions) error {
+	start := time.Now()
+	body, err := a.download(ctx, api.NodeDataPath, d.Digest)
+	if err != nil {
+		return fmt.Errorf("fetch data %s: %w", d.Digest, err)
+	}
+	defer body.Close()
+	if _, err := a.c.Cache.Put(ctx, account, body, opts); err != nil {
+		return fmt.Errorf("fetch data %s: %w", d.Digest, err)
+	}
+	a.log.Info().Str("digest", d.Digest).Int64("size", d.Size).Dur("dur", time.Since(start)).Msg("data fetched from the daemon")
+	return nil
+}
+
+// cached lists the digests of the entries the node's cache holds, for
+// its hello: tasks that read them come here.
+func (a *agent) cached() []string {
+	if a.c.Cache == nil {
+		return nil
+	}
+	entries, err := a.c.Cache.List("")
+	if err != nil {
+		a.log.Warn().Err(err).Msg("list the node's cache for the daemon")
+		return nil
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Digest
+	}
+	return out
+}
