@@ -158,19 +158,25 @@ type TasksResponse struct {
 
 // Task is the status and result of one invocation.
 type Task struct {
-	ID              string   `json:"id"`
-	Function        string   `json:"function"` // "owner/name"
-	FunctionVersion int      `json:"function_version"`
-	Owner           string   `json:"owner"` // account the task runs as
-	State           State    `json:"state"`
-	Attempts        int      `json:"attempts"` // runs started; >1 after a restart (at-least-once)
-	ExitCode        int      `json:"exit_code"`
-	Output          []byte   `json:"output,omitempty"` // base64 in JSON
-	Error           string   `json:"error,omitempty"`  // why it did not succeed
-	Stderr          string   `json:"stderr,omitempty"` // last bytes of stderr
-	Cold            bool     `json:"cold,omitempty"`   // its worker was started for it
-	Worker          string   `json:"worker,omitempty"` // worker that ran it
-	Timeout         Duration `json:"timeout,omitempty"`
+	ID              string `json:"id"`
+	Function        string `json:"function"` // "owner/name"
+	FunctionVersion int    `json:"function_version"`
+	Owner           string `json:"owner"` // account the task runs as
+	State           State  `json:"state"`
+	Attempts        int    `json:"attempts"` // runs started; >1 after a restart (at-least-once)
+	ExitCode        int    `json:"exit_code"`
+	Output          []byte `json:"output,omitempty"` // base64 in JSON
+	// OutputRef is the cache entry that holds an output larger than the
+	// site's limits.max_result_bytes (Output is then empty), OutputSize
+	// its bytes: GET /v1/tasks/{id}/output, fx result and fx data get
+	// read it.
+	OutputRef  string   `json:"output_ref,omitempty"`
+	OutputSize int64    `json:"output_size,omitempty"`
+	Error      string   `json:"error,omitempty"`  // why it did not succeed
+	Stderr     string   `json:"stderr,omitempty"` // last bytes of stderr
+	Cold       bool     `json:"cold,omitempty"`   // its worker was started for it
+	Worker     string   `json:"worker,omitempty"` // worker that ran it
+	Timeout    Duration `json:"timeout,omitempty"`
 	// Data are the data files the task reads (TaskSpec.Data).
 	Data []DataRef `json:"data,omitempty"`
 

@@ -68,14 +68,18 @@ type MapRule struct {
 
 // Limits bound requests and results.
 type Limits struct {
-	MaxInputBytes   Size     `toml:"max_input_bytes"`
-	MaxResultBytes  Size     `toml:"max_result_bytes"`
-	MaxRequestBytes Size     `toml:"max_request_bytes"` // whole HTTP body, batch included
-	MaxBatch        int      `toml:"max_batch"`         // tasks in one submit
-	ResultRetention Duration `toml:"result_retention"`  // finished tasks are deleted after this
-	DefaultTimeout  Duration `toml:"default_timeout"`   // per task, when the function sets none
-	MaxTimeout      Duration `toml:"max_timeout"`
-	MaxWait         Duration `toml:"max_wait"` // longest long-poll
+	MaxInputBytes  Size `toml:"max_input_bytes"`
+	MaxResultBytes Size `toml:"max_result_bytes"`
+	// MaxCachedResultBytes bounds an output larger than MaxResultBytes,
+	// which is kept in the data cache and returned as a ref; one not
+	// above MaxResultBytes keeps no such output (the task fails).
+	MaxCachedResultBytes Size     `toml:"max_cached_result_bytes"`
+	MaxRequestBytes      Size     `toml:"max_request_bytes"` // whole HTTP body, batch included
+	MaxBatch             int      `toml:"max_batch"`         // tasks in one submit
+	ResultRetention      Duration `toml:"result_retention"`  // finished tasks are deleted after this
+	DefaultTimeout       Duration `toml:"default_timeout"`   // per task, when the function sets none
+	MaxTimeout           Duration `toml:"max_timeout"`
+	MaxWait              Duration `toml:"max_wait"` // longest long-poll
 }
 
 // Tenants holds the default quota and per-account overrides.

@@ -293,6 +293,9 @@ func (c *Config) validateLimits(ps *problems) {
 	if l.MaxInputBytes > l.MaxRequestBytes && l.MaxRequestBytes > 0 {
 		ps.add("limits.max_input_bytes", "%s is more than limits.max_request_bytes (%s), so such an input could never arrive; raise max_request_bytes or lower max_input_bytes", sizeText(l.MaxInputBytes), sizeText(l.MaxRequestBytes))
 	}
+	if l.MaxCachedResultBytes < 0 {
+		ps.add("limits.max_cached_result_bytes", "must be 0 (keep no larger output) or more; give a size like \"256MiB\"")
+	}
 	if l.MaxBatch < 1 || l.MaxBatch > maxBatchLimit {
 		ps.add("limits.max_batch", "%d is out of range; give 1 to %d", l.MaxBatch, maxBatchLimit)
 	}

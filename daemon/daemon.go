@@ -123,7 +123,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, resolveData: d.resolveData, taskData: d.taskData,
+		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, resolveData: d.resolveData, taskData: d.taskData, keepOutput: d.keepOutput,
 		localityWait: cfg.Batch.LocalityWait.D(), metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,

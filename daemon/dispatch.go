@@ -44,11 +44,15 @@ type job struct {
 	image *api.NodeImage
 	// data are the entries the task reads, resolved (sources staged) in
 	// the daemon's cache when it is first placed; nil until then.
-	data    []api.NodeData
-	sync    bool // synchronous run: not in the store until it ends
-	placing bool // queued, but its run waits for a node; guarded by dispatcher.mu
-	cancel  context.CancelCauseFunc
-	done    chan struct{} // closed when task is final (and, unless sync, stored)
+	data []api.NodeData
+	// outputRef and outputSize are the cache entry that keeps an output
+	// too large for the task's record; set by its run goroutine.
+	outputRef  string
+	outputSize int64
+	sync       bool // synchronous run: not in the store until it ends
+	placing    bool // queued, but its run waits for a node; guarded by dispatcher.mu
+	cancel     context.CancelCauseFunc
+	done       chan struct{} // closed when task is final (and, unless sync, stored)
 }
 
 // tenant is one account's queue and running count.
@@ -60,6 +64,9 @@ type tenant struct {
 // dispatcher queues tasks per tenant and runs them on the warm pools,
 // at most quota.max_running at once per tenant.
 type dispatcher struct {
+	// keepOutput puts an output larger than limits.max_result_bytes in the
+	// data cache for account and returns its digest.
+	keepOutput func(account, taskID string, output []byte) (string, error)
 	// resolveData stages the sources a task names in the daemon's cache,
 	// as its account, and returns every entry it reads; taskData pins
 	// them for a run on the daemon's node.
@@ -233,6 +240,7 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 		d.requeue(j, record, true)
 		return
 	}
+	res = d.keepLargeOutput(j, res)
 	// Stopped by the drain, not ended on its own just before it.
 	if res.State == api.StateCancelled && errors.Is(context.Cause(ctx), errDraining) {
 		if !j.sync {
@@ -323,7 +331,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 		Input:     input,
 		Data:      data,
 		Timeout:   j.timeout,
-		MaxOutput: int64(d.limits.MaxResultBytes),
+		MaxOutput: d.maxOutput(),
 	}, quota.MaxWorkers), false
 }
 
@@ -335,6 +343,7 @@ func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord)
 	prev := j.task.State
 	t := &j.task
 	t.State, t.ExitCode, t.Output, t.Stderr, t.Error = res.State, res.ExitCode, res.Output, res.Stderr, res.Error
+	t.OutputRef, t.OutputSize = j.outputRef, j.outputSize
 	t.Cold, t.Worker = res.Cold, res.Worker
 	t.StartedAt = res.StartedAt // zero if it ended before it began
 	t.FinishedAt = now

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"fxd.dev/fxd/api"
 )
@@ -118,8 +120,22 @@ func (d *Daemon) handleOutput(w http.ResponseWriter, r *http.Request, c caller) 
 		return fmt.Errorf("task %s is %s; wait for it to end (fx result --wait): %w", t.ID, t.State, api.ErrConflict)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	_, err = w.Write(t.Output)
-	return err
+	if t.OutputRef == "" {
+		_, err = w.Write(t.Output)
+		return err
+	}
+	path, release, err := d.cache.Pin(t.OutputRef, c.acct.Name)
+	if err != nil {
+		return fmt.Errorf("output of task %s, kept in the data cache: %w (removed with fx data rm?)", t.ID, err)
+	}
+	defer release()
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read the output of task %s: %w", t.ID, err)
+	}
+	defer f.Close()
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
 }
 
 func (d *Daemon) handleCancel(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -20,7 +20,7 @@ const cancelWait = 10 * time.Second
 func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byte, quota conf.Quota) (runtimes.Result, bool) {
 	r := d.nodes.send(n, api.NodeTask{
 		ID: j.task.ID, Attempt: j.task.Attempts, Function: j.fn, Account: j.acct.Name, UID: j.acct.UID,
-		Limits: limitsFor(j.fn.Limits, quota), Input: input, Timeout: j.timeout, MaxOutput: int64(d.limits.MaxResultBytes),
+		Limits: limitsFor(j.fn.Limits, quota), Input: input, Timeout: j.timeout, MaxOutput: d.maxOutput(),
 		Image: j.image, Data: j.data,
 	})
 	select {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -89,4 +90,36 @@ func (d *Daemon) taskData(ctx context.Context, j *job) (files []runtimes.DataFil
 		files = append(files, runtimes.DataFile{Source: path, Name: e.Name})
 	}
 	return files, release, nil
+}
+
+// maxOutput is the largest output a task may return: the result limit,
+// or the larger limit of outputs kept in the data cache.
+func (d *dispatcher) maxOutput() int64 {
+	return max(int64(d.limits.MaxResultBytes), int64(d.limits.MaxCachedResultBytes))
+}
+
+// keepLargeOutput moves an output past limits.max_result_bytes into the
+// data cache, where the task's account reads it by the ref the task
+// records; a task whose output cannot be kept there fails, saying why.
+func (d *dispatcher) keepLargeOutput(j *job, res runtimes.Result) runtimes.Result {
+	if int64(len(res.Output)) <= int64(d.limits.MaxResultBytes) || d.keepOutput == nil {
+		return res
+	}
+	ref, err := d.keepOutput(j.acct.Name, j.task.ID, res.Output)
+	if err != nil {
+		res.State, res.ExitCode = api.StateFailed, -1
+		res.Error = fmt.Sprintf("output of %d bytes is more than limits.max_result_bytes, and keeping it in the data cache failed: %v", len(res.Output), err)
+	} else {
+		j.outputRef, j.outputSize = ref, int64(len(res.Output))
+	}
+	res.Output = nil
+	return res
+}
+
+// keepOutput puts output, task id's, in the cache for account.
+func (d *Daemon) keepOutput(account, id string, output []byte) (string, error) {
+	e, err := d.cache.Put(context.Background(), account, bytes.NewReader(output), cache.PutOptions{
+		Source: "output of task " + id, MaxSize: int64(len(output)), Quota: d.cacheQuota(account),
+	})
+	return e.Digest, err
 }

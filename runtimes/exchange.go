@@ -86,5 +86,5 @@ func exitText(code int, signal string) string {
 
 // tooLarge explains an output over the limit.
 func tooLarge(size, max int64) string {
-	return fmt.Sprintf("output of %s exceeds limits.max_result_bytes (%s); write large results to shared storage and return their path", units.Bytes(size), units.Bytes(max))
+	return fmt.Sprintf("output of %s exceeds the site's result limit (%s: limits.max_result_bytes, or max_cached_result_bytes for outputs kept in the data cache); write large results to shared storage and return their path", units.Bytes(size), units.Bytes(max))
 }

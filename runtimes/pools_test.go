@@ -36,7 +36,7 @@ func TestCommand(t *testing.T) {
 			"", api.StateSucceeded, "task1/1 task1 1 " + f.acct.Name + "/f hi " + f.acct.Home + "\n", 0, "", ""},
 		{"no such file", []string{"nosuchcommand"}, "", api.StateFailed, "", -1, "", `start the command: command "nosuchcommand": no such file`},
 		{"signal", []string{"sh", "-c", "kill -TERM $$"}, "", api.StateFailed, "", -1, "", "killed by signal terminated"},
-		{"output too large", []string{"head", "-c", "3000000", "/dev/zero"}, "", api.StateFailed, "", 0, "", "output of 2.9 MiB exceeds limits.max_result_bytes (1 MiB)"},
+		{"output too large", []string{"head", "-c", "3000000", "/dev/zero"}, "", api.StateFailed, "", 0, "", "output of 2.9 MiB exceeds the site's result limit (1 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +285,7 @@ func TestServableAnswers(t *testing.T) {
 	}{
 		{"ping", "ping", api.StateSucceeded, ""},
 		{"error", "", api.StateFailed, "servable error: bad input"},
-		{"big", "", api.StateFailed, "output of 4.9 KiB exceeds limits.max_result_bytes (1000 B)"},
+		{"big", "", api.StateFailed, "output of 4.9 KiB exceeds the site's result limit (1000 B"},
 		{"env", f.acct.Name + "/f hi", api.StateSucceeded, ""},
 	}
 	var worker string

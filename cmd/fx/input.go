@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -70,14 +71,28 @@ func (in *inputFlags) spec(c *cli, name string, timeout api.Duration) (spec api.
 
 // finish prints a task's output (raw, or the Task JSON with --json) and
 // returns the error that sets the exit code: 1 if it did not succeed, 4 if
-// it has not ended yet. On failure the stderr tail goes to stderr.
-func (c *cli) finish(g *globals, t api.Task) error {
-	if g.json {
+// it has not ended yet. On failure the stderr tail goes to stderr. An
+// output kept in the data cache (too large for the task's record) is
+// fetched from cl.
+func (c *cli) finish(ctx context.Context, g *globals, cl *api.Client, t api.Task) error {
+	switch {
+	case g.json:
 		if err := printJSON(c.stdout, t); err != nil {
 			return err
 		}
-	} else if _, err := c.stdout.Write(t.Output); err != nil {
-		return fmt.Errorf("write output: %w", err)
+	case t.OutputRef != "":
+		body, err := cl.DataContent(ctx, t.OutputRef)
+		if err != nil {
+			return fmt.Errorf("fetch the output of task %s (%s, kept in the data cache): %w", t.ID, t.OutputRef, err)
+		}
+		defer body.Close()
+		if _, err := io.Copy(c.stdout, body); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	default:
+		if _, err := c.stdout.Write(t.Output); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 	}
 	switch {
 	case t.State == api.StateSucceeded:

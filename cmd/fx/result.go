@@ -20,5 +20,5 @@ func cmdResult(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args [
 	if err != nil {
 		return err
 	}
-	return c.finish(g, t)
+	return c.finish(ctx, g, cl, t)
 }

@@ -33,5 +33,5 @@ func cmdRun(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []st
 	if err != nil {
 		return err
 	}
-	return c.finish(g, t)
+	return c.finish(ctx, g, cl, t)
 }

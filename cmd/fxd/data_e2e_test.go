@@ -251,3 +251,33 @@ func TestDataInTasks(t *testing.T) {
 		t.Errorf("task with data in a container: %s %q (error %q)", task.State, task.Output, task.Error)
 	}
 }
+
+// An output past limits.max_result_bytes is kept in the data cache, as
+// the caller's entry, and read through the task's output and fx result;
+// one past max_cached_result_bytes fails the task.
+func TestLargeOutputCached(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := startSite(t, rules+"\n[limits]\nmax_result_bytes = \"1MiB\"\nmax_cached_result_bytes = \"8MiB\"\n")
+	alice := tenants[0]
+	c := s.client(alice.id)
+	register(t, c, api.FunctionSpec{Name: "emit", Command: []string{"/bin/sh", "-c", `head -c "$(cat)" /dev/zero`}})
+	task := run(t, c, "emit", "3000000")
+	if task.State != api.StateSucceeded || len(task.Output) != 0 || task.OutputSize != 3000000 || !api.IsDigest(task.OutputRef) {
+		t.Fatalf("3 MB output: %s, %d bytes inline, ref %q of %d (error %q); want a ref to the cache", task.State, len(task.Output), task.OutputRef, task.OutputSize, task.Error)
+	}
+	out, err := c.Output(ctxT(t, 30*time.Second), task.ID)
+	if err != nil || len(out) != 3000000 || !bytes.Equal(out[:10], make([]byte, 10)) {
+		t.Errorf("the task's output: %d bytes, %v; want 3000000", len(out), err)
+	}
+	if e, err := c.DataEntry(ctxT(t, 10*time.Second), task.OutputRef); err != nil || !strings.Contains(e.Source, task.ID) {
+		t.Errorf("the output's cache entry: %+v, %v; want one that names the task", e, err)
+	}
+	fx := exec.Command(bin(t, "fx"), "result", task.ID)
+	fx.Env = []string{"FX_ENDPOINT=unix://" + s.socket, "FX_TOKEN=" + s.token(alice.id)}
+	if got, err := fx.Output(); err != nil || len(got) != 3000000 {
+		t.Errorf("fx result: %d bytes, %v; want 3000000", len(got), err)
+	}
+	if big := run(t, c, "emit", "9000000"); big.State != api.StateFailed || !strings.Contains(big.Error, "result limit") {
+		t.Errorf("9 MB output past max_cached_result_bytes: %s (error %q), want failed naming the limit", big.State, big.Error)
+	}
+}
