@@ -276,6 +276,10 @@ func isDigits(s string) bool {
 
 func isAllZero(s string) bool { return s != "" && strings.Trim(s, "0") == "" }
 
+// maxLinkedResult bounds any output: a node returns it in one link frame
+// (256 MiB of JSON, base64 inside).
+const maxLinkedResult = Size(160 << 20)
+
 func (c *Config) validateLimits(ps *problems) {
 	l := c.Limits
 	for _, s := range []struct {
@@ -293,8 +297,12 @@ func (c *Config) validateLimits(ps *problems) {
 	if l.MaxInputBytes > l.MaxRequestBytes && l.MaxRequestBytes > 0 {
 		ps.add("limits.max_input_bytes", "%s is more than limits.max_request_bytes (%s), so such an input could never arrive; raise max_request_bytes or lower max_input_bytes", sizeText(l.MaxInputBytes), sizeText(l.MaxRequestBytes))
 	}
-	if l.MaxCachedResultBytes < 0 {
-		ps.add("limits.max_cached_result_bytes", "must be 0 (keep no larger output) or more; give a size like \"256MiB\"")
+	switch {
+	case l.MaxCachedResultBytes < 0:
+		ps.add("limits.max_cached_result_bytes", "must be 0 (keep no larger output) or more; give a size like \"64MiB\"")
+	case l.MaxCachedResultBytes > maxLinkedResult:
+		ps.add("limits.max_cached_result_bytes", "%s is more than a node's link carries in one result (%s); give at most that, and have larger results written to shared storage",
+			sizeText(l.MaxCachedResultBytes), sizeText(maxLinkedResult))
 	}
 	if l.MaxBatch < 1 || l.MaxBatch > maxBatchLimit {
 		ps.add("limits.max_batch", "%d is out of range; give 1 to %d", l.MaxBatch, maxBatchLimit)

@@ -217,7 +217,7 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 	defer tick.Stop()
 	for {
 		a.mu.Lock()
-		f := &api.LinkFrame{Results: a.results}
+		f := &api.LinkFrame{Results: a.batchResults()}
 		a.mu.Unlock()
 		if len(f.Results) > 0 {
 			if err := api.WriteFrame(w, f); err != nil {
@@ -244,6 +244,30 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 			return nil
 		}
 	}
+}
+
+// frameBudget is the output bytes one frame of results carries, unless a
+// single result is larger; a result whose output could not fit any frame
+// (api.MaxLinkFrame, base64 in JSON) is sent as a failure instead.
+const (
+	frameBudget     = 32 << 20
+	maxResultOutput = api.MaxLinkFrame/4*3 - 1<<20
+)
+
+// batchResults returns the results to send next: the oldest, and those
+// after it while their outputs fit frameBudget. The caller holds a.mu.
+func (a *agent) batchResults() []api.NodeResult {
+	n, size := 0, 0
+	for n < len(a.results) && (n == 0 || size+len(a.results[n].Output) <= frameBudget) {
+		if r := &a.results[n]; len(r.Output) > maxResultOutput {
+			r.Error = fmt.Sprintf("on node %s: output of %d bytes is more than a node returns in one message (%d); write large results to shared storage",
+				a.c.Hello.Node, len(r.Output), maxResultOutput)
+			r.State, r.ExitCode, r.Output = api.StateFailed, -1, nil
+		}
+		size += len(a.results[n].Output)
+		n++
+	}
+	return a.results[:n:n]
 }
 
 // runningIDs lists the tasks under way. The caller holds a.mu.
