@@ -19,6 +19,8 @@ type DataEntry struct {
 	Source   string    `json:"source,omitempty"` // where it was staged from: a path, a URL, "upload"
 	Added    time.Time `json:"added"`
 	LastUsed time.Time `json:"last_used,omitzero"`
+	// StagedOn are the nodes a stage with Nodes asked to fetch it.
+	StagedOn []string `json:"staged_on,omitempty"`
 }
 
 // DataResponse answers GET /v1/data.
@@ -33,6 +35,10 @@ type DataResponse struct {
 type StageRequest struct {
 	Source string `json:"source"`
 	Digest string `json:"digest,omitempty"`
+	// Nodes, when given, are linked nodes to fetch the entry into their
+	// caches now, ahead of the tasks that will read it ("*": every
+	// linked node). Source may then be a digest the caller reads.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // DataUsage is one account's use of the cache, for admins.

@@ -38,6 +38,9 @@ type LinkFrame struct {
 	// Running (node → daemon, with heartbeats) are the tasks the node has
 	// under way, so that a link dialled again resumes them.
 	Running []string `json:"running,omitempty"`
+	// Stage (daemon → node) are cache entries to fetch ahead of the tasks
+	// that will read them.
+	Stage []NodeStage `json:"stage,omitempty"`
 	// Drain (daemon → node): take no more tasks, finish these, and leave.
 	Drain bool `json:"drain,omitempty"`
 	// Heartbeat is set on a frame sent only to say the sender is alive.
@@ -97,6 +100,14 @@ type NodeData struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 	Name   string `json:"name"`
+}
+
+// NodeStage asks a node to fetch a cache entry for account before any
+// task needs it.
+type NodeStage struct {
+	Digest  string `json:"digest"`
+	Size    int64  `json:"size"`
+	Account string `json:"account"`
 }
 
 // NodeDataPath is where a node agent fetches a cache entry: GET

@@ -56,11 +56,24 @@ func (d *Daemon) handleStageData(w http.ResponseWriter, r *http.Request, c calle
 	if err := d.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	e, err := d.stager.stage(r.Context(), c.acct, d.cacheQuota(c.acct.Name), req.Source, req.Digest)
+	var e cache.Entry
+	var err error
+	if api.IsDigest(req.Source) && len(req.Nodes) > 0 {
+		e, err = d.cache.Get(req.Source, c.acct.Name) // already here: to the nodes
+	} else {
+		e, err = d.stager.stage(r.Context(), c.acct, d.cacheQuota(c.acct.Name), req.Source, req.Digest)
+	}
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, dataEntry(e))
+	out := dataEntry(e)
+	if len(req.Nodes) > 0 {
+		if out.StagedOn, err = d.nodes.stage(req.Nodes, api.NodeStage{Digest: e.Digest, Size: e.Size, Account: c.acct.Name}); err != nil {
+			return err
+		}
+		d.log.Info().Str("account", c.acct.Name).Str("digest", e.Digest).Strs("nodes", out.StagedOn).Msg("data staged on nodes")
+	}
+	return writeJSON(w, http.StatusCreated, out)
 }
 
 func (d *Daemon) handleData(w http.ResponseWriter, r *http.Request, c caller) error {

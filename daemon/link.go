@@ -55,6 +55,7 @@ func (l *nodeLink) batch() *api.LinkFrame {
 	for _, o := range l.out {
 		f.Run = append(f.Run, o.Run...)
 		f.Cancel = append(f.Cancel, o.Cancel...)
+		f.Stage = append(f.Stage, o.Stage...)
 		f.Drain = f.Drain || o.Drain
 	}
 	l.out = nil
@@ -153,7 +154,7 @@ func writeLink(r *http.Request, w io.Writer, rc *http.ResponseController, l *nod
 		if f == nil {
 			continue
 		}
-		if len(f.Run) == 0 && len(f.Cancel) == 0 && !f.Drain {
+		if len(f.Run) == 0 && len(f.Cancel) == 0 && len(f.Stage) == 0 && !f.Drain {
 			f.Heartbeat = true
 		}
 		rc.SetWriteDeadline(time.Now().Add(linkTimeout))

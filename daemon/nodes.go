@@ -64,6 +64,7 @@ type node struct {
 	ends        time.Time             // its block's end; zero when none is known
 	draining    bool                  // takes no more tasks
 	data        map[string]bool       // digests of the cache entries it holds, or was sent
+	staging     map[string]bool       // digests it was asked to fetch ahead of tasks
 	idleSince   time.Time             // when busy last fell to 0
 	ran         int                   // tasks it has returned results for
 }
@@ -196,7 +197,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 	}
 	n.hello = *hello
 	n.hello.Data = nil // kept in n.data
-	n.data = make(map[string]bool, len(hello.Data))
+	n.data, n.staging = make(map[string]bool, len(hello.Data)), map[string]bool{}
 	for _, d := range hello.Data {
 		n.data[d] = true
 	}
@@ -362,13 +363,17 @@ func (s *nodeSet) held(nd need) bool {
 }
 
 // blockNeeds says whether a node of block has a task under way whose
-// image or data is digest: that node may fetch it.
+// image or data is digest, or was asked to stage it: that node may fetch
+// it.
 func (s *nodeSet) blockNeeds(block, digest string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.nodes {
 		if n.block != block {
 			continue
+		}
+		if n.staging[digest] {
+			return true
 		}
 		for _, r := range n.pending {
 			if r.task.Image != nil && r.task.Image.Digest == digest ||
@@ -378,6 +383,41 @@ func (s *nodeSet) blockNeeds(block, digest string) bool {
 		}
 	}
 	return false
+}
+
+// stage asks the linked nodes named (all of them for "*") to fetch st
+// ahead of the tasks that read it, and returns those asked. Unknown names
+// are refused before any node is asked.
+func (s *nodeSet) stage(names []string, st api.NodeStage) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var targets []*node
+	for _, name := range names {
+		if name == "*" {
+			for _, n := range s.nodes {
+				if n.link != nil {
+					targets = append(targets, n)
+				}
+			}
+			continue
+		}
+		n := s.nodes[name]
+		if n == nil || n.link == nil {
+			return nil, fmt.Errorf("node %q is not linked; fxd nodes lists the nodes (or give \"*\" for all): %w", name, api.ErrNotFound)
+		}
+		targets = append(targets, n)
+	}
+	var asked []string
+	for _, n := range targets {
+		if slices.Contains(asked, n.name) {
+			continue
+		}
+		n.staging[st.Digest], n.data[st.Digest] = true, true
+		n.link.queue(&api.LinkFrame{Stage: []api.NodeStage{st}})
+		asked = append(asked, n.name)
+	}
+	slices.Sort(asked)
+	return asked, nil
 }
 
 // freed returns a channel closed when a slot may have come free.

@@ -15,13 +15,14 @@ import (
 	"fxd.dev/fxd/internal/units"
 )
 
-const dataUsage = "put FILE | stage SOURCE [--digest D] | ls | get DIGEST [-o FILE] | rm DIGEST"
+const dataUsage = "put FILE | stage SOURCE [--digest D] [--nodes N,…] | ls | get DIGEST [-o FILE] | rm DIGEST"
 
 // cmdData moves data into and out of the site's data cache, where tasks
 // name it (fx submit FUNCTION --data NAME=DIGEST).
 func cmdData(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []string) error {
 	digest := fs.String("digest", "", "with put and stage: the sha256 the bytes must have (sha256:HEX)")
 	out := fs.String("o", "", "with get: write to this file instead of stdout")
+	nodes := fs.String("nodes", "", "with stage: also fetch it into these linked nodes' caches now, ahead of tasks (comma-separated names, or '*' for all); SOURCE may then be a digest")
 	pos, err := parseN(fs, args, 1, 2, dataUsage)
 	if err != nil {
 		return err
@@ -39,12 +40,16 @@ func cmdData(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []s
 		return dataPut(ctx, c, g, cl, pos[1], *digest)
 	case "stage":
 		source := pos[1]
-		if !filepath.IsAbs(source) && !isURL(source) {
+		if !filepath.IsAbs(source) && !isURL(source) && !api.IsDigest(source) {
 			if source, err = filepath.Abs(source); err != nil {
 				return usageError("source %q: %v", pos[1], err)
 			}
 		}
-		e, err := cl.StageData(ctx, api.StageRequest{Source: source, Digest: *digest})
+		req := api.StageRequest{Source: source, Digest: *digest}
+		if *nodes != "" {
+			req.Nodes = strings.Split(*nodes, ",")
+		}
+		e, err := cl.StageData(ctx, req)
 		return printEntry(c, g, e, err)
 	case "ls":
 		entries, err := cl.Data(ctx)
@@ -110,6 +115,9 @@ func printEntry(c *cli, g *globals, e api.DataEntry, err error) error {
 	}
 	fmt.Fprintln(c.stdout, e.Digest)
 	fmt.Fprintf(c.stderr, "%s staged (%s); name it in tasks: fx submit FUNCTION --data NAME=%s\n", e.Source, units.Bytes(e.Size), e.Digest)
+	if len(e.StagedOn) > 0 {
+		fmt.Fprintf(c.stderr, "nodes fetching it now: %s\n", strings.Join(e.StagedOn, ", "))
+	}
 	return nil
 }
 

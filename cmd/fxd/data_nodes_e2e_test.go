@@ -3,6 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,4 +87,67 @@ func TestDataGoesWhereCached(t *testing.T) {
 	if b := s.metric("fxd_data_node_fetch_bytes_total"); b != float64(len(data)) {
 		t.Errorf("bytes sent to nodes = %v, want %d", b, len(data))
 	}
+}
+
+// A user stages an entry on a chosen node ahead of the tasks (fx data
+// stage REF --nodes n2): the node fetches it at once, and the tasks that
+// read it then go there.
+func TestDataPrestagedOnNode(t *testing.T) {
+	tenants, rules := newTenants(t, 1)
+	s := startLinkedSiteWith(t, rules, "daemon_node_tasks = false\n")
+	alice := s.client(tenants[0].id)
+	agents := map[string]*nodeAgent{}
+	for _, name := range []string{"n1", "n2"} {
+		block := "blk-" + name
+		agents[name] = s.startAgent(name, block, s.credential(block))
+		s.waitLinked(name, agents[name])
+	}
+	data := []byte("calibration for the next run\n")
+	e, err := alice.PutData(ctxT(t, 30*time.Second), bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.StageData(ctxT(t, 30*time.Second), api.StageRequest{Source: e.Digest, Nodes: []string{"nosuch"}}); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("stage on a node that is not linked: %v, want not found", err)
+	}
+	fx := exec.Command(bin(t, "fx"), "data", "stage", e.Digest, "--nodes", "n2")
+	fx.Env = []string{"FX_ENDPOINT=unix://" + s.socket, "FX_TOKEN=" + s.token(tenants[0].id)}
+	if out, err := fx.CombinedOutput(); err != nil || !strings.Contains(string(out), "nodes fetching it now: n2") {
+		t.Fatalf("fx data stage --nodes n2: %v: %s", err, out)
+	}
+	blob := filepath.Join(s.state, "nodes", "n2", "cache", "blobs", "sha256", strings.TrimPrefix(e.Digest, "sha256:"))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(blob); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2 has not fetched the entry after 20 s:\n%s", agents["n2"].logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	register(t, alice, api.FunctionSpec{Name: "where", Command: []string{"/bin/sh", "-c", `cat "$FXD_DATA/cal"; grep -o -- "-node-n[12]" /proc/self/cgroup | head -1`}})
+	for range 5 {
+		task := submitWaitData(t, alice, "where", []api.DataRef{{Ref: e.Digest, Path: "cal"}})
+		if task.State != api.StateSucceeded || !strings.HasSuffix(strings.TrimSpace(string(task.Output)), "-node-n2") {
+			t.Fatalf("task over the prestaged entry: %s %q (error %q), want it on n2", task.State, task.Output, task.Error)
+		}
+	}
+	if fetches, misses := s.metric("fxd_data_node_fetches_total"), s.metric(`fxd_data_placements_total{locality="miss"}`); fetches != 1 || misses != 0 {
+		t.Errorf("%v fetches and %v misses, want the one prestage and none", fetches, misses)
+	}
+}
+
+// submitWaitData submits one task of fn reading data and waits for it.
+func submitWaitData(t *testing.T, c *api.Client, fn string, data []api.DataRef) api.Task {
+	t.Helper()
+	ids, err := c.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: fn, Data: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := c.Task(ctxT(t, 70*time.Second), ids[0], time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
 }

@@ -186,6 +186,9 @@ func (a *agent) read(ctx context.Context, body io.ReadCloser) error {
 		for _, t := range f.Run {
 			a.start(ctx, t)
 		}
+		for _, st := range f.Stage {
+			a.prestage(ctx, st)
+		}
 		a.mu.Lock()
 		for _, id := range f.Cancel {
 			if cancel := a.running[id]; cancel != nil {

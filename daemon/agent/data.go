@@ -80,6 +80,24 @@ func (a *agent) fetchData(ctx context.Context, d api.NodeData, account string, o
 	return nil
 }
 
+// prestage fetches st into the node's cache for its account, in the
+// background, ahead of the tasks that will read it.
+func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
+	if a.c.Cache == nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		d := api.NodeData{Digest: st.Digest, Size: st.Size}
+		if err := a.entry(context.WithoutCancel(ctx), d, st.Account); err != nil {
+			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("stage data the daemon asked for")
+			return
+		}
+		a.log.Info().Str("digest", st.Digest).Str("account", st.Account).Msg("data staged ahead of its tasks")
+	}()
+}
+
 // cached lists the digests of the entries the node's cache holds, for
 // its hello: tasks that read them come here.
 func (a *agent) cached() []string {
