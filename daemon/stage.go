@@ -32,6 +32,9 @@ type stager struct {
 	files map[fileID]string // a file staged before → its digest
 }
 
+// maxStagedFiles bounds the files a stager remembers having staged.
+const maxStagedFiles = 100000
+
 // fileID tells one version of a file from another: a file with the same
 // identity was staged with the same bytes.
 type fileID struct {
@@ -121,6 +124,9 @@ func (s *stager) stagePath(ctx context.Context, a isolation.Account, source stri
 		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
 	}
 	s.mu.Lock()
+	if len(s.files) >= maxStagedFiles { // forget all: later stages read their files again
+		clear(s.files)
+	}
 	s.files[id] = e.Digest
 	s.mu.Unlock()
 	return e, nil

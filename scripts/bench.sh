@@ -4,8 +4,10 @@
 # Python echo servable and a /bin/true command as that user, runs the load
 # shapes of the README's performance section, then stops fxd and removes the
 # user. Run as root after `make build`; ROUNDS=N repeats each shape;
-# SHAPES=echo,https,stream,true,sif,node runs only the shapes named (default:
-# all); node compares no-op tasks on the daemon's own node with the same
+# SHAPES=echo,https,stream,true,sif,data,node runs only the shapes named
+# (default: all); data times staging a 1 GiB file from a site path against
+# cp (+ fsync) of it, and compares warm servable tasks that read a cache
+# entry with the same tasks reading none; node compares no-op tasks on the daemon's own node with the same
 # tasks through a node agent (fxd node on this host, linked over HTTPS,
 # with daemon_node_tasks off), so it runs last and restarts fxd;
 # sif compares a static servable and /bin/true on the host and in a busybox
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SHAPES=${SHAPES:-echo,https,stream,true,sif,node}
+SHAPES=${SHAPES:-echo,https,stream,true,sif,data,node}
 want() { [[ ",$SHAPES," == *",$1,"* ]]; }
 bin=$PWD/bin
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
@@ -62,6 +64,8 @@ cgroup_parent = "fxd-bench-$$"
 # room during its 20 runs; every other shape runs with the default quota.
 [tenants.account.$cold]
 max_workers = 64
+[cache]
+paths = ["$state/datasets"]
 [log]
 level = "warn"
 [[auth.map]]
@@ -167,6 +171,33 @@ start = sorted((t(x["started_at"]) - t(x["dispatched_at"])).total_seconds() * 1e
 print("tasks %d, cold %d; received to finished: p50 %.1f ms, min %.1f, max %.1f" % (len(tasks), cold, statistics.median(total), total[0], total[-1]))
 if start: print("start phase (worker start): p50 %.1f ms, min %.1f, max %.1f" % (statistics.median(start), start[0], start[-1]))
 '
+fi
+if want data; then
+  ds=$state/datasets
+  mkdir -p "$ds" && chmod 755 "$ds"
+  head -c 1073741824 /dev/urandom >"$ds/big.bin"
+  chown "$user" "$ds/big.bin"
+  echo "== stage a 1 GiB file from a site path (read as the user, hashed, written, fsynced) vs cp + fsync of it, 3 rounds"
+  digest=
+  for _ in 1 2 3; do
+    [ -n "$digest" ] && as_user "$bin/fx" data rm "$digest"
+    touch "$ds/big.bin" # a new version of the file: staged again, not granted from the last stage
+    t0=$(date +%s.%N)
+    digest=$(as_user "$bin/fx" data stage "$ds/big.bin" 2>/dev/null)
+    t1=$(date +%s.%N)
+    cp "$ds/big.bin" "$state/copy.bin" && sync "$state/copy.bin"
+    t2=$(date +%s.%N)
+    rm -f "$state/copy.bin"
+    awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "fx data stage %.2f s (%.0f MiB/s)   cp + sync %.2f s (%.0f MiB/s)\n", b - a, 1024 / (b - a), c - b, 1024 / (c - b) }'
+  done
+  as_user "$bin/fx" data rm "$digest"
+  echo "== warm servable tasks reading a cache entry vs none, interleaved: fx bench echo --mode submit -c 4 -b 1000 -n 50000 [--data in=REF]"
+  printf 'calibration\n' >"$state/home/small.txt"
+  small=$(as_user "$bin/fx" data put "$state/home/small.txt" 2>/dev/null)
+  for _ in $(seq "$ROUNDS"); do
+    printf '%-10s ' none; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 </dev/null | grep -E 'tasks/s:'
+    printf '%-10s ' data; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 --data "in=$small" </dev/null | grep -E 'tasks/s:'
+  done
 fi
 if want node; then
   nodeshapes() {

@@ -20,6 +20,7 @@ type benchConfig struct {
 	function, mode    string
 	n, conc, batch    int
 	input             []byte
+	data              []api.DataRef // every task reads these
 	duration, pollFor time.Duration
 	execBaseline      bool
 }
@@ -72,6 +73,8 @@ func cmdBench(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []
 	fs.IntVar(&cfg.batch, "b", 1, "tasks per submit batch (mode submit)")
 	fs.StringVar(&cfg.mode, "mode", "run", "run (synchronous runs) or submit (batches, then batched waits)")
 	input := fs.String("input", "", "input `STRING` of every task")
+	var data dataFlag
+	fs.Var(&data, "data", "`NAME=REF`: every task reads cache entry REF at $FXD_DATA/NAME (as fx run --data); repeatable")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Minute, "stop after this long even if -n tasks have not run")
 	fs.BoolVar(&cfg.execBaseline, "exec-baseline", false, "also fork/exec /bin/true here -n times with -c callers and report the rate of fxd's tasks as a share of it")
 	pos, err := parseN(fs, args, 1, 1, "the function NAME (or owner/name)")
@@ -86,7 +89,7 @@ func cmdBench(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []
 	case cfg.duration <= 0:
 		return usageError("--duration must be above 0")
 	}
-	cfg.function, cfg.input = pos[0], []byte(*input)
+	cfg.function, cfg.input, cfg.data = pos[0], []byte(*input), data
 	cl, err := c.client(g)
 	if err != nil {
 		return err
@@ -166,7 +169,13 @@ func (st *benchState) claim(k int) int {
 func (st *benchState) runLoop(ctx context.Context, cl *api.Client) {
 	for ctx.Err() == nil && st.claim(1) == 1 {
 		t0 := time.Now()
-		t, err := cl.RunRaw(ctx, st.cfg.function, st.cfg.input, 0)
+		var t api.Task
+		var err error
+		if len(st.cfg.data) > 0 {
+			t, err = cl.Run(ctx, st.cfg.function, api.TaskSpec{InputBase64: st.cfg.input, Data: st.cfg.data})
+		} else {
+			t, err = cl.RunRaw(ctx, st.cfg.function, st.cfg.input, 0)
+		}
 		if err != nil {
 			st.fail(ctx, err, 1)
 			continue
@@ -178,7 +187,7 @@ func (st *benchState) runLoop(ctx context.Context, cl *api.Client) {
 // submitLoop submits batches and waits for each with batched long polls;
 // a task's latency runs from its submit to the poll that saw it end.
 func (st *benchState) submitLoop(ctx context.Context, cl *api.Client) {
-	spec := api.TaskSpec{Function: st.cfg.function, InputBase64: st.cfg.input}
+	spec := api.TaskSpec{Function: st.cfg.function, InputBase64: st.cfg.input, Data: st.cfg.data}
 	for ctx.Err() == nil {
 		k := st.claim(st.cfg.batch)
 		if k == 0 {
