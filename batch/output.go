@@ -1,6 +1,9 @@
 package batch
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // Clip is s for a message: at most n bytes and "…", as valid UTF-8.
 // Scheduler output quoted in errors goes through it, so that a wrapper
@@ -27,4 +30,29 @@ func LastLine(out []byte) string {
 		s = strings.TrimSpace(s[i+1:])
 	}
 	return s
+}
+
+// CompareJobIDs orders job ids by the number they start with, oldest
+// first, then as strings: "999.pbs01" before "1000.pbs01", which string
+// order reverses. Schedulers number their jobs in the order they took
+// them, so a Finder sorted so returns the first-submitted job first.
+func CompareJobIDs(a, b JobID) int {
+	x, y := leadingNumber(string(a)), leadingNumber(string(b))
+	if c := cmp.Compare(len(x), len(y)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(x, y); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a), string(b))
+}
+
+// leadingNumber is the decimal number s starts with, without leading
+// zeros: of any length, as ids come.
+func leadingNumber(s string) string {
+	end := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(s)
+	}
+	return strings.TrimLeft(s[:end], "0")
 }

@@ -116,6 +116,11 @@ type Scaler struct {
 	saved   []byte        // the state last written to c.StateFile
 	coming  atomic.Int64  // Coming's answer, set by each step
 	now     func() time.Time
+
+	// settleAt and settleBackoff are retryAt and backoff for settling
+	// blocks without a job id: a Finder that fails holds off only that.
+	settleAt      time.Time
+	settleBackoff time.Duration
 }
 
 // NewScaler returns the strategy for c.Pool's blocks from prov, with the
@@ -174,9 +179,10 @@ func (s *Scaler) Run(ctx context.Context, wake func() <-chan struct{}) {
 }
 
 // Step is one look at the pool: blocks recorded without a job id (their
-// submit cut short) are settled first (resolve); with poll, the scheduler
-// is asked how its blocks are. Then blocks are drained, cancelled and
-// submitted as the demand and the pool's bounds say.
+// submit cut short) are settled first (resolve), those the scheduler
+// cannot be asked about skipped; with poll, the scheduler is asked how
+// its blocks are. Then blocks are drained, cancelled and submitted as the
+// demand and the pool's bounds say.
 func (s *Scaler) Step(ctx context.Context, poll bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,10 +191,7 @@ func (s *Scaler) Step(ctx context.Context, poll bool) {
 	if now.Before(s.retryAt) {
 		return
 	}
-	if !s.resolve(ctx, now) {
-		s.save()
-		return
-	}
+	s.resolve(ctx, now)
 	if poll && !s.poll(ctx, now) {
 		return
 	}
@@ -388,7 +391,7 @@ func (s *Scaler) submit(ctx context.Context, now time.Time, want int) {
 	id, err := s.prov.Submit(ctx, b)
 	if err != nil {
 		s.failed(now, "submit block "+rec.Name, err)
-		s.afterFailedSubmit(ctx, rec)
+		s.afterFailedSubmit(ctx, now, rec)
 		s.save()
 		return
 	}
@@ -437,24 +440,29 @@ func (s *Scaler) windows(ctx context.Context) []Window {
 
 // afterFailedSubmit settles rec, whose submit failed: the scheduler may
 // have taken the job all the same (a command that timed out after the
-// controller accepted it), which a Finder tells. Without one, rec is
-// dropped; when the Finder fails too, rec stays for the next step.
-func (s *Scaler) afterFailedSubmit(ctx context.Context, rec *blockRecord) {
+// controller accepted it), which a Finder tells; then the scheduler works,
+// and the backoff is cleared. Without a Finder, rec is dropped; when the
+// Finder fails too, rec stays for a later step (resolve).
+func (s *Scaler) afterFailedSubmit(ctx context.Context, now time.Time, rec *blockRecord) {
 	f, ok := s.prov.(Finder)
 	if !ok {
 		s.drop(rec)
 		return
 	}
-	if err := s.settle(ctx, f, rec); err != nil {
-		s.log.Warn().Err(err).Str("block", rec.Name).Msg("ask the scheduler whether it took the block after all; asking again at the next step")
+	if !s.trySettle(ctx, f, rec, now) {
+		s.holdSettling(now)
+	} else if rec.Job != "" {
+		s.succeeded()
 	}
 }
 
 // resolve settles the blocks recorded without a job id, whose submit was
-// cut short by a daemon that stopped or a Finder that failed; false when
-// the scheduler could not be asked.
-func (s *Scaler) resolve(ctx context.Context, now time.Time) bool {
+// cut short by a daemon that stopped or a Finder that failed. A block the
+// scheduler cannot be asked about is skipped, and asked about again after
+// a backoff, so that the rest of the pool is kept meanwhile.
+func (s *Scaler) resolve(ctx context.Context, now time.Time) {
 	f, finder := s.prov.(Finder)
+	held, tried, failed := now.Before(s.settleAt), false, false
 	for _, b := range s.state.live() {
 		switch {
 		case b.Job != "":
@@ -462,15 +470,65 @@ func (s *Scaler) resolve(ctx context.Context, now time.Time) bool {
 			s.log.Warn().Str("block", b.Name).Msg("block was being submitted when the daemon stopped, and this provider cannot find jobs by name: " +
 				"if the scheduler has a job of this name, cancel it by hand")
 			s.drop(b)
+		case held:
 		default:
-			if err := s.settle(ctx, f, b); err != nil {
-				s.failed(now, "settle block "+b.Name, err)
-				return false
+			tried = true
+			if !s.trySettle(ctx, f, b, now) {
+				failed = true
 			}
-			s.succeeded()
 		}
 	}
-	return true
+	switch {
+	case failed:
+		s.holdSettling(now)
+	case tried:
+		s.settleBackoff = 0
+	}
+}
+
+// trySettle settles b (settle); false when the scheduler could not be
+// asked and b is kept, for a later step. The failure is logged; a block
+// that could not be settled for linkTimeout is dropped instead, with a
+// warning naming the job that an operator should cancel by hand if the
+// scheduler has it.
+func (s *Scaler) trySettle(ctx context.Context, f Finder, b *blockRecord, now time.Time) bool {
+	err := s.settle(ctx, f, b)
+	if err == nil {
+		return true
+	}
+	if b.unsettled.IsZero() {
+		b.unsettled = now
+	}
+	if now.Sub(b.unsettled) > linkTimeout {
+		s.log.Warn().Err(err).Str("block", b.Name).Dur("dur", now.Sub(b.unsettled)).
+			Msg("block's submit was cut short, and the scheduler could not be asked whether it took the job since; " +
+				"forgetting the block and revoking its credential: if the scheduler has a job named " + b.Name +
+				", cancel it by hand (" + cancelHint(s.c.Pool.Provider, b.Name) + ")")
+		s.drop(b)
+		return true
+	}
+	s.log.Error().Err(err).Str("block", b.Name).Dur("retry_in", s.nextBackoff(s.settleBackoff)).
+		Msg("ask the scheduler whether it took block " + b.Name + "; the pool's other blocks are kept meanwhile")
+	return false
+}
+
+// holdSettling holds off settling blocks for a doubling backoff, after
+// the scheduler could not be asked about one.
+func (s *Scaler) holdSettling(now time.Time) {
+	s.settleBackoff = s.nextBackoff(s.settleBackoff)
+	s.settleAt = now.Add(s.settleBackoff)
+}
+
+// cancelHint says how to cancel by hand the daemon's user's jobs named
+// name on provider's scheduler.
+func cancelHint(provider, name string) string {
+	switch provider {
+	case "slurm":
+		return "as the daemon's user: scancel --name=" + name
+	case "pbs":
+		return "as the daemon's user: qselect -N " + name + " | xargs qdel"
+	}
+	return "with the scheduler's cancel command, as the daemon's user"
 }
 
 // settle asks f for the jobs named as b, which has no job id: the first
@@ -507,9 +565,15 @@ func (s *Scaler) drop(b *blockRecord) {
 // failed logs a scheduler command that failed (its error carries the
 // command's stderr) and holds off the next for a doubling backoff.
 func (s *Scaler) failed(now time.Time, what string, err error) {
-	s.backoff = min(max(2*s.backoff, s.c.Interval), maxBackoff)
+	s.backoff = s.nextBackoff(s.backoff)
 	s.retryAt = now.Add(s.backoff)
 	s.log.Error().Err(err).Dur("retry_in", s.backoff).Msg(what)
+}
+
+// nextBackoff is the wait after a failure that follows one of d: double,
+// from the poll interval up to maxBackoff.
+func (s *Scaler) nextBackoff(d time.Duration) time.Duration {
+	return min(max(2*d, s.c.Interval), maxBackoff)
 }
 
 func (s *Scaler) succeeded() { s.backoff = 0 }

@@ -687,7 +687,8 @@ func TestRestartAfterCrashInSubmit(t *testing.T) {
 }
 
 // A submit that fails after the scheduler took the job (sbatch timed out)
-// is settled at once: the job is adopted, not left to hold nodes.
+// is settled at once: the job is adopted, not left to hold nodes, and the
+// scheduler, which took it, is not backed off from.
 func TestSubmitErrorButAccepted(t *testing.T) {
 	r := newRig(t, testPool())
 	r.prov.acceptErr = errors.New("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation")
@@ -696,8 +697,8 @@ func TestSubmitErrorButAccepted(t *testing.T) {
 	if bs := r.s.Blocks(); len(bs) != 1 || bs[0].Job != "101" || bs[0].State != string(StatePending) {
 		t.Fatalf("Blocks = %+v, want fxd-cpu-1 adopted as job 101", bs)
 	}
-	if r.s.backoff == 0 {
-		t.Error("a failed submit did not back off")
+	if r.s.backoff != 0 {
+		t.Errorf("backoff %s after the failed submit's job was adopted, want it cleared", r.s.backoff)
 	}
 	r.prov.acceptErr = nil
 	r.step(time.Minute)
@@ -706,8 +707,8 @@ func TestSubmitErrorButAccepted(t *testing.T) {
 	}
 }
 
-// A record whose job the scheduler cannot be asked about stays, holding
-// off polls and submits, until it can.
+// A record whose job the scheduler cannot be asked about stays, on its
+// way (no second block for the same demand), until it can.
 func TestSettleRetried(t *testing.T) {
 	r := newRig(t, testPool())
 	r.prov.acceptErr = errors.New("sbatch: error: Socket timed out")
@@ -784,5 +785,60 @@ func TestComing(t *testing.T) {
 	r.step(10 * time.Second)
 	if n, want := r.s.Coming(), r.prov.submitted[1].Nodes*4; r.submits() != 2 || n != want {
 		t.Errorf("Coming with a second block of %d nodes pending = %d, want %d (4 slots a node)", r.prov.submitted[1].Nodes, n, want)
+	}
+}
+
+// A block recorded without a job id that the scheduler cannot be asked
+// about is skipped, and asked about again with a backoff: the pool's
+// other blocks are polled, drained and given back meanwhile. After
+// linkTimeout of failures it is dropped, its credential revoked, with a
+// warning that names the job to cancel by hand.
+func TestUnsettledBlockSkipped(t *testing.T) {
+	p := testPool()
+	p.Provider = "slurm"
+	r := newRig(t, p)
+	var logs strings.Builder
+	r.s = r.scalerOn(p, r.prov, zerolog.New(&logs))
+	r.runBlock() // fxd-cpu-1, job 101
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Busy: 1})
+	// its slot is full and a task waits: fxd-cpu-2, whose submit times
+	// out, and the scheduler cannot be asked whether it took it
+	r.prov.acceptErr = errors.New("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation")
+	r.prov.findErr = errors.New("squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation")
+	r.step(10 * time.Second)
+	r.prov.acceptErr = nil
+	if got := r.state("fxd-cpu-2"); got != stateSubmitting {
+		t.Fatalf("fxd-cpu-2 is %s, want submitting", got)
+	}
+	// fxd-cpu-1's task ends and it idles: it is given back, and seen ended
+	r.nodes.setWaiting(0)
+	r.nodes.setUse("fxd-cpu-1", Use{Linked: 1, Slots: 1, Ran: 1, IdleSince: r.now})
+	r.step(time.Minute)
+	r.step(10 * time.Second)
+	if !slices.Equal(r.prov.cancelled, []JobID{"101"}) || r.state("fxd-cpu-1") != stateDone {
+		t.Fatalf("while fxd-cpu-2 cannot be settled: cancelled %v, fxd-cpu-1 %s; want 101 cancelled for idling, and done",
+			r.prov.cancelled, r.state("fxd-cpu-1"))
+	}
+	// asked again with a backoff, not at every step
+	finds := r.prov.finds
+	r.step(time.Second)
+	if r.prov.finds != finds {
+		t.Errorf("Find asked again %s after it failed, within its backoff %s", time.Second, r.s.settleBackoff)
+	}
+	if got := r.state("fxd-cpu-2"); got != stateSubmitting || r.nodes.ended["fxd-cpu-2"] {
+		t.Fatalf("fxd-cpu-2 is %s (revoked %v) before linkTimeout, want submitting", got, r.nodes.ended["fxd-cpu-2"])
+	}
+	for range 20 {
+		r.step(time.Minute)
+	}
+	if got := r.state("fxd-cpu-2"); got != "absent" || !r.nodes.ended["fxd-cpu-2"] {
+		t.Fatalf("fxd-cpu-2 is %s (revoked %v) after failing to settle for 20 minutes; want dropped, its credential revoked",
+			got, r.nodes.ended["fxd-cpu-2"])
+	}
+	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "scancel --name=fxd-cpu-2") {
+		t.Errorf("no warning naming the job to cancel by hand; log:\n%s", logs.String())
+	}
+	if r.submits() != 2 {
+		t.Errorf("%d blocks taken by the scheduler, want 2 (fxd-cpu-1 and fxd-cpu-2)", r.submits())
 	}
 }

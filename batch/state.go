@@ -39,6 +39,9 @@ type blockRecord struct {
 	// since when none is, after that.
 	EverLinked bool      `json:"ever_linked"`
 	Unlinked   time.Time `json:"unlinked,omitzero"`
+	// unsettled is since when this daemon has failed to settle the block,
+	// which has no job id (Scaler.trySettle); zero until it fails.
+	unsettled time.Time
 }
 
 // live are the blocks that have not ended.

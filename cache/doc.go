@@ -52,15 +52,21 @@
 //	{"size": 4243456,                        // bytes of blobs/sha256/<hex>
 //	 "source": "/data/run42.h5",             // where the bytes were first staged from
 //	 "added": "2025-01-02T03:04:05Z",        // when the blob was stored
-//	 "last_used": "2025-01-02T04:00:00Z",    // last put or pin; eviction order
+//	 "last_used": "2025-01-02T04:00:00Z",    // last put or pin by anyone; eviction order
 //	 "readers": {                            // accounts that may read it, each
-//	   "alice": {"source": "/data/run42.h5", //   with where its copy came from
-//	             "added": "2025-01-02T03:04:05Z"}}}
+//	   "alice": {"source": "/data/run42.h5", //   with where its copy came from,
+//	             "added": "2025-01-02T03:04:05Z",      // when it was given it
+//	             "last_used": "2025-01-02T04:00:00Z"}}} // and its own last put or pin
+//
+// A reader's last_used is optional: records written before it was kept
+// lack it, and its added stands for it. An account is shown its own
+// last use, never another's; the admin the record's.
 //
 // A record with no readers is an entry removed while pinned: it goes when
 // the last pin is released, or at the next Open. Pins note their use in
-// memory and the next write to the index (or Close) writes last_used, so a
-// pin costs no disk write; a crash loses only those notes. Quotas, usage
-// and eviction scan the bucket: a node holds thousands of entries, not
-// millions, and a reverse index would be one more thing to keep in step.
+// memory and the next write to the index (or Close) writes the last_used
+// fields, so a pin costs no disk write; a crash loses only those notes.
+// Quotas, usage and eviction scan the bucket: a node holds thousands of
+// entries, not millions, and a reverse index would be one more thing to
+// keep in step.
 package cache

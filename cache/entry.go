@@ -23,8 +23,9 @@ type Entry struct {
 	// Added is when the account was given the entry; for the admin, when
 	// the blob was stored.
 	Added time.Time
-	// LastUsed is when the entry was last put or pinned by anyone:
-	// eviction takes the least recently used first.
+	// LastUsed is when the account last put or pinned the entry (who else
+	// uses it is not its business either); for the admin, when anyone
+	// did: eviction takes the least recently used first.
 	LastUsed time.Time
 	// Readers are the accounts that may read the entry: for an account
 	// just itself (who else reads it is not its business), for the admin
@@ -48,6 +49,32 @@ type record struct {
 type reader struct {
 	Source string    `json:"source,omitempty"`
 	Added  time.Time `json:"added"`
+	// LastUsed is the account's last put or pin; zero in records written
+	// before it was kept, where Added stands for it.
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// lastUsed is the later of the reader's last use, Added and t.
+func (rd reader) lastUsed(t time.Time) time.Time {
+	return latest(rd.Added, rd.LastUsed, t)
+}
+
+// use is what pins noted of an entry since the index was last written:
+// its last use, and each account's.
+type use struct {
+	at time.Time
+	by map[string]time.Time // by account; the admin's ("") uses are not kept
+}
+
+// latest is the latest of ts.
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }
 
 // decode reads the record stored under key and checks what paths are made
@@ -79,19 +106,16 @@ func (r record) visibleTo(account string) bool {
 	return ok
 }
 
-// entry is the record of hex as account sees it, with pins running uses,
-// the last of them at touched (zero if none since the last write).
-func (r record) entry(hex, account string, pins int, touched time.Time) Entry {
-	e := Entry{Digest: "sha256:" + hex, Size: r.Size, Source: r.Source, Added: r.Added, LastUsed: r.LastUsed, Pins: pins}
-	if touched.After(e.LastUsed) {
-		e.LastUsed = touched
-	}
+// entry is the record of hex as account sees it, with pins running uses
+// and the uses touched noted since the last write.
+func (r record) entry(hex, account string, pins int, touched use) Entry {
+	e := Entry{Digest: "sha256:" + hex, Size: r.Size, Source: r.Source, Added: r.Added, LastUsed: r.lastUsed(touched), Pins: pins}
 	if account == "" {
 		e.Readers = r.readers()
 		return e
 	}
 	rd := r.Readers[account]
-	e.Source, e.Added, e.Readers = rd.Source, rd.Added, []string{account}
+	e.Source, e.Added, e.LastUsed, e.Readers = rd.Source, rd.Added, rd.lastUsed(touched.by[account]), []string{account}
 	return e
 }
 
@@ -105,12 +129,19 @@ func (r record) readers() []string {
 	return names
 }
 
-// lastUsed is the later of the record's last use and touched.
-func (r record) lastUsed(touched time.Time) time.Time {
-	if touched.After(r.LastUsed) {
-		return touched
+// lastUsed is the later of the record's last use and touched's.
+func (r record) lastUsed(touched use) time.Time {
+	return latest(r.LastUsed, touched.at)
+}
+
+// used notes in r a use by account at t: the entry's last use and, for a
+// reader, its own.
+func (r *record) used(account string, t time.Time) {
+	r.LastUsed = latest(r.LastUsed, t)
+	if rd, ok := r.Readers[account]; ok {
+		rd.LastUsed = rd.lastUsed(t)
+		r.Readers[account] = rd
 	}
-	return r.LastUsed
 }
 
 // notFound is the answer for a digest that is not cached or that account

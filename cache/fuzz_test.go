@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fxd.dev/fxd/api"
 )
@@ -70,6 +71,7 @@ func FuzzParseDigest(f *testing.F) {
 // digest key and a size of 0 or more, and never panics.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(digestOf("x")), []byte(`{"size":5,"added":"2025-01-02T03:04:05Z","last_used":"2025-01-02T03:04:05Z","readers":{"alice":{"added":"2025-01-02T03:04:05Z"}}}`))
+	f.Add([]byte(digestOf("x")), []byte(`{"size":5,"added":"2025-01-02T03:04:05Z","last_used":"2025-01-02T04:00:00Z","readers":{"alice":{"added":"2025-01-02T03:04:05Z","last_used":"2025-01-02T04:00:00Z"}}}`))
 	f.Add([]byte("sha256:../x"), []byte(`{"size":5}`))
 	f.Add([]byte(digestOf("x")), []byte(`{"size":-1}`))
 	f.Add([]byte(digestOf("x")), []byte(`{`))
@@ -81,7 +83,8 @@ func FuzzDecode(f *testing.F) {
 		if "sha256:"+hex != string(k) || r.Size < 0 {
 			t.Fatalf("decode(%q, %q) = %q, %+v; want a digest key and a size of 0 or more", k, v, hex, r)
 		}
-		_ = r.entry(hex, "alice", 0, r.LastUsed)
-		_ = r.entry(hex, "", 0, r.LastUsed)
+		u := use{at: r.LastUsed, by: map[string]time.Time{"alice": r.LastUsed}}
+		_ = r.entry(hex, "alice", 0, u)
+		_ = r.entry(hex, "", 0, u)
 	})
 }

@@ -56,19 +56,22 @@ func (s *Store) update(fn func(b *bolt.Bucket) error) error {
 	return nil
 }
 
-// writeTouches moves the last use of every touched record forward. A
-// record gone meanwhile is skipped.
+// writeTouches moves the last uses of every touched record forward, its
+// own and its readers'. A record gone meanwhile is skipped.
 func (s *Store) writeTouches(b *bolt.Bucket) error {
-	for hex, t := range s.touched {
+	for hex, u := range s.touched {
 		v := b.Get(key(hex))
 		if v == nil {
 			continue
 		}
 		_, r, err := decode(key(hex), v)
-		if err != nil || !t.After(r.LastUsed) {
+		if err != nil {
 			continue
 		}
-		r.LastUsed = t
+		r.used("", u.at)
+		for account, t := range u.by {
+			r.used(account, t)
+		}
 		if err := put(b, hex, r); err != nil {
 			return err
 		}

@@ -47,9 +47,13 @@ func (s *Store) List(account string) ([]Entry, error) {
 	return list, nil
 }
 
-// Usage returns the bytes of all blobs (what Config.MaxBytes caps) and,
-// for the admin, the bytes each account reads, each entry counted in full
-// for every account that reads it (what PutOptions.Quota bounds).
+// Usage returns total, the bytes on disk: every blob counted once
+// however many accounts read it (what Config.MaxBytes caps), and
+// byAccount, the bytes each account reads: each entry counted in full for
+// every account that reads it (what PutOptions.Quota bounds), so the
+// figures of byAccount may add up to more than total. An entry removed
+// while pinned counts in total and for no account. It is the admin's
+// figure, for no account in particular; it does not count entries.
 func (s *Store) Usage() (total int64, byAccount map[string]int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Pin holds the entry digest for a use by account (a task that reads it)
@@ -29,9 +30,23 @@ func (s *Store) Pin(digest, account string) (path string, release func(), err er
 		return "", nil, fmt.Errorf("pin %w", notFound(digest))
 	}
 	s.pins[hex]++
-	s.touched[hex] = s.now().UTC() // written with the next change to the index
+	s.touch(hex, account, s.now().UTC()) // written with the next change to the index
 	var once sync.Once
 	return s.blobPath(hex), func() { once.Do(func() { s.unpin(hex) }) }, nil
+}
+
+// touch notes a use of hex by account at t, to be written to the index
+// with its next change. The caller holds s.mu.
+func (s *Store) touch(hex, account string, t time.Time) {
+	u := s.touched[hex]
+	u.at = latest(u.at, t)
+	if account != "" {
+		if u.by == nil {
+			u.by = map[string]time.Time{}
+		}
+		u.by[account] = latest(u.by[account], t)
+	}
+	s.touched[hex] = u
 }
 
 // unpin releases one pin of hex. The last one lets an entry removed while

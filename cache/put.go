@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -31,6 +30,16 @@ type PutOptions struct {
 	// counted in full even when others read it too (api.ErrDenied past
 	// it); 0 bounds nothing.
 	Quota int64
+	// Size is the number of bytes the caller expects r to yield (a
+	// Content-Length, a file's size); 0 or -1 when it does not know. A
+	// known size is checked before a byte is written, as the bytes would
+	// be once received: against MaxSize and the cache's cap
+	// (api.ErrTooLarge), Quota (api.ErrDenied), and the room pinned
+	// entries and Config.MinFree leave (api.ErrUnavailable); entries that
+	// must go for the private copy to leave Config.MinFree free go then,
+	// before it is written. A put that yields more than Size bytes is
+	// refused (api.ErrInvalid).
+	Size int64
 }
 
 // Put stores the bytes r yields as an entry that account reads, and
@@ -41,8 +50,10 @@ type PutOptions struct {
 // stored once, each account sees only what it put. Room is made by
 // evicting the least recently used unpinned entries; a put that would
 // need a pinned one, or leave less than Config.MinFree on disk, fails
-// with api.ErrUnavailable. A put that fails for any reason, is cancelled
-// or is killed leaves no entry (and no file) behind.
+// with api.ErrUnavailable; so does one whose private copy, checked every
+// 64 MiB, would leave less than that while it is written. A put that
+// fails for any reason, is cancelled or is killed leaves no entry (and no
+// file) behind.
 //
 // With p.Want, a put of a digest account reads already returns its entry
 // without reading r; one that another put is writing waits for it and
@@ -93,9 +104,8 @@ func (s *Store) putWant(ctx context.Context, account, want string, r io.Reader, 
 			s.mu.Unlock()
 			return Entry{}, fmt.Errorf("read cache index: %w", err)
 		case found && rec.visibleTo(account):
-			now := s.now().UTC()
-			s.touched[want] = now
-			e := rec.entry(want, account, s.pins[want], now)
+			s.touch(want, account, s.now().UTC())
+			e := rec.entry(want, account, s.pins[want], s.touched[want])
 			s.mu.Unlock()
 			return e, nil
 		case found:
@@ -160,6 +170,9 @@ func (s *Store) putKnown(ctx context.Context, account, hex string, r io.Reader, 
 // putNew stages the bytes r yields and commits them; with want (hex) they
 // must hash to it.
 func (s *Store) putNew(ctx context.Context, account string, r io.Reader, p PutOptions, want string) (Entry, error) {
+	if err := s.admit(account, p); err != nil {
+		return Entry{}, err
+	}
 	st, err := s.stage(ctx, r, p)
 	if err != nil {
 		return Entry{}, err
@@ -206,7 +219,7 @@ func (s *Store) commit(ctx context.Context, account string, st staged, p PutOpti
 	if err := s.checkQuota(account, st.size, p.Quota); err != nil {
 		return Entry{}, err
 	}
-	evict, err := s.room(st.size)
+	evict, err := s.room(st.size, 0)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -215,7 +228,7 @@ func (s *Store) commit(ctx context.Context, account string, st staged, p PutOpti
 	}
 	now := s.now().UTC()
 	rec = record{Size: st.size, Source: p.Source, Added: now, LastUsed: now,
-		Readers: map[string]reader{account: {Source: p.Source, Added: now}}}
+		Readers: map[string]reader{account: {Source: p.Source, Added: now, LastUsed: now}}}
 	err = s.update(func(b *bolt.Bucket) error {
 		for _, v := range evict {
 			if err := b.Delete(key(v.hex)); err != nil {
@@ -233,7 +246,7 @@ func (s *Store) commit(ctx context.Context, account string, st staged, p PutOpti
 		s.log.Info().Str("digest", "sha256:"+v.hex).Int64("size", v.size).Time("last_used", v.lastUsed).Msg("cache entry evicted")
 	}
 	s.log.Debug().Str("digest", "sha256:"+st.hex).Int64("size", st.size).Str("account", account).Str("source", p.Source).Msg("data cached")
-	return rec.entry(st.hex, account, 0, time.Time{}), nil
+	return rec.entry(st.hex, account, 0, use{}), nil
 }
 
 // place renames the staged copy to its blob and makes the rename durable
@@ -272,12 +285,10 @@ func (s *Store) addReader(hex string, rec record, account string, p PutOptions) 
 		}
 		rec.Readers[account] = reader{Source: p.Source, Added: now}
 	}
-	if now.After(rec.LastUsed) {
-		rec.LastUsed = now
-	}
+	rec.used(account, now)
 	if err := s.update(func(b *bolt.Bucket) error { return put(b, hex, rec) }); err != nil {
 		return Entry{}, fmt.Errorf("record cache entry: %w", err)
 	}
 	s.log.Debug().Str("digest", "sha256:"+hex).Int64("size", rec.Size).Str("account", account).Str("source", p.Source).Msg("cached data shared")
-	return rec.entry(hex, account, s.pins[hex], time.Time{}), nil
+	return rec.entry(hex, account, s.pins[hex], s.touched[hex]), nil
 }

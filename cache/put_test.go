@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"fxd.dev/fxd/api"
 )
@@ -299,3 +302,55 @@ func TestBadDigests(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// TestLastUsedPerReader: an account sees its own last use of a shared
+// entry, not when another account used it; the admin sees the last use
+// by anyone, which orders eviction. Both outlive a restart.
+func TestLastUsedPerReader(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := openStore(t, Config{Dir: dir})
+	const data = "shared"
+	alice := mustPut(t, s, "alice", data, PutOptions{}).LastUsed
+	mustPut(t, s, "bob", data, PutOptions{})
+	_, release, err := s.Pin(digestOf(data), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	check := func(when string) {
+		t.Helper()
+		a, _ := s.Get(digestOf(data), "alice")
+		b, _ := s.Get(digestOf(data), "bob")
+		admin, _ := s.Get(digestOf(data), "")
+		if !a.LastUsed.Equal(alice) {
+			t.Errorf("%s: alice's LastUsed = %v, want her own put's %v, not bob's uses", when, a.LastUsed, alice)
+		}
+		if !b.LastUsed.After(a.LastUsed) || !admin.LastUsed.Equal(b.LastUsed) {
+			t.Errorf("%s: bob's LastUsed = %v, admin's %v; want bob's pin, later than %v, for both", when, b.LastUsed, admin.LastUsed, alice)
+		}
+	}
+	check("pinned")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = newStore(t, Config{Dir: dir})
+	check("after a restart")
+}
+
+// TestLastUsedOldRecord: a record written before readers kept their last
+// use shows a reader its Added, not the entry's last use by anyone.
+func TestLastUsedOldRecord(t *testing.T) {
+	s := newStore(t, Config{})
+	d := mustPut(t, s, "alice", "old", PutOptions{}).Digest
+	old := `{"size":3,"added":"2025-01-01T00:00:00Z","last_used":"2025-01-05T00:00:00Z","readers":{"alice":{"added":"2025-01-02T00:00:00Z"}}}`
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEntries).Put(key(hexOf(d)), []byte(old)) }); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Get(d, "alice")
+	if want := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC); err != nil || !a.LastUsed.Equal(want) {
+		t.Errorf("Get(alice) = %+v, %v; want LastUsed %v, her Added", a, err, want)
+	}
+	if admin, _ := s.Get(d, ""); !admin.LastUsed.Equal(time.Date(2025, 1, 5, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Get(admin).LastUsed = %v, want the record's 2025-01-05", admin.LastUsed)
+	}
+}

@@ -19,41 +19,30 @@ type victim struct {
 	lastUsed time.Time
 }
 
-// room says which entries must go for a new blob of size bytes (staged
-// already, in Dir/tmp) to fit under Config.MaxBytes and leave
-// Config.MinFree on disk: the least recently used unpinned ones, as few as
-// will do. It removes nothing; it fails with api.ErrUnavailable, before
-// anything is evicted, when evicting every unpinned entry would not do.
-// The caller holds s.mu.
-func (s *Store) room(size int64) ([]victim, error) {
+// room says which entries must go for a new blob of size bytes to fit
+// under Config.MaxBytes and leave Config.MinFree on disk once the
+// unwritten bytes of it not on disk yet are (0 at commit, when it is
+// staged in Dir/tmp; size before a byte is written): the least recently
+// used unpinned ones, as few as will do. It removes nothing; it fails with
+// api.ErrUnavailable, before anything is evicted, when evicting every
+// unpinned entry would not do. The caller holds s.mu.
+func (s *Store) room(size, unwritten int64) ([]victim, error) {
 	if s.c.MaxBytes <= 0 && s.c.MinFree <= 0 {
 		return nil, nil
 	}
-	var total, pinned int64
-	var candidates []victim
-	err := s.scan(func(hex string, r record) error {
-		total += r.Size
-		if s.pins[hex] > 0 {
-			pinned += r.Size
-			return nil
-		}
-		candidates = append(candidates, victim{hex: hex, size: r.Size, lastUsed: r.lastUsed(s.touched[hex])})
-		return nil
-	})
+	candidates, total, pinned, err := s.lru()
 	if err != nil {
-		return nil, fmt.Errorf("read cache index: %w", err)
+		return nil, err
 	}
 	free := int64(0)
 	if s.c.MinFree > 0 {
 		if free, err = s.free(s.c.Dir); err != nil {
 			return nil, err
 		}
+		free -= unwritten
 	}
 	overCap := func(freed int64) bool { return s.c.MaxBytes > 0 && total-freed+size > s.c.MaxBytes }
 	underFree := func(freed int64) bool { return s.c.MinFree > 0 && free+freed < s.c.MinFree }
-	slices.SortFunc(candidates, func(a, b victim) int {
-		return cmp.Or(a.lastUsed.Compare(b.lastUsed), cmp.Compare(a.hex, b.hex))
-	})
 	var evict []victim
 	var freed int64
 	for _, v := range candidates {
@@ -72,6 +61,27 @@ func (s *Store) room(size int64) ([]victim, error) {
 			s.c.Dir, units.Bytes(free+freed), units.Bytes(size), units.Bytes(s.c.MinFree), api.ErrUnavailable)
 	}
 	return evict, nil
+}
+
+// lru returns the unpinned entries, least recently used first, and the
+// bytes of all entries and of the pinned ones. The caller holds s.mu.
+func (s *Store) lru() (candidates []victim, total, pinned int64, err error) {
+	err = s.scan(func(hex string, r record) error {
+		total += r.Size
+		if s.pins[hex] > 0 {
+			pinned += r.Size
+			return nil
+		}
+		candidates = append(candidates, victim{hex: hex, size: r.Size, lastUsed: r.lastUsed(s.touched[hex])})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("read cache index: %w", err)
+	}
+	slices.SortFunc(candidates, func(a, b victim) int {
+		return cmp.Or(a.lastUsed.Compare(b.lastUsed), cmp.Compare(a.hex, b.hex))
+	})
+	return candidates, total, pinned, nil
 }
 
 // freeSpace is the space an unprivileged user may still use on the file

@@ -22,7 +22,8 @@ type staged struct {
 
 // stage copies r into a new private file in Dir/tmp (mode 0600 while it
 // is written, 0644 once complete, inside 0700 directories), hashing it on
-// the way, and flushes it to disk. On failure the file is gone.
+// the way, and flushes it to disk. It stops when the copy would leave less
+// than Config.MinFree free (see spaceWriter). On failure the file is gone.
 func (s *Store) stage(ctx context.Context, r io.Reader, p PutOptions) (_ staged, err error) {
 	f, err := os.CreateTemp(s.tmpDir(), "put-*")
 	if err != nil {
@@ -35,7 +36,7 @@ func (s *Store) stage(ctx context.Context, r io.Reader, p PutOptions) (_ staged,
 			os.Remove(f.Name())
 		}
 	}()
-	sum, n, err := s.copyHashed(ctx, f, r, p)
+	sum, n, err := s.copyHashed(ctx, &spaceWriter{s: s, w: f, size: p.Size, next: s.freeEvery}, r, p)
 	if err != nil {
 		return staged{}, err
 	}
@@ -66,10 +67,16 @@ func (s *Store) copyHashed(ctx context.Context, w io.Writer, r io.Reader, p PutO
 	if limit >= 0 {
 		r = io.LimitReader(r, limit+1)
 	}
+	if p.Size > 0 {
+		r = io.LimitReader(r, p.Size+1)
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(w, h), ctxReader{ctx, r}, make([]byte, 1<<20))
 	if err != nil {
 		return "", n, fmt.Errorf("copy data: %w", err)
+	}
+	if p.Size > 0 && n > p.Size {
+		return "", n, fmt.Errorf("the data is longer than the %d bytes announced; send the size it has, or none: %w", p.Size, api.ErrInvalid)
 	}
 	if limit >= 0 && n > limit {
 		return "", n, tooLarge

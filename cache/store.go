@@ -42,15 +42,18 @@ type Store struct {
 	now    func() time.Time                // time.Now; tests set a clock
 	free   func(dir string) (int64, error) // freeSpace; tests set what a real file system cannot be made to show
 	stages atomic.Int64                    // private copies made, which tests count
+	// freeEvery is how many bytes of a private copy are written between
+	// two looks at the free space (freeCheckEvery; tests lower it).
+	freeEvery int64
 
 	// mu orders every step that creates or removes a blob or changes the
 	// index, so that a pinned entry is never evicted and a blob never
 	// goes while an entry names it. It guards the fields below. It is
 	// never held while bytes are read.
 	mu      sync.Mutex
-	pins    map[string]int       // by hex: running uses
-	touched map[string]time.Time // by hex: uses not yet written to the index
-	flights map[string]*flight   // by hex: puts of a known digest under way
+	pins    map[string]int     // by hex: running uses
+	touched map[string]use     // by hex: uses not yet written to the index
+	flights map[string]*flight // by hex: puts of a known digest under way
 	closed  bool
 }
 
@@ -79,8 +82,8 @@ func Open(c Config, log zerolog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cache: %w", err)
 	}
-	s := &Store{c: c, db: db, log: log, now: time.Now, free: freeSpace,
-		pins: map[string]int{}, touched: map[string]time.Time{}, flights: map[string]*flight{}}
+	s := &Store{c: c, db: db, log: log, now: time.Now, free: freeSpace, freeEvery: freeCheckEvery,
+		pins: map[string]int{}, touched: map[string]use{}, flights: map[string]*flight{}}
 	n, total, err := s.recover() // with the index locked, before anyone shares s
 	if err != nil {
 		db.Close()

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,9 @@ func IsURL(source string) bool {
 }
 
 // OpenURL starts the download of source, an http or https URL, with
-// client (whose Timeout bounds the whole download), and returns its body
+// client (whose Timeout bounds the whole download, and whose
+// CheckRedirect decides which redirects to follow; one that refuses with
+// api.ErrDenied makes the download so refused), and returns its body
 // and its size when the server gave one (-1 when not). A server that
 // answers other than 200, or announces more than maxSize bytes (> 0), is
 // refused before any byte is read; the caller bounds the rest while it
@@ -36,6 +39,9 @@ func OpenURL(ctx context.Context, client *http.Client, source string, maxSize in
 		return nil, 0, fmt.Errorf("url %s: %v: %w", source, err, api.ErrInvalid)
 	}
 	resp, err := client.Do(req)
+	if errors.Is(err, api.ErrDenied) { // the client's redirect policy refused
+		return nil, 0, fmt.Errorf("download %s: %w", source, err)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("download %s: %w: %w", source, err, api.ErrUnavailable)
 	}

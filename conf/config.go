@@ -156,8 +156,10 @@ type Cache struct {
 	// Paths are the site path prefixes users may stage files from, read
 	// with their own permissions; none allows no path.
 	Paths []string `toml:"paths"`
-	// URLs lets users stage http and https URLs.
-	URLs bool `toml:"urls"`
+	// URLs are the http(s) URL prefixes users may stage from (and be
+	// redirected to); none allows no URL. The daemon fetches them as
+	// root, from the login node's network: list only data services.
+	URLs []string `toml:"urls"`
 	// URLTimeout bounds one URL download.
 	URLTimeout Duration `toml:"url_timeout"`
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -408,6 +409,16 @@ func (c *Config) validateCache(ps *problems) {
 			case filepath.Clean(p) != p:
 				ps.add(key, "%q is not clean; write it as %q", p, filepath.Clean(p))
 			}
+		}
+	}
+	for i, u := range k.URLs {
+		key := fmt.Sprintf("cache.urls[%d]", i)
+		p, err := url.Parse(u)
+		switch {
+		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "":
+			ps.add(key, "%q is not an http(s) URL prefix; give one like \"https://data.example.org/\"", u)
+		case !strings.HasSuffix(u, "/"):
+			ps.add(key, "%q does not end in \"/\", so it would also allow %q; write %q", u, u+".attacker.example/", u+"/")
 		}
 	}
 	if k.URLTimeout <= 0 {

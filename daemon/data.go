@@ -42,7 +42,7 @@ func (d *Daemon) handlePutData(w http.ResponseWriter, r *http.Request, c caller)
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/octet-stream" {
 		return fmt.Errorf("content type %q: send the file's bytes as application/octet-stream: %w", ct, api.ErrInvalid)
 	}
-	e, err := d.cache.Put(r.Context(), c.acct.Name, r.Body, cache.PutOptions{Want: want, Source: "upload",
+	e, err := d.cache.Put(r.Context(), c.acct.Name, r.Body, cache.PutOptions{Want: want, Source: "upload", Size: r.ContentLength,
 		MaxSize: int64(d.cfg.Cache.MaxEntrySize), Quota: d.cacheQuota(c.acct.Name)})
 	if err != nil {
 		return fmt.Errorf("upload data: %w", err)

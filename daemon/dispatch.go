@@ -45,12 +45,17 @@ type job struct {
 	// data are the entries the task reads, resolved (sources staged) in
 	// the daemon's cache when it is first placed; nil until then.
 	data []api.NodeData
+	// dataPaths are the pinned entries' blob paths, in data's order, and
+	// dataPins release them; dataErr is why data could not be resolved.
+	dataPaths []string
+	dataPins  []func()
+	dataErr   error
 	// outputRef and outputSize are the cache entry that keeps an output
 	// too large for the task's record; set by its run goroutine.
 	outputRef  string
 	outputSize int64
 	sync       bool // synchronous run: not in the store until it ends
-	placing    bool // queued, but its run waits for a node; guarded by dispatcher.mu
+	placing    bool // queued, and its run is placing it (staging data, waiting for a node); guarded by dispatcher.mu
 	cancel     context.CancelCauseFunc
 	done       chan struct{} // closed when task is final (and, unless sync, stored)
 }
@@ -171,6 +176,9 @@ func (d *dispatcher) startNextLocked(t *tenant) {
 		t.running++
 		ctx, cancel := context.WithCancelCause(d.base)
 		j.cancel = cancel
+		// Until run has placed it, a cancel or a drain stops it through
+		// its context: it may be staging data or waiting for a node.
+		j.placing = true
 		d.wg.Add(1)
 		go d.run(ctx, j)
 	}
@@ -223,6 +231,7 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	}
 	now := time.Now()
 	d.mu.Lock()
+	j.placing = false
 	prev := j.task.State
 	j.task.State = api.StateRunning
 	j.task.Attempts++
@@ -338,6 +347,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 // finish records a final result: durably first for queued tasks; for the
 // synchronous path the caller is answered first and the record follows.
 func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord) {
+	j.releaseData()
 	now := time.Now()
 	d.mu.Lock()
 	prev := j.task.State

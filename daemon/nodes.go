@@ -295,6 +295,10 @@ type need struct {
 	timeout time.Duration
 	// data are the digests of the cache entries it reads.
 	data []string
+	// queue lets it wait in a node's queue, beyond its slots: when the
+	// daemon's own node takes no tasks. Else a busy node's queue would
+	// hold it while the daemon's node idles.
+	queue bool
 }
 
 // holds says whether n holds (or was sent) every entry of data.
@@ -309,9 +313,26 @@ func (n *node) holds(data []string) bool {
 
 // fits says whether n can take a task that needs nd now.
 func (n *node) fits(nd need, now time.Time) bool {
-	return n.link != nil && !n.draining && n.busy < n.capacity() && slices.Contains(n.runtimes, nd.kind) &&
+	room := n.busy < n.slots || nd.queue && n.busy < n.capacity()
+	return room && n.serves(nd, now, n.queueWait(nd.timeout))
+}
+
+// serves says whether n, linked and not draining, runs what nd needs and
+// its block lasts for a task that starts after wait and runs nd.timeout.
+func (n *node) serves(nd need, now time.Time, wait time.Duration) bool {
+	return n.link != nil && !n.draining && slices.Contains(n.runtimes, nd.kind) &&
 		(nd.arch == "" || n.arch == "" || nd.arch == n.arch) &&
-		(n.ends.IsZero() || !now.Add(nd.timeout).After(n.ends))
+		(n.ends.IsZero() || !now.Add(wait+nd.timeout).After(n.ends))
+}
+
+// queueWait is how long a task taken now may wait in n's queue at worst:
+// a round of its slots for each slotful of tasks ahead of it, each of
+// timeout (0 when no timeout was declared: then nothing is known).
+func (n *node) queueWait(timeout time.Duration) time.Duration {
+	if n.busy < n.slots {
+		return 0
+	}
+	return time.Duration((n.busy-n.slots)/n.slots+1) * timeout
 }
 
 // capacity is how many tasks n takes at once: its slots and its queue.
@@ -354,8 +375,9 @@ func (s *nodeSet) take(nd need, holdersOnly bool) (best *node, hit bool) {
 func (s *nodeSet) held(nd need) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for _, n := range s.nodes {
-		if n.link != nil && !n.draining && slices.Contains(n.runtimes, nd.kind) && n.holds(nd.data) {
+		if n.serves(nd, now, 0) && n.holds(nd.data) {
 			return true
 		}
 	}
@@ -462,6 +484,12 @@ func (s *nodeSet) deliver(n *node, results []api.NodeResult) {
 		delete(n.pending, res.ID)
 		n.unbusy()
 		n.ran++
+		if res.State == api.StateFailed && res.StartedAt.IsZero() {
+			// It never began: its data may not have reached the node.
+			for _, d := range r.task.Data {
+				delete(n.data, d.Digest)
+			}
+		}
 		r.done <- res
 	}
 	s.signalFree()

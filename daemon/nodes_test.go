@@ -242,8 +242,13 @@ func TestNodeFitsImage(t *testing.T) {
 		{"image task, other arch", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "arm64"}, sif, false},
 		{"image task, arch unknown", node{runtimes: []string{"host", "sif"}, slots: 1}, sif, true},
 		{"full node", node{runtimes: []string{"host"}, slots: 1, busy: 1}, hostNeed, false},
-		{"room in its queue", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, hostNeed, true},
-		{"queue full too", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 2}, hostNeed, false},
+		{"room in its queue", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, need{kind: "host", queue: true}, true},
+		{"its queue, not for this task", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, hostNeed, false},
+		{"queue full too", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 2}, need{kind: "host", queue: true}, false},
+		{"queued past the block's end", node{runtimes: []string{"host"}, slots: 1, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
+			need{kind: "host", queue: true, timeout: 20 * time.Minute}, false}, // waits 2 × 20 min, then runs 20
+		{"queued within the block", node{runtimes: []string{"host"}, slots: 2, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
+			need{kind: "host", queue: true, timeout: 20 * time.Minute}, true}, // waits 20 min, then runs 20
 		{"draining node", node{runtimes: []string{"host"}, slots: 1, draining: true}, hostNeed, false},
 		{"block ends first", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Minute)}, need{kind: "host", timeout: time.Hour}, false},
 		{"block outlasts it", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Hour)}, need{kind: "host", timeout: time.Minute}, true},
@@ -288,12 +293,13 @@ func TestNodeQueueIsDemand(t *testing.T) {
 	if _, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 2, Queue: 3, Runtimes: []string{"host"}}, newLink(), nil); err != nil {
 		t.Fatal(err)
 	}
+	queued := need{kind: "host", queue: true}
 	for i := range 5 {
-		if take(s, hostNeed) == nil {
+		if take(s, queued) == nil {
 			t.Fatalf("take %d of 5 (2 slots + 3 queued) found no room", i+1)
 		}
 	}
-	if n := take(s, hostNeed); n != nil {
+	if n := take(s, queued); n != nil {
 		t.Fatal("take past slots and queue found room")
 	}
 	if q := s.queued(); q != 3 {

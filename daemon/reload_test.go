@@ -38,7 +38,7 @@ func TestReloadNamesRestartSections(t *testing.T) {
 		{"containers", func(c *conf.Config) {
 			c.Containers.Bind = append(c.Containers.Bind, conf.Bind{Source: "/scratch", Destination: "/scratch"})
 		}, []string{"containers"}},
-		{"cache", func(c *conf.Config) { c.Cache.URLs = !c.Cache.URLs }, []string{"cache"}},
+		{"cache", func(c *conf.Config) { c.Cache.URLs = append(c.Cache.URLs, "https://data.example.org/") }, []string{"cache"}},
 		{"batch", func(c *conf.Config) { c.Batch.Pool = append(c.Batch.Pool, c.Batch.Defaults) }, []string{"batch"}},
 		{"log", func(c *conf.Config) { c.Log.Level = "error" }, []string{"log"}},
 		{"several, with auth", func(c *conf.Config) {

@@ -61,6 +61,9 @@ func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
 		return nil, nil
 	}
 	nd, err := d.needOf(ctx, j)
+	if ctx.Err() != nil {
+		return nil, errUnplaced // cancelled, or drained, while it staged data
+	}
 	if err != nil {
 		if d.daemonNodeTasks {
 			return nil, nil // the daemon's node says the same, as it fails j
@@ -80,17 +83,11 @@ func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
 // one that holds nd's data, for up to locality_wait while one is linked,
 // then on any. Only the wait for any node counts as demand for blocks.
 func (d *dispatcher) waitForNode(ctx context.Context, j *job, nd need) (*node, error) {
-	d.mu.Lock()
-	j.placing = true
-	d.mu.Unlock()
 	counted := false
 	defer func() {
 		if counted {
 			d.nodes.addWaiting(-1)
 		}
-		d.mu.Lock()
-		j.placing = false
-		d.mu.Unlock()
 	}()
 	deadline := time.Now().Add(d.localityWait)
 	expiry := time.NewTimer(d.localityWait)
@@ -134,7 +131,7 @@ func (d *dispatcher) placed(nd need, hit bool) {
 // (as the function's owner sees the repository) into j.image, and its
 // data (staged in the daemon's cache as j's account) into j.data.
 func (d *dispatcher) needOf(ctx context.Context, j *job) (need, error) {
-	nd := need{kind: api.RuntimeKindHost, timeout: j.declared}
+	nd := need{kind: api.RuntimeKindHost, timeout: j.declared, queue: !d.daemonNodeTasks}
 	if len(j.task.Data) > 0 {
 		data, err := d.resolveData(ctx, j)
 		if err != nil {
@@ -165,12 +162,14 @@ func (d *dispatcher) needOf(ctx context.Context, j *job) (need, error) {
 // cancel ends it; any other err fails it.
 func (d *dispatcher) unplace(ctx context.Context, j *job, err error) {
 	d.mu.Lock()
+	j.placing = false
 	d.releaseLocked(j)
 	d.mu.Unlock()
 	res := runtimes.Result{State: api.StateFailed, ExitCode: -1, Error: err.Error()}
 	if errors.Is(err, errUnplaced) {
 		if errors.Is(context.Cause(ctx), errDraining) {
 			if !j.sync {
+				j.releaseData() // it stays queued, for the next daemon
 				return
 			}
 			res = notStarted

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,10 @@ type stager struct {
 // maxStagedFiles bounds the files a stager remembers having staged.
 const maxStagedFiles = 100000
 
+// settled is how long ago a file must have changed for its identity to
+// be trusted: more than the coarsest time stamps (NFS, FAT) tick.
+const settled = 3 * time.Second
+
 // fileID tells one version of a file from another: a file with the same
 // identity was staged with the same bytes.
 type fileID struct {
@@ -43,7 +48,27 @@ type fileID struct {
 }
 
 func newStager(c *cache.Store, cfg conf.Cache) *stager {
-	return &stager{cache: c, cfg: cfg, client: &http.Client{Timeout: cfg.URLTimeout.D()}, files: map[fileID]string{}}
+	s := &stager{cache: c, cfg: cfg, files: map[fileID]string{}}
+	s.client = &http.Client{Timeout: cfg.URLTimeout.D(), CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after 10 redirects")
+		}
+		if !s.urlAllowed(req.URL.String()) {
+			return fmt.Errorf("redirected to %s, outside the site's data URLs (cache.urls): %w", req.URL.Redacted(), api.ErrDenied)
+		}
+		return nil
+	}}
+	return s
+}
+
+// urlAllowed says whether source lies under one of cache.urls.
+func (s *stager) urlAllowed(source string) bool {
+	for _, p := range s.cfg.URLs {
+		if strings.HasPrefix(source, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // stage stages source for account a, within quota bytes a may have
@@ -56,6 +81,8 @@ func (s *stager) stage(ctx context.Context, a isolation.Account, quota int64, so
 	}
 	opts := cache.PutOptions{Want: want, Source: source, MaxSize: int64(s.cfg.MaxEntrySize), Quota: quota}
 	switch {
+	case api.IsDigest(source):
+		return cache.Entry{}, fmt.Errorf("source %s is a digest: the entry is staged already (fx data ls); give nodes to fetch it into their caches (fx data stage REF --nodes N): %w", source, api.ErrInvalid)
 	case cache.IsURL(source):
 		return s.stageURL(ctx, a, source, opts)
 	case filepath.IsAbs(source):
@@ -117,32 +144,44 @@ func (s *stager) stagePath(ctx context.Context, a isolation.Account, source stri
 			return e, nil
 		}
 	}
+	opts.Size = fi.Size()
 	e, err := s.once(ctx, fmt.Sprintf("file %v", id), a, opts, func() (cache.Entry, error) {
 		return s.cache.Put(ctx, a.Name, f, opts)
 	})
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
 	}
-	s.mu.Lock()
-	if len(s.files) >= maxStagedFiles { // forget all: later stages read their files again
-		clear(s.files)
+	// A file changed within the file system's time granularity could
+	// share its identity with a file created in the same tick after it
+	// is gone (its inode reused): only a settled file is remembered.
+	if time.Since(id.ctime()) > settled {
+		s.mu.Lock()
+		if len(s.files) >= maxStagedFiles { // forget all: later stages read their files again
+			clear(s.files)
+		}
+		s.files[id] = e.Digest
+		s.mu.Unlock()
 	}
-	s.files[id] = e.Digest
-	s.mu.Unlock()
 	return e, nil
 }
 
 // stageURL downloads source.
 func (s *stager) stageURL(ctx context.Context, a isolation.Account, source string, opts cache.PutOptions) (cache.Entry, error) {
-	if !s.cfg.URLs {
-		return cache.Entry{}, fmt.Errorf("stage %s: this site stages no URLs (cache.urls = false); download it yourself and upload it with fx data put: %w", source, api.ErrDenied)
+	if !s.urlAllowed(source) {
+		allowed := "none"
+		if len(s.cfg.URLs) > 0 {
+			allowed = strings.Join(s.cfg.URLs, ", ")
+		}
+		return cache.Entry{}, fmt.Errorf("stage %s: the site stages URLs only under its data URLs (cache.urls: %s); download it yourself and upload it with fx data put: %w",
+			source, allowed, api.ErrDenied)
 	}
 	e, err := s.once(ctx, "url "+source, a, opts, func() (cache.Entry, error) {
-		body, _, err := cache.OpenURL(ctx, s.client, source, opts.MaxSize)
+		body, size, err := cache.OpenURL(ctx, s.client, source, opts.MaxSize)
 		if err != nil {
 			return cache.Entry{}, err
 		}
 		defer body.Close()
+		opts.Size = size
 		return s.cache.Put(ctx, a.Name, body, opts)
 	})
 	if err != nil {
@@ -152,25 +191,40 @@ func (s *stager) stageURL(ctx context.Context, a isolation.Account, source strin
 }
 
 // once runs put for the first of concurrent stages under key; the others
-// wait for it and are granted its entry, checked against their own want.
+// wait for it (as long as their own ctx lets them) and are granted its
+// entry, checked against their own want. When the first failed, each of
+// the others stages on its own: the first's error may speak of its
+// account, and its cause (a quota, a cancel) need not be theirs.
 func (s *stager) once(ctx context.Context, key string, a isolation.Account, opts cache.PutOptions, put func() (cache.Entry, error)) (cache.Entry, error) {
 	ran := false
-	v, err, _ := s.flight.Do(key, func() (any, error) {
+	ch := s.flight.DoChan(key, func() (any, error) {
 		ran = true
 		return put()
 	})
-	if err != nil {
-		return cache.Entry{}, err
+	var r singleflight.Result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return cache.Entry{}, ctx.Err()
 	}
-	e := v.(cache.Entry)
 	if ran {
-		return e, nil
+		if r.Err != nil {
+			return cache.Entry{}, r.Err
+		}
+		return r.Val.(cache.Entry), nil
 	}
+	if r.Err != nil {
+		return put()
+	}
+	e := r.Val.(cache.Entry)
 	if opts.Want != "" && opts.Want != e.Digest {
-		return cache.Entry{}, fmt.Errorf("the bytes hash to %s, not %s: %w", e.Digest, opts.Want, api.ErrInvalid)
+		return cache.Entry{}, fmt.Errorf("the bytes hash to %s, not the digest given (%s); check the digest, or leave it out: %w", e.Digest, opts.Want, api.ErrInvalid)
 	}
 	return s.cache.Grant(e.Digest, a.Name, opts)
 }
+
+// ctime is when the file last changed.
+func (id fileID) ctime() time.Time { return time.Unix(0, id.ctimeNS) }
 
 // identity is fi's file identity.
 func identity(fi os.FileInfo) fileID {

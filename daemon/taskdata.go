@@ -44,52 +44,77 @@ func (d *Daemon) checkTaskData(c caller, refs []api.DataRef) error {
 
 // resolveData stages the sources j names in the daemon's cache, as j's
 // account, and returns the entries j reads, which the account may read.
-// It resolves once: a task placed again (requeued) reads the same bytes.
+// It pins them until j is final (releaseData), so that neither eviction
+// nor a remove takes them before j has run, here or on a node that
+// fetches them. It resolves once: a task placed again (requeued) reads
+// the same bytes, and a task whose data failed to resolve fails with the
+// same error wherever it goes.
 func (d *Daemon) resolveData(ctx context.Context, j *job) ([]api.NodeData, error) {
-	if j.data != nil {
-		return j.data, nil
+	if j.data != nil || j.dataErr != nil {
+		return j.data, j.dataErr
 	}
 	data := make([]api.NodeData, 0, len(j.task.Data))
 	for i, r := range j.task.Data {
-		var e cache.Entry
-		var err error
-		if api.IsDigest(r.Ref) {
-			e, err = d.cache.Get(r.Ref, j.acct.Name)
-		} else {
-			e, err = d.stager.stage(ctx, j.acct, d.cacheQuota(j.acct.Name), r.Ref, "")
-		}
+		e, path, unpin, err := d.pinRef(ctx, j, r.Ref)
 		if err != nil {
+			j.releaseData()
+			if ctx.Err() == nil { // a cancel is not the data's fault: try again if it runs again
+				j.dataErr = fmt.Errorf("data[%d] %s: %w", i, r.Ref, err)
+			}
 			return nil, fmt.Errorf("data[%d] %s: %w", i, r.Ref, err)
 		}
+		j.dataPins = append(j.dataPins, unpin)
+		j.dataPaths = append(j.dataPaths, path)
 		data = append(data, api.NodeData{Digest: e.Digest, Size: e.Size, Name: r.Path})
 	}
 	j.data = data
 	return data, nil
 }
 
-// taskData pins the entries j reads for a run on the daemon's node;
-// release unpins them.
-func (d *Daemon) taskData(ctx context.Context, j *job) (files []runtimes.DataFile, release func(), err error) {
+// pinRef returns the entry ref names for j's account, staged first if it
+// is a source, and pinned.
+func (d *Daemon) pinRef(ctx context.Context, j *job, ref string) (cache.Entry, string, func(), error) {
+	digest := ref
+	if !api.IsDigest(ref) {
+		e, err := d.stager.stage(ctx, j.acct, d.cacheQuota(j.acct.Name), ref, "")
+		if err != nil {
+			return cache.Entry{}, "", nil, err
+		}
+		digest = e.Digest
+	}
+	path, unpin, err := d.cache.Pin(digest, j.acct.Name)
+	if err != nil {
+		return cache.Entry{}, "", nil, fmt.Errorf("%w; stage it again (fx data put, fx data stage)", err)
+	}
+	e, err := d.cache.Get(digest, j.acct.Name)
+	if err != nil {
+		unpin()
+		return cache.Entry{}, "", nil, err
+	}
+	return e, path, unpin, nil
+}
+
+// releaseData unpins the entries j reads. Called by j's run goroutine
+// once j is final, or dropped.
+func (j *job) releaseData() {
+	for _, unpin := range j.dataPins {
+		unpin()
+	}
+	j.dataPins, j.dataPaths, j.data = nil, nil, nil
+}
+
+// taskData gives the entries j reads, pinned by resolveData, for a run
+// on the daemon's node.
+func (d *Daemon) taskData(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error) {
 	data, err := d.resolveData(ctx, j)
 	if err != nil {
 		return nil, nil, err
 	}
-	var pins []func()
-	release = func() {
-		for _, p := range pins {
-			p()
-		}
-	}
+	files := make([]runtimes.DataFile, len(data))
 	for i, e := range data {
-		path, unpin, err := d.cache.Pin(e.Digest, j.acct.Name)
-		if err != nil {
-			release()
-			return nil, nil, fmt.Errorf("data[%d] %s: %w; stage it again (fx data put, fx data stage)", i, e.Digest, err)
-		}
-		pins = append(pins, unpin)
-		files = append(files, runtimes.DataFile{Source: path, Name: e.Name})
+		files[i] = runtimes.DataFile{Source: j.dataPaths[i], Name: e.Name}
 	}
-	return files, release, nil
+	return files, func() {}, nil
 }
 
 // maxOutput is the largest output a task may return: the result limit,
@@ -119,7 +144,7 @@ func (d *dispatcher) keepLargeOutput(j *job, res runtimes.Result) runtimes.Resul
 // keepOutput puts output, task id's, in the cache for account.
 func (d *Daemon) keepOutput(account, id string, output []byte) (string, error) {
 	e, err := d.cache.Put(context.Background(), account, bytes.NewReader(output), cache.PutOptions{
-		Source: "output of task " + id, MaxSize: int64(len(output)), Quota: d.cacheQuota(account),
+		Source: "output of task " + id, Size: int64(len(output)), MaxSize: int64(len(output)), Quota: d.cacheQuota(account),
 	})
 	return e.Digest, err
 }

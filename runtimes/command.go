@@ -3,7 +3,7 @@ package runtimes
 import (
 	"context"
 	"errors"
-	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,8 +20,8 @@ func (p *Pools) runCommand(ctx context.Context, w *worker, j Job) outcome {
 	var out []byte
 	started := time.Now()
 	err, stopped := p.exchange(ctx, w, j, func() error {
-		if err := wire.WriteRun(w.stdin, run, j.Input); err != nil {
-			return fmt.Errorf("%w: %w", errUnsent, err)
+		if err := send(w.stdin, func(to io.Writer) error { return wire.WriteRun(to, run, j.Input) }); err != nil {
+			return err
 		}
 		var err error
 		res, out, err = wire.ReadResult(w.stdout, j.MaxOutput)

@@ -165,11 +165,12 @@ func (p *Pools) prepareDataDir() error {
 	return nil
 }
 
-// makeData makes the data directory of worker id: <data dir>/<id>, owned
-// by a with mode 0500, holding a hard link named Name to each file's
-// Source (in subdirectories, also a's and 0500, for names with "/"). The
-// links are made while the directory is still root's alone, and it is
-// handed to a last, so the account never sees it half made. The links
+// makeData makes the data directory of worker id: <data dir>/<id>, which
+// a may read and search but not change (handOver), holding a hard link
+// named Name to each file's Source (in subdirectories, likewise, for
+// names with "/"). The links are made while the directory is still
+// root's alone, and it is handed to a last, so the account never sees it
+// half made. The links
 // share the cache's inodes (root's, 0644): the account reads them but
 // cannot change them. It returns the directory; removeData removes it.
 func (p *Pools) makeData(id string, a isolation.Account, files []DataFile) (string, error) {
@@ -219,13 +220,28 @@ func linkData(dir string, a isolation.Account, files []DataFile) error {
 	// what is final.
 	order := slices.SortedFunc(maps.Keys(subdirs), func(x, y string) int { return cmp.Compare(strings.Count(y, "/"), strings.Count(x, "/")) })
 	for _, d := range append(order, ".") {
-		p := filepath.Join(dir, d)
-		if err := os.Chmod(p, 0o500); err != nil {
-			return fmt.Errorf("hand task data dir %s to %s: %w", p, a.Name, err)
+		if err := handOver(filepath.Join(dir, d), a); err != nil {
+			return err
 		}
-		if err := os.Lchown(p, int(a.UID), int(a.GID)); err != nil {
-			return fmt.Errorf("hand task data dir %s to %s: %w", p, a.Name, err)
+	}
+	return nil
+}
+
+// handOver lets a read and search the task data directory p: it stays
+// root's, mode 0550, with an ACL for a alone, so that a can neither add
+// to it nor move its links out (which would keep cache bytes past their
+// eviction, outside a's quota). On a file system without ACLs, p is
+// given to a, mode 0500: a still cannot change the files, but could
+// rearrange its own view.
+func handOver(p string, a isolation.Account) error {
+	err := grantReadExec(p, a.UID)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		if err = os.Chmod(p, 0o500); err == nil {
+			err = os.Lchown(p, int(a.UID), int(a.GID))
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("hand task data dir %s to %s: %w", p, a.Name, err)
 	}
 	return nil
 }

@@ -153,9 +153,10 @@ func TestData(t *testing.T) {
 	}
 	checkDataDir(t, dir, f.acct, map[string]string{"a.txt": a, "sub/b.txt": b})
 
-	// Read-only: the directories are the account's but 0500, the files
-	// the cache's own (root's, 0644). The last case makes the directory
-	// writable, which its owner may, and still cannot change a file.
+	// Read-only: the directories are root's (the account reads them
+	// through an ACL), the files the cache's own (root's, 0644): the
+	// account can neither change a file nor the directory, nor move or
+	// link a file out to keep its bytes past the cache's eviction.
 	for _, script := range []string{
 		`echo x >> "$FXD_DATA/a.txt"`,
 		`echo x > "$FXD_DATA/sub/b.txt"`,
@@ -163,6 +164,9 @@ func TestData(t *testing.T) {
 		`mkdir "$FXD_DATA/sub/new"`,
 		`rm -f "$FXD_DATA/a.txt"`,
 		`chmod u+w "$FXD_DATA" && echo x >> "$FXD_DATA/a.txt"`,
+		`chmod u+w "$FXD_DATA"`,
+		`mv "$FXD_DATA/a.txt" "$HOME/kept.txt"`,
+		`ln "$FXD_DATA/a.txt" "$HOME/kept.txt"`,
 	} {
 		r := f.pools.Run(t.Context(), f.command("sh", "-c", script).withData(data...), 4)
 		if r.State != api.StateFailed || r.Cold || r.Worker != first.Worker {
@@ -228,8 +232,9 @@ func TestData(t *testing.T) {
 	}
 }
 
-// checkDataDir checks the data directory of a worker of account a: the
-// account's, 0500, and each name a hard link to its cache file.
+// checkDataDir checks the data directory of a worker of account a:
+// root's, 0550 (the account reads it through an ACL), and each name a
+// hard link to its cache file.
 func checkDataDir(t *testing.T, dir string, a isolation.Account, links map[string]string) {
 	t.Helper()
 	for _, p := range []string{dir, filepath.Join(dir, "sub")} {
@@ -238,8 +243,8 @@ func checkDataDir(t *testing.T, dir string, a isolation.Account, links map[strin
 			t.Fatal(err)
 		}
 		sys := st.Sys().(*syscall.Stat_t)
-		if !st.IsDir() || st.Mode().Perm() != 0o500 || sys.Uid != a.UID || sys.Gid != a.GID {
-			t.Errorf("%s: %v owned by %d:%d, want a directory, 0500, owned by %d:%d", p, st.Mode(), sys.Uid, sys.Gid, a.UID, a.GID)
+		if !st.IsDir() || st.Mode().Perm() != 0o550 || sys.Uid != 0 {
+			t.Errorf("%s: %v owned by %d:%d, want a directory, 0550, root's (the account reads it through an ACL)", p, st.Mode(), sys.Uid, sys.Gid)
 		}
 	}
 	for name, src := range links {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/conf"
+	"fxd.dev/fxd/internal/units"
 	"fxd.dev/fxd/isolation"
 )
 
@@ -328,9 +330,39 @@ type outcome struct {
 }
 
 // errUnsent wraps the error of a task that could not be written to its
-// worker: the worker's end of the pipe was closed, so nothing of the task
-// ran.
+// worker: the worker's end of the pipe was closed before any byte of the
+// task reached it, so nothing of the task ran.
 var errUnsent = errors.New("the task did not reach its worker")
+
+// send writes one task to a worker's stdin with write. Its error wraps
+// errUnsent only when not one byte reached the pipe: a servable's own
+// process reads its stdin, so once part of a request larger than the pipe
+// buffer was written it may have been read, and acted on, before the
+// process died. Such a task is not moved to another worker (only
+// servable_retry runs it again).
+func send(stdin io.Writer, write func(io.Writer) error) error {
+	cw := &countingWriter{w: stdin}
+	err := write(cw)
+	switch {
+	case err == nil:
+		return nil
+	case cw.n == 0:
+		return fmt.Errorf("%w: %w", errUnsent, err)
+	}
+	return fmt.Errorf("write the task to its worker (%s of it written): %w", units.Bytes(cw.n), err)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // maxUnsent bounds how often one task moves on to another warm worker
 // because the one it was given had ended.

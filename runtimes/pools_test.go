@@ -2,12 +2,15 @@ package runtimes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/conf"
 	"fxd.dev/fxd/internal/testenv"
+	"fxd.dev/fxd/runtimes/wire"
 )
 
 func TestCommand(t *testing.T) {
@@ -491,5 +495,88 @@ func TestFunctionEnv(t *testing.T) {
 		if got := functionEnv(base, tc.fn, tc.fxd...); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: functionEnv = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestSend: a task is unsent, and may move to another worker, only when
+// not one byte of it reached the worker.
+func TestSend(t *testing.T) {
+	input := make([]byte, 1000)
+	tests := []struct {
+		name   string
+		after  int // bytes the worker takes before its end closes; -1 takes all
+		unsent bool
+	}{
+		{"nothing reached", 0, true},
+		{"header reached", 5, false},
+		{"part of the input reached", 600, false},
+		{"all reached", -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fw := &failAfter{left: tt.after}
+			err := send(fw, func(w io.Writer) error { return wire.WriteRequest(w, input) })
+			if tt.after < 0 {
+				if err != nil {
+					t.Fatalf("send = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, errUnsent) != tt.unsent || !errors.Is(err, syscall.EPIPE) {
+				t.Fatalf("send after %d bytes = %v, want EPIPE, unsent %v", tt.after, err, tt.unsent)
+			}
+		})
+	}
+}
+
+// failAfter takes left bytes (all when left < 0), then fails as a pipe
+// whose reader is gone.
+type failAfter struct{ left int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	switch {
+	case f.left < 0:
+		return len(p), nil
+	case len(p) <= f.left:
+		f.left -= len(p)
+		return len(p), nil
+	}
+	n := f.left
+	f.left = 0
+	return n, syscall.EPIPE
+}
+
+// TestServableDied: a task whose warm servable stopped reading while
+// idle, before the pools saw it go, runs on another worker; one whose
+// servable died after reading part of it is not run again without
+// servable_retry, for the servable may have acted on what it read.
+func TestServableDied(t *testing.T) {
+	tests := []struct {
+		name  string
+		first string // the input of the task before
+		input []byte
+		state api.State
+		moved bool // run on another worker than the task before
+	}{
+		{"idle", "close-stdin", []byte("pong"), api.StateSucceeded, true},
+		{"reading", "ping", make([]byte, 4<<20), api.StateFailed, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, conf.Workers{ServableRetry: false})
+			j := f.servable(python(t, "servable.py")...)
+			first := f.pools.Run(t.Context(), j.with(tt.first), 2)
+			if first.State != api.StateSucceeded {
+				t.Fatalf("Run(%s) = %+v", tt.first, first)
+			}
+			j.Input = tt.input
+			res := f.pools.Run(t.Context(), j, 2)
+			if res.State != tt.state || (res.Worker != first.Worker) != tt.moved {
+				t.Fatalf("Run = %s %q on %s (the task before on %s), want %s, moved %v", res.State, res.Error, res.Worker, first.Worker, tt.state, tt.moved)
+			}
+			if !tt.moved && !strings.Contains(res.Error, "servable exited with status 1") {
+				t.Errorf("Run error = %q, want the servable's exit", res.Error)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package runtimes
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -20,8 +19,8 @@ func (p *Pools) runServable(ctx context.Context, w *worker, j Job) outcome {
 	var size int64 // of an output over the limit
 	started := time.Now()
 	err, stopped := p.exchange(ctx, w, j, func() error {
-		if err := wire.WriteRequest(w.stdin, j.Input); err != nil {
-			return fmt.Errorf("%w: %w", errUnsent, err)
+		if err := send(w.stdin, func(to io.Writer) error { return wire.WriteRequest(to, j.Input) }); err != nil {
+			return err
 		}
 		var err error
 		status, out, err = wire.ReadResponse(w.stdout, j.MaxOutput)

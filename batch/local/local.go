@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/batch"
@@ -36,15 +38,21 @@ const killGrace = 5 * time.Second
 type Provider struct {
 	log  zerolog.Logger
 	host string
-	// epoch is when the provider was made (base 36 milliseconds): in its
-	// job ids, so that a restarted daemon's blocks never take the ids of
-	// the blocks that ended with the daemon before, still in its records.
+	// epoch is when the provider was made (base 36 milliseconds) and a
+	// random tag: in its job ids, so that a restarted daemon's blocks never
+	// take the ids of the blocks that ended with the daemon before, still
+	// in its records, and two pools' providers never share ids.
 	epoch string
 
 	forkOnce  sync.Once
 	forks     chan func()   // run on the forking thread (forkLoop)
 	quit      chan struct{} // closed by Close: the forking thread ends
 	closeOnce sync.Once
+
+	// startNode starts one node's process of a block (start); kill
+	// signals a process group (syscall.Kill). Tests replace them.
+	startNode func(b batch.Block, node string) (*os.Process, error)
+	kill      func(pid int, sig syscall.Signal) error
 
 	mu   sync.Mutex
 	seq  int
@@ -53,9 +61,14 @@ type Provider struct {
 
 // job is one block's processes.
 type job struct {
-	name   string // the block's
-	nodes  []string
-	procs  []*os.Process
+	name  string // the block's
+	nodes []string
+	procs []*os.Process
+	// reaped is set once every process has exited, before they are
+	// reaped: from then on their ids, and their groups', may be another's,
+	// and they are signalled no more. Until then a process that has exited
+	// is left a zombie, which keeps its id. Guarded by Provider.mu.
+	reaped bool
 	done   chan struct{} // closed when every process has exited
 	reason string        // how it ended; guarded by Provider.mu
 	ended  time.Time     // guarded by Provider.mu
@@ -68,8 +81,10 @@ func New(log zerolog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local batch provider: %w", err)
 	}
-	return &Provider{log: log.With().Str("component", "batch.local").Logger(), host: host, jobs: map[batch.JobID]*job{},
-		epoch: strconv.FormatInt(time.Now().UnixMilli(), 36), forks: make(chan func()), quit: make(chan struct{})}, nil
+	p := &Provider{log: log.With().Str("component", "batch.local").Logger(), host: host, jobs: map[batch.JobID]*job{},
+		epoch: strconv.FormatInt(time.Now().UnixMilli(), 36) + strings.ToLower(rand.Text()[:4]), forks: make(chan func()), quit: make(chan struct{}), kill: syscall.Kill}
+	p.startNode = p.start
+	return p, nil
 }
 
 // Submit starts b's command b.Nodes times, after its init lines, each in
@@ -93,9 +108,9 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 		// Named by block: unique among the daemon's pools, whose providers
 		// each count their own jobs.
 		node := p.host + "-" + b.Name + "-" + strconv.Itoa(i)
-		proc, err := p.start(b, node)
+		proc, err := p.startNode(b, node)
 		if err != nil {
-			killAll(j.procs, syscall.SIGKILL)
+			p.abandon(j.procs)
 			return "", fmt.Errorf("submit block %s: %w", b.Name, err)
 		}
 		j.nodes, j.procs = append(j.nodes, node), append(j.procs, proc)
@@ -103,6 +118,17 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 	p.watch(id, j, b.Walltime)
 	p.log.Info().Str("block", b.Name).Str("job", string(id)).Int("nodes", b.Nodes).Dur("walltime", b.Walltime).Msg("block started")
 	return id, nil
+}
+
+// abandon kills the process groups of procs, the nodes of a block whose
+// submit failed, and reaps them: no zombie is left.
+func (p *Provider) abandon(procs []*os.Process) {
+	for _, proc := range procs {
+		p.kill(-proc.Pid, syscall.SIGKILL)
+	}
+	for _, proc := range procs {
+		proc.Wait()
+	}
 }
 
 // start starts one node's process of b: a shell that runs supervisor,
@@ -193,22 +219,26 @@ func (p *Provider) forkLoop() {
 	}
 }
 
-// watch records j under id, reaps its processes, and stops them at
-// walltime.
+// watch records j under id, reaps its processes once they have all
+// exited, and stops them at walltime.
 func (p *Provider) watch(id batch.JobID, j *job, walltime time.Duration) {
 	var once sync.Once
 	why := "exited"
 	j.stop = func(reason string) {
 		once.Do(func() {
 			p.mu.Lock()
+			if j.reaped { // ended: nothing to stop, and its ids may be another's
+				p.mu.Unlock()
+				return
+			}
 			why = reason
 			p.mu.Unlock()
-			killAll(j.procs, syscall.SIGTERM)
+			p.signal(j, syscall.SIGTERM)
 			go func() {
 				select {
 				case <-j.done:
 				case <-time.After(killGrace):
-					killAll(j.procs, syscall.SIGKILL)
+					p.signal(j, syscall.SIGKILL)
 				}
 			}()
 		})
@@ -218,6 +248,12 @@ func (p *Provider) watch(id batch.JobID, j *job, walltime time.Duration) {
 	p.jobs[id] = j
 	p.mu.Unlock()
 	go func() {
+		for _, proc := range j.procs {
+			waitExit(proc.Pid)
+		}
+		p.mu.Lock()
+		j.reaped = true
+		p.mu.Unlock()
 		var codes []string
 		for _, proc := range j.procs {
 			st, err := proc.Wait()
@@ -235,10 +271,28 @@ func (p *Provider) watch(id batch.JobID, j *job, walltime time.Duration) {
 	}()
 }
 
-// killAll signals the process group of each of procs.
-func killAll(procs []*os.Process, sig syscall.Signal) {
-	for _, proc := range procs {
-		syscall.Kill(-proc.Pid, sig)
+// signal sends sig to the process group of each of j's processes, and
+// to none once they have all exited: their ids may be another's.
+func (p *Provider) signal(j *job, sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.reaped {
+		return
+	}
+	for _, proc := range j.procs {
+		p.kill(-proc.Pid, sig)
+	}
+}
+
+// waitExit returns once process pid, a child, has exited, without
+// reaping it: its id stays taken, as a zombie's, until it is.
+func waitExit(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return // exited, or not a child: Wait tells
+		}
 	}
 }
 
@@ -296,7 +350,8 @@ func (p *Provider) Find(ctx context.Context, name string) ([]batch.JobID, error)
 }
 
 // Cancel stops block id's processes: SIGTERM to their groups, SIGKILL
-// after a grace. A block that has ended or is unknown is not an error.
+// after a grace. A block that has ended or is unknown is not an error, and
+// is sent no signal.
 func (p *Provider) Cancel(ctx context.Context, id batch.JobID) error {
 	p.mu.Lock()
 	j := p.jobs[id]

@@ -1,9 +1,16 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,4 +110,143 @@ func submitFromEndingThread(p *Provider, b batch.Block) (batch.JobID, error) {
 	}()
 	r := <-done
 	return r.id, r.err
+}
+
+// kills records the process groups p signals, and signals them.
+type kills struct {
+	mu   sync.Mutex
+	pids []int
+}
+
+func (k *kills) record(p *Provider) {
+	p.kill = func(pid int, sig syscall.Signal) error {
+		k.mu.Lock()
+		k.pids = append(k.pids, pid)
+		k.mu.Unlock()
+		return syscall.Kill(pid, sig)
+	}
+}
+
+func (k *kills) got() []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.pids)
+}
+
+// procState is the state letter of process pid ('Z': a zombie), or 0
+// when there is no such process (reaped).
+func procState(t *testing.T, pid int) byte {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) { // reaped before or while read
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	if !ok || len(rest) == 0 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return rest[0]
+}
+
+// A block whose processes have all exited is sent no signal when it is
+// cancelled: their ids, and their groups', may be another's by now. While
+// it runs, the node processes that have exited are kept as zombies, so
+// that their ids stay theirs and the block's signals reach only it.
+func TestNoSignalsOnceExited(t *testing.T) {
+	p := newProvider(t)
+	var k kills
+	k.record(p)
+	b := batch.Block{Name: "fxd-half", Nodes: 2, Walltime: time.Minute,
+		Command: []string{"/bin/sh", "-c", `case $FXD_BLOCK_NODE in *-0) exit 0 ;; esac; exec sleep 600`}}
+	id, err := p.Submit(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	j := p.jobs[id]
+	p.mu.Unlock()
+	first := j.procs[0].Pid
+	deadline := time.Now().Add(10 * time.Second)
+	for procState(t, first) != 'Z' {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 0's process %d is %q 10 s after its command exited, want a zombie (its id kept while the block runs)",
+				first, procState(t, first))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 20 { // and it stays one: not reaped while node 1 runs
+		time.Sleep(10 * time.Millisecond)
+		if st := procState(t, first); st != 'Z' {
+			t.Fatalf("node 0's process %d is %q while node 1 runs, want a zombie (its id kept while the block runs)", first, st)
+		}
+	}
+	if err := p.Cancel(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-j.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancelled block still runs after 10 s")
+	}
+	if got := procState(t, first); got != 0 {
+		t.Errorf("node 0's process %d is %q after the block ended, want it reaped", first, got)
+	}
+	before := len(k.got())
+	if err := p.Cancel(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	j.stop("walltime reached") // as the walltime timer may, late
+	if got := k.got(); len(got) != before {
+		t.Errorf("signals sent to %v after the block ended, want none", got[before:])
+	}
+
+	// a block that ended by itself is sent nothing either
+	b.Command = []string{"/bin/true"}
+	id, err = p.Submit(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	j = p.jobs[id]
+	p.mu.Unlock()
+	<-j.done
+	before = len(k.got())
+	if err := p.Cancel(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.got(); len(got) != before {
+		t.Errorf("cancelling a block that ended sent signals to %v, want none", got[before:])
+	}
+}
+
+// A submit that fails at a node kills the nodes it started, and reaps
+// them: no zombie is left.
+func TestFailedSubmitReaps(t *testing.T) {
+	p := newProvider(t)
+	var started []int
+	p.startNode = func(b batch.Block, node string) (*os.Process, error) {
+		if len(started) == 2 {
+			return nil, errors.New("fork/exec /bin/sh: resource temporarily unavailable")
+		}
+		proc, err := p.start(b, node)
+		if err == nil {
+			started = append(started, proc.Pid)
+		}
+		return proc, err
+	}
+	b := batch.Block{Name: "fxd-fail", Nodes: 3, Walltime: time.Minute, Command: []string{"/bin/sleep", "600"}}
+	if id, err := p.Submit(t.Context(), b); err == nil {
+		t.Fatalf("Submit = %s, want the third node's error", id)
+	}
+	if len(started) != 2 {
+		t.Fatalf("%d nodes started, want 2 before the third failed", len(started))
+	}
+	for _, pid := range started {
+		if st := procState(t, pid); st != 0 {
+			t.Errorf("process %d of the failed submit is %q, want it killed and reaped", pid, st)
+		}
+	}
 }

@@ -43,7 +43,8 @@ type namedJob struct {
 }
 
 // parseFind reads qstat -f -F json's listing: the ids of the jobs named
-// name, owned by owner, that have not ended, in order.
+// name, owned by owner, that have not ended, oldest first (by sequence
+// number: "999.pbs01" before "1000.pbs01").
 func parseFind(out []byte, name, owner string) ([]batch.JobID, error) {
 	var q struct {
 		Jobs map[string]namedJob `json:"Jobs"`
@@ -56,6 +57,9 @@ func parseFind(out []byte, name, owner string) ([]batch.JobID, error) {
 		if o, _, _ := strings.Cut(j.Owner, "@"); j.Name != name || o != owner {
 			continue
 		}
+		if !jobIDRE.MatchString(id) {
+			return nil, fmt.Errorf("qstat -f -F json: job id %q of job %s: not a PBS job id: %w", batch.Clip(id, 80), name, batch.ErrBadOutput)
+		}
 		st, err := qstatJob{State: j.State}.status()
 		if err != nil {
 			return nil, fmt.Errorf("qstat -f -F json: job %s: %w", batch.Clip(id, 80), err)
@@ -64,6 +68,6 @@ func parseFind(out []byte, name, owner string) ([]batch.JobID, error) {
 			ids = append(ids, batch.JobID(id))
 		}
 	}
-	slices.Sort(ids)
+	slices.SortFunc(ids, batch.CompareJobIDs)
 	return ids, nil
 }

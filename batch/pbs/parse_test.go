@@ -354,12 +354,52 @@ func TestParseFind(t *testing.T) {
 		"no state":      `{"Jobs":{"1.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01"}}}`,
 		"a state word":  `{"Jobs":{"1.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"Running"}}}`,
 		"a name number": `{"Jobs":{"1.pbs01":{"Job_Name":7,"Job_Owner":"fxd@login01","job_state":"Q"}}}`,
+		"not an id":     `{"Jobs":{"x.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"Q"}}}`,
+		"an array":      `{"Jobs":{"12[].pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"B"}}}`,
 	} {
 		if got, err := parseFind([]byte(bad), "fxd-cpu-7", "fxd"); !errors.Is(err, batch.ErrBadOutput) {
 			t.Errorf("parseFind(%s) = %q, %v; want batch.ErrBadOutput", name, got, err)
 		}
 	}
+	// by sequence number, not as strings; another user's malformed id is
+	// none of Find's business
+	order := `{"Jobs":{"1000.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"R"},` +
+		`"999.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"Q"},` +
+		`"12[].pbs01":{"Job_Name":"array","Job_Owner":"alice@login01","job_state":"B"}}}`
+	if got, err := parseFind([]byte(order), "fxd-cpu-7", "fxd"); err != nil || !slices.Equal(got, []batch.JobID{"999.pbs01", "1000.pbs01"}) {
+		t.Errorf("parseFind(999 and 1000) = %q, %v; want [999.pbs01 1000.pbs01], oldest first", got, err)
+	}
 	if got, err := parseFind([]byte("{\n    \"timestamp\":1717408931,\n    \"pbs_version\":\"2023.1.1\",\n    \"pbs_server\":\"pbs01\"\n}"), "fxd-cpu-7", "fxd"); err != nil || got != nil {
 		t.Errorf("parseFind(header alone) = %q, %v; want none", got, err)
 	}
+}
+
+// Find's reading of qstat -f -F json never panics and returns only job
+// ids that Poll and Cancel take, oldest first, or batch.ErrBadOutput.
+func FuzzFind(f *testing.F) {
+	b, err := os.ReadFile("testdata/qstat/find-2023.1.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b, "fxd-cpu-7", "fxd")
+	f.Add([]byte(`{"Jobs":{"1000.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"R"},"999.pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"Q"}}}`), "fxd-cpu-7", "fxd")
+	f.Add([]byte(`{"Jobs":{"12[].pbs01":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd@login01","job_state":"B"},"x":{"Job_Name":"fxd-cpu-7","Job_Owner":"fxd","job_state":"Q"}}}`), "fxd-cpu-7", "fxd")
+	f.Add([]byte("{\n    \"timestamp\":1717408931,\n    \"pbs_version\":\"2023.1.1\",\n    \"pbs_server\":\"pbs01\"\n}"), "fxd-cpu-7", "fxd")
+	f.Fuzz(func(t *testing.T, out []byte, name, owner string) {
+		ids, err := parseFind(out, name, owner)
+		if err != nil {
+			if !errors.Is(err, batch.ErrBadOutput) || ids != nil {
+				t.Fatalf("parseFind = %q, %v; want no ids and batch.ErrBadOutput", ids, err)
+			}
+			return
+		}
+		for _, id := range ids {
+			if !jobIDRE.MatchString(string(id)) {
+				t.Fatalf("parseFind = %q: %q is not a PBS job id", ids, id)
+			}
+		}
+		if !slices.IsSortedFunc(ids, batch.CompareJobIDs) {
+			t.Fatalf("parseFind = %q, not oldest first", ids)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,11 +31,13 @@ func (p *Provider) Find(ctx context.Context, name string) ([]batch.JobID, error)
 	if err != nil {
 		return nil, fmt.Errorf("find slurm jobs named %s: %w", name, err)
 	}
+	slices.SortFunc(ids, batch.CompareJobIDs)
 	return ids, nil
 }
 
 // parseFind reads squeue's findFormat lines: the ids of the jobs named
-// name that have not ended.
+// name that have not ended, oldest first (squeue lists them in its own
+// order), so that the scaler adopts the same one whatever squeue's order.
 func parseFind(out []byte, name string) ([]batch.JobID, error) {
 	var ids []batch.JobID
 	for _, line := range strings.Split(string(out), "\n") {
@@ -53,5 +56,6 @@ func parseFind(out []byte, name string) ([]batch.JobID, error) {
 			ids = append(ids, batch.JobID(m[1])) // the id as sbatch --parsable gives it
 		}
 	}
+	slices.SortFunc(ids, batch.CompareJobIDs)
 	return ids, nil
 }

@@ -149,6 +149,7 @@ func TestParseFind(t *testing.T) {
 		{"completing left out", "41|fxd-cpu-3|COMPLETING\n42|fxd-cpu-3|SUSPENDED\n", []batch.JobID{"42"}, false},
 		{"another name left out", "41|fxd-cpu-30|PENDING\n", nil, false},
 		{"cluster suffix", "43;perlmutter|fxd-cpu-3|PENDING\n", []batch.JobID{"43"}, false},
+		{"oldest first", "100|fxd-cpu-3|RUNNING\n99;perlmutter|fxd-cpu-3|PENDING\n1000|fxd-cpu-3|PENDING\n", []batch.JobID{"99", "100", "1000"}, false},
 		{"not an id", "x|fxd-cpu-3|PENDING\n", nil, true},
 		{"too few fields", "41|fxd-cpu-3\n", nil, true},
 		{"no state", "41|fxd-cpu-3|\n", nil, true},
@@ -160,4 +161,32 @@ func TestParseFind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Find's reading of squeue never panics and returns only job ids that
+// Poll and Cancel take, oldest first, or batch.ErrBadOutput.
+func FuzzFind(f *testing.F) {
+	// squeue --noheader --format=%i|%j|%T as Slurm prints it: pending and
+	// running jobs of the name, a completing one, another name, a
+	// multi-cluster id.
+	f.Add([]byte("41|fxd-cpu-3|PENDING\n42|fxd-cpu-3|RUNNING\n"), "fxd-cpu-3")
+	f.Add([]byte("100|fxd-cpu-3|RUNNING\n99;perlmutter|fxd-cpu-3|PENDING\n41|fxd-cpu-3|COMPLETING\n41|fxd-cpu-30|PENDING\n"), "fxd-cpu-3")
+	f.Add([]byte("x|fxd-cpu-3|PENDING\n41|fxd-cpu-3\n"), "fxd-cpu-3")
+	f.Fuzz(func(t *testing.T, out []byte, name string) {
+		ids, err := parseFind(out, name)
+		if err != nil {
+			if !errors.Is(err, batch.ErrBadOutput) || ids != nil {
+				t.Fatalf("parseFind(%q) = %q, %v; want no ids and batch.ErrBadOutput", out, ids, err)
+			}
+			return
+		}
+		for _, id := range ids {
+			if !jobIDRE.MatchString(string(id)) || strings.Contains(string(id), ";") {
+				t.Fatalf("parseFind(%q) = %q: %q is not a job id", out, ids, id)
+			}
+		}
+		if !slices.IsSortedFunc(ids, batch.CompareJobIDs) {
+			t.Fatalf("parseFind(%q) = %q, not oldest first", out, ids)
+		}
+	})
 }

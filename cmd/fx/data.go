@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
 	"fxd.dev/fxd/internal/units"
 )
 
@@ -40,7 +41,7 @@ func cmdData(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []s
 		return dataPut(ctx, c, g, cl, pos[1], *digest)
 	case "stage":
 		source := pos[1]
-		if !filepath.IsAbs(source) && !isURL(source) && !api.IsDigest(source) {
+		if !filepath.IsAbs(source) && !cache.IsURL(source) && !api.IsDigest(source) {
 			if source, err = filepath.Abs(source); err != nil {
 				return usageError("source %q: %v", pos[1], err)
 			}
@@ -89,17 +90,23 @@ func dataGet(ctx context.Context, c *cli, cl *api.Client, digest, out string) er
 		return err
 	}
 	defer body.Close()
-	var w io.Writer = c.stdout
-	if out != "" {
-		f, err := os.Create(out)
-		if err != nil {
-			return usageError("write %s: %v", out, err)
+	if out == "" {
+		if _, err := io.Copy(c.stdout, body); err != nil {
+			return fmt.Errorf("read data %s: %w", digest, err)
 		}
-		defer f.Close()
-		w = f
+		return nil
 	}
-	if _, err := io.Copy(w, body); err != nil {
-		return fmt.Errorf("read data %s: %w", digest, err)
+	f, err := os.Create(out)
+	if err != nil {
+		return usageError("write %s: %v", out, err)
+	}
+	_, err = io.Copy(f, body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out) // no partial file left to pass for the data
+		return fmt.Errorf("get data %s into %s: %w", digest, out, err)
 	}
 	return nil
 }
@@ -134,6 +141,3 @@ func printData(w io.Writer, entries []api.DataEntry) error {
 	}
 	return tw.Flush()
 }
-
-// isURL says whether s is an http or https URL.
-func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func sha256Digest(b []byte) string {
 }
 
 // dataSite is a daemon whose cache stages from datasets (a directory of
-// the test) and URLs, with two tenants.
+// the test) and the URL prefixes given, with two tenants.
 type dataSite struct {
 	*site
 	datasets     string
@@ -34,7 +35,7 @@ type dataSite struct {
 	aliceC, bobC *api.Client
 }
 
-func startDataSite(t *testing.T) *dataSite {
+func startDataSite(t *testing.T, urls ...string) *dataSite {
 	t.Helper()
 	tenants, rules := newTenants(t, 2)
 	base := t.TempDir()
@@ -43,7 +44,11 @@ func startDataSite(t *testing.T) *dataSite {
 	if err := os.Mkdir(datasets, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := startSite(t, rules+"\n[cache]\npaths = [\""+datasets+"\"]\nurls = true\nmax_entry_size = \"1MiB\"\n")
+	quoted := make([]string, len(urls))
+	for i, u := range urls {
+		quoted[i] = strconv.Quote(u)
+	}
+	s := startSite(t, rules+"\n[cache]\npaths = [\""+datasets+"\"]\nurls = ["+strings.Join(quoted, ", ")+"]\nmax_entry_size = \"1MiB\"\n")
 	return &dataSite{site: s, datasets: datasets, alice: tenants[0], bob: tenants[1],
 		aliceC: s.client(tenants[0].id), bobC: s.client(tenants[1].id)}
 }
@@ -161,40 +166,57 @@ func TestDataStagePaths(t *testing.T) {
 	}
 }
 
-// URLs are downloaded, checked against the digest given, and bounded in
-// size.
+// URLs under the site's data URLs are downloaded, checked against the
+// digest given, and bounded in size; others, and redirects out of them,
+// are refused.
 func TestDataStageURL(t *testing.T) {
-	s := startDataSite(t)
-	ctx := ctxT(t, 30*time.Second)
 	data := []byte("a dataset served over http\n")
 	big := bytes.Repeat([]byte("x"), 2<<20)
+	var inside string
+	outside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("internal")) }))
+	defer outside.Close()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/data.bin":
+		case "/data/data.bin":
 			w.Write(data)
-		case "/big.bin":
+		case "/data/big.bin":
 			w.Write(big)
+		case "/data/away":
+			http.Redirect(w, r, outside.URL+"/secret", http.StatusFound)
+		case "/data/back":
+			http.Redirect(w, r, inside+"data.bin", http.StatusFound)
 		default:
 			http.NotFound(w, r)
 		}
 	}))
 	defer srv.Close()
-	e, err := s.aliceC.StageData(ctx, api.StageRequest{Source: srv.URL + "/data.bin", Digest: sha256Digest(data)})
+	inside = srv.URL + "/data/"
+	s := startDataSite(t, inside)
+	ctx := ctxT(t, 30*time.Second)
+	e, err := s.aliceC.StageData(ctx, api.StageRequest{Source: inside + "data.bin", Digest: sha256Digest(data)})
 	if err != nil || e.Digest != sha256Digest(data) {
 		t.Fatalf("stage a URL with its digest: %+v, %v", e, err)
 	}
+	if r, err := s.aliceC.StageData(ctx, api.StageRequest{Source: inside + "back"}); err != nil || r.Digest != e.Digest {
+		t.Errorf("stage a URL redirected within the data URLs: %+v, %v", r, err)
+	}
 	before := s.blobs()
-	if _, err := s.bobC.StageData(ctx, api.StageRequest{Source: srv.URL + "/data.bin", Digest: sha256Digest([]byte("else"))}); !errors.Is(err, api.ErrInvalid) {
+	if _, err := s.bobC.StageData(ctx, api.StageRequest{Source: inside + "data.bin", Digest: sha256Digest([]byte("else"))}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("stage a URL whose bytes do not match the digest: %v, want invalid", err)
 	}
 	if _, err := s.bobC.DataEntry(ctx, e.Digest); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("bob's refused stage left him an entry: %v", err)
 	}
-	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: srv.URL + "/big.bin"}); !errors.Is(err, api.ErrTooLarge) {
+	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: inside + "big.bin"}); !errors.Is(err, api.ErrTooLarge) {
 		t.Errorf("stage 2 MiB past max_entry_size 1MiB: %v, want too large", err)
 	}
-	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: srv.URL + "/missing"}); err == nil {
+	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: inside + "missing"}); err == nil {
 		t.Error("stage a URL that answers 404: no error")
+	}
+	for _, u := range []string{outside.URL + "/secret", srv.URL + "/elsewhere", inside + "away"} {
+		if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: u}); !errors.Is(err, api.ErrDenied) {
+			t.Errorf("stage %s, outside the data URLs or redirected out of them: %v, want denied", u, err)
+		}
 	}
 	if n := s.blobs(); n != before {
 		t.Errorf("refused stages left %d blobs, want %d", n, before)

@@ -42,7 +42,7 @@ func (s *site) metric(name string) float64 {
 // every later task finds it there (the hit rate in the metrics).
 func TestDataGoesWhereCached(t *testing.T) {
 	tenants, rules := newTenants(t, 1)
-	s := startLinkedSiteWith(t, rules+"\n[cache]\nurls = false\n", "daemon_node_tasks = false\nlocality_wait = \"10s\"\n")
+	s := startLinkedSiteWith(t, rules, "daemon_node_tasks = false\nlocality_wait = \"10s\"\n")
 	alice := s.client(tenants[0].id)
 	for _, name := range []string{"n1", "n2"} {
 		block := "blk-" + name

@@ -72,7 +72,8 @@ type agent struct {
 	wake     chan struct{}
 	wg       sync.WaitGroup
 
-	fetches singleflight.Group // image fetches under way, by digest
+	fetches   singleflight.Group               // fetches of images and data under way, by digest
+	prestages map[*context.CancelFunc]struct{} // stages the daemon asked for, under way; guarded by mu
 }
 
 // Run links to the daemon and runs what it sends until ctx is done, the
@@ -85,7 +86,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 	}
 	a := &agent{c: c, log: log.With().Str("component", "agent").Str("node", c.Hello.Node).Str("block", c.Hello.Block).Logger(),
 		client:  &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS, ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}},
-		running: map[string]context.CancelFunc{}, wake: make(chan struct{}, 1)}
+		running: map[string]context.CancelFunc{}, prestages: map[*context.CancelFunc]struct{}{}, wake: make(chan struct{}, 1)}
 	defer a.stopTasks()
 	backoff := time.Second
 	for {
@@ -120,11 +121,14 @@ func (a *agent) drained() bool {
 	return a.draining && len(a.running) == 0 && len(a.results) == 0
 }
 
-// stopTasks cancels every task and waits for them.
+// stopTasks cancels every task and stage, and waits for them.
 func (a *agent) stopTasks() {
 	a.mu.Lock()
 	for _, cancel := range a.running {
 		cancel()
+	}
+	for cancel := range a.prestages {
+		(*cancel)()
 	}
 	a.mu.Unlock()
 	a.wg.Wait()

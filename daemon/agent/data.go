@@ -40,7 +40,7 @@ func (a *agent) data(ctx context.Context, t api.NodeTask) (files []runtimes.Data
 // the same entry at once share one fetch, which goes on when one of them
 // is cancelled.
 func (a *agent) entry(ctx context.Context, d api.NodeData, account string) error {
-	opts := cache.PutOptions{Want: d.Digest, Source: a.c.Daemon, MaxSize: a.c.MaxEntry}
+	opts := cache.PutOptions{Want: d.Digest, Source: a.c.Daemon, Size: d.Size, MaxSize: a.c.MaxEntry}
 	if _, err := a.c.Cache.Get(d.Digest, account); err == nil {
 		return nil
 	}
@@ -48,6 +48,9 @@ func (a *agent) entry(ctx context.Context, d api.NodeData, account string) error
 		return nil
 	}
 	ch := a.fetches.DoChan("data "+d.Digest, func() (any, error) {
+		if _, err := a.c.Cache.Get(d.Digest, ""); err == nil {
+			return nil, nil // a fetch that ended just before brought it
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
 		return nil, a.fetchData(fctx, d, account, opts)
@@ -86,11 +89,23 @@ func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
 	if a.c.Cache == nil {
 		return
 	}
+	// The stage outlives the link it came on, not the agent: stopTasks
+	// cancels it (the fetch itself ends on its own, unwaited).
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.mu.Lock()
+	a.prestages[&cancel] = struct{}{}
+	a.mu.Unlock()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer func() {
+			cancel()
+			a.mu.Lock()
+			delete(a.prestages, &cancel)
+			a.mu.Unlock()
+		}()
 		d := api.NodeData{Digest: st.Digest, Size: st.Size}
-		if err := a.entry(context.WithoutCancel(ctx), d, st.Account); err != nil {
+		if err := a.entry(pctx, d, st.Account); err != nil {
 			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("stage data the daemon asked for")
 			return
 		}

@@ -11,7 +11,8 @@ import (
 	"fxd.dev/fxd/api"
 )
 
-// fetchTimeout bounds one image's fetch from the daemon.
+// fetchTimeout bounds one fetch of an image or a data entry from the
+// daemon.
 const fetchTimeout = 30 * time.Minute
 
 // image makes sure this node holds img, fetching it from the daemon if
@@ -25,6 +26,9 @@ func (a *agent) image(ctx context.Context, img *api.NodeImage) error {
 		return nil
 	}
 	ch := a.fetches.DoChan(img.Digest, func() (any, error) {
+		if _, ok := a.c.Images.HasDigest(img.Digest); ok {
+			return nil, nil // a fetch that ended just before brought it
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
 		return nil, a.fetch(fctx, img)
