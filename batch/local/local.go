@@ -26,6 +26,11 @@ import (
 // block the name of the node it plays.
 const NodeEnv = "FXD_BLOCK_NODE"
 
+// EphemeralEnv is set for a local block's processes: their node's name
+// (which carries the block's) is never used again, so its caches and
+// images go when its agent ends.
+const EphemeralEnv = "FXD_NODE_EPHEMERAL"
+
 // keepEnded is how long an ended block is still reported (as done)
 // before it is forgotten (gone), as a scheduler purges old jobs.
 const keepEnded = 10 * time.Minute
@@ -138,7 +143,7 @@ func (p *Provider) abandon(procs []*os.Process) {
 func (p *Provider) start(b batch.Block, node string) (*os.Process, error) {
 	run := strings.Join(append(slices.Clone(b.Init), "exec "+batch.QuoteArgv(b.Command)), "\n")
 	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(supervisor, int(killGrace/time.Second), run))
-	cmd.Env = append(os.Environ(), NodeEnv+"="+node)
+	cmd.Env = append(os.Environ(), NodeEnv+"="+node, EphemeralEnv+"=1")
 	for k, v := range b.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -132,7 +132,7 @@ func agentPIDs(block string) []int {
 // requeued and run on a new block. gone says whether the block's job has
 // left the scheduler; cancel, when set, cancels the site's jobs when the test
 // ends (blocks outlive their daemon).
-func blockLifecycle(t *testing.T, pool string, gone func(b api.Block) bool, cancel func(job string)) {
+func blockLifecycle(t *testing.T, pool string, gone func(s *linkedSite, b api.Block) bool, cancel func(job string)) {
 	tenants, rules := newTenants(t, 1)
 	s := startPoolSite(t, rules, pool)
 	if cancel != nil {
@@ -193,7 +193,7 @@ func blockLifecycle(t *testing.T, pool string, gone func(b api.Block) bool, canc
 		t.Errorf("idle block ended for %q, want idle", ended.Reason)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !gone(first) {
+	for !gone(s, first) {
 		if time.Now().After(deadline) {
 			t.Fatalf("job %s of the idle block still known to the scheduler 30 s after it was given back", first.Job)
 		}
@@ -273,8 +273,11 @@ nodes = 1
 walltime = "10m"
 max_blocks = 1
 idle_timeout = "10s"
-`, func(b api.Block) bool {
-		return len(agentPIDs(b.Name)) == 0 // a local block is its agents' processes
+`, func(s *linkedSite, b api.Block) bool {
+		// A local block is its agents' processes; its node's name is not
+		// used again, so its caches go with it.
+		left, _ := filepath.Glob(filepath.Join(s.state, "nodes", "*-"+b.Name+"-*"))
+		return len(agentPIDs(b.Name)) == 0 && len(left) == 0
 	}, nil)
 }
 
@@ -291,7 +294,7 @@ max_blocks = 1
 idle_timeout = "10s"
 [batch.pool.slurm]
 partition = %q
-`, part), func(b api.Block) bool {
+`, part), func(_ *linkedSite, b api.Block) bool {
 		// squeue lists a job for a while after it ends (as COMPLETED or
 		// CANCELLED with --states=all); by default only the live ones, and a
 		// purged id is an error of its own

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/batch/local"
 	"fxd.dev/fxd/daemon/agent"
 	"fxd.dev/fxd/internal/units"
 )
@@ -33,7 +34,9 @@ it with everything set in their environment; by hand, mint a credential first
 read only from the environment: a command line is visible to every user.
 
 Environment: FXD_NODE_TOKEN (required), FXD_DAEMON, FXD_DAEMON_CA, FXD_BLOCK,
-FXD_BLOCK_NODE (defaults of --daemon, --ca, --block and --name).
+FXD_BLOCK_NODE (defaults of --daemon, --ca, --block and --name);
+FXD_NODE_EPHEMERAL (set by local blocks: the node's caches and images are
+removed when it ends, since its name is not used again).
 
 flags:
 `
@@ -79,7 +82,14 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer func() {
+		n.Close()
+		if os.Getenv(local.EphemeralEnv) != "" { // a local block's node: its name is not used again
+			if err := n.Remove(); err != nil {
+				log.Warn().Err(err).Msg("remove the node's caches and images")
+			}
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, agent.Config{

@@ -34,6 +34,7 @@ type Node struct {
 	// Cache holds the data entries fetched from the daemon for tasks.
 	Cache  *cache.Store
 	parent *os.File
+	dirs   []string // what the node keeps on disk, for Remove
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -75,7 +76,8 @@ func Open(cfg *conf.Config, name string, log zerolog.Logger) (*Node, error) {
 		held.Close()
 		return nil, err
 	}
-	n := &Node{parent: held, ImageLimits: images.Limits{MaxSize: int64(cfg.Containers.MaxImageSize), MinFree: int64(cfg.Containers.MinFreeSpace)}}
+	n := &Node{parent: held, dirs: []string{filepath.Join(cfg.Site.StateDir, "nodes", name), filepath.Join(cfg.Site.StateDir, "task-data", "nodes", name)},
+		ImageLimits: images.Limits{MaxSize: int64(cfg.Containers.MaxImageSize), MinFree: int64(cfg.Containers.MinFreeSpace)}}
 	if ctr != nil {
 		n.Images = ctr.Images
 	}
@@ -115,6 +117,17 @@ func Lookup(minUID uint32) func(string) (isolation.Account, error) {
 // Close stops the node's workers and unmounts its images.
 func (n *Node) Close() error {
 	return errors.Join(n.Pools.Close(), n.close())
+}
+
+// Remove removes what the node kept on disk (its images, cache and task
+// data directories), after Close: for a node whose name is not used
+// again.
+func (n *Node) Remove() error {
+	var errs []error
+	for _, d := range n.dirs {
+		errs = append(errs, os.RemoveAll(d))
+	}
+	return errors.Join(errs...)
 }
 
 // close releases what Open took besides the pools.
