@@ -29,9 +29,9 @@ while True:
         answer(0, str(os.getpid()).encode())
     elif data == b"env":
         answer(0, (os.environ.get("FXD_FUNCTION", "") + " " + os.environ.get("GREETING", "")).encode())
-    elif data == b"close-stdin":  # answer, then stop reading but live on
-        answer(0, data)
+    elif data == b"close-stdin":  # stop reading but live on; closed before the answer, so no task can be written in between
         os.close(0)
+        answer(0, data)
         time.sleep(100)
     elif data == b"sleep":
         os.system("sleep 100")
