@@ -112,26 +112,39 @@ func (s *stager) allowed(source string) (root, rel string, ok bool) {
 	return "", "", false
 }
 
-// stagePath stages the file at source, which must lie in one of
-// cache.paths and stay there (no ".." or symlink out of it), opened with
-// a's permissions.
+// stagePath stages the file or directory at source, which must lie in
+// one of cache.paths and stay there (no ".." or symlink out of it),
+// opened with a's permissions.
 func (s *stager) stagePath(ctx context.Context, a isolation.Account, source string, opts cache.PutOptions) (cache.Entry, error) {
 	root, rel, ok := s.allowed(source)
 	if !ok {
 		return cache.Entry{}, fmt.Errorf("stage %s: the site stages files only from its data paths (%s); copy it into one, or upload it with fx data put: %w",
 			source, s.paths(), api.ErrDenied)
 	}
-	f, err := isolation.OpenBeneathAs(a, root, rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	e, err := s.stageFile(ctx, a, root, rel, opts)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+	}
+	return e, nil
+}
+
+// stageFile stages the file rel under root, opened as a would: a regular
+// file, or a directory, staged as a tree (stageTree).
+func (s *stager) stageFile(ctx context.Context, a isolation.Account, root, rel string, opts cache.PutOptions) (cache.Entry, error) {
+	f, err := isolation.OpenBeneathAs(a, root, rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return cache.Entry{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+		return cache.Entry{}, err
+	}
+	if fi.IsDir() {
+		return s.stageTree(ctx, a, root, rel, opts)
 	}
 	if !fi.Mode().IsRegular() {
-		return cache.Entry{}, fmt.Errorf("stage %s: not a regular file (%s); stage files one by one: %w", source, fi.Mode().Type(), api.ErrInvalid)
+		return cache.Entry{}, fmt.Errorf("%s is not a regular file or a directory (%s): %w", rel, fi.Mode().Type(), api.ErrInvalid)
 	}
 	id := identity(fi)
 	s.mu.Lock()
@@ -149,7 +162,7 @@ func (s *stager) stagePath(ctx context.Context, a isolation.Account, source stri
 		return s.cache.Put(ctx, a.Name, f, opts)
 	})
 	if err != nil {
-		return cache.Entry{}, fmt.Errorf("stage %s: %w", source, err)
+		return cache.Entry{}, err
 	}
 	// A file changed within the file system's time granularity could
 	// share its identity with a file created in the same tick after it

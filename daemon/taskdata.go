@@ -53,9 +53,9 @@ func (d *Daemon) resolveData(ctx context.Context, j *job) ([]api.NodeData, error
 	if j.data != nil || j.dataErr != nil {
 		return j.data, j.dataErr
 	}
-	data := make([]api.NodeData, 0, len(j.task.Data))
+	var data []api.NodeData
 	for i, r := range j.task.Data {
-		e, path, unpin, err := d.pinRef(ctx, j, r.Ref)
+		files, err := d.resolveRef(ctx, j, r)
 		if err != nil {
 			j.releaseData()
 			if ctx.Err() == nil { // a cancel is not the data's fault: try again if it runs again
@@ -63,12 +63,45 @@ func (d *Daemon) resolveData(ctx context.Context, j *job) ([]api.NodeData, error
 			}
 			return nil, fmt.Errorf("data[%d] %s: %w", i, r.Ref, err)
 		}
-		j.dataPins = append(j.dataPins, unpin)
-		j.dataPaths = append(j.dataPaths, path)
-		data = append(data, api.NodeData{Digest: e.Digest, Size: e.Size, Name: r.Path})
+		data = append(data, files...)
+		if len(data) > maxTreeFiles {
+			j.releaseData()
+			j.dataErr = fmt.Errorf("the task's data holds more than %d files; name fewer or smaller trees: %w", maxTreeFiles, api.ErrTooLarge)
+			return nil, j.dataErr
+		}
 	}
 	j.data = data
 	return data, nil
+}
+
+// resolveRef pins the entry r names, and for a tree every file it lists,
+// as j's account (who must read each), and returns them as the files j
+// sees: r.Path, or r.Path/<file> for a tree.
+func (d *Daemon) resolveRef(ctx context.Context, j *job, r api.DataRef) ([]api.NodeData, error) {
+	e, path, unpin, err := d.pinRef(ctx, j, r.Ref)
+	if err != nil {
+		return nil, err
+	}
+	j.dataPins = append(j.dataPins, unpin)
+	files, tree, err := readTree(path)
+	if err != nil {
+		return nil, err
+	}
+	if !tree {
+		j.dataPaths = append(j.dataPaths, path)
+		return []api.NodeData{{Digest: e.Digest, Size: e.Size, Name: r.Path}}, nil
+	}
+	out := make([]api.NodeData, 0, len(files))
+	for _, f := range files {
+		path, unpin, err := d.cache.Pin(f.Digest, j.acct.Name)
+		if err != nil {
+			return nil, fmt.Errorf("file %s of the tree: %w; stage the directory again", f.Path, err)
+		}
+		j.dataPins = append(j.dataPins, unpin)
+		j.dataPaths = append(j.dataPaths, path)
+		out = append(out, api.NodeData{Digest: f.Digest, Size: f.Size, Name: r.Path + "/" + f.Path})
+	}
+	return out, nil
 }
 
 // pinRef returns the entry ref names for j's account, staged first if it

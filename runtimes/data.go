@@ -2,6 +2,8 @@ package runtimes
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,14 +98,16 @@ func checkDataName(name string) error {
 }
 
 // dataKey encodes a data set canonically, for the key of the workers
-// that show it: sorted by Name, with each Source; "" for none.
+// that show it: the sha256 of the files sorted by Name, with each Source;
+// "" for none.
 func dataKey(files []DataFile) string {
 	if len(files) == 0 {
 		return ""
 	}
 	sorted := slices.SortedFunc(slices.Values(files), func(a, b DataFile) int { return cmp.Compare(a.Name, b.Name) })
 	b, _ := json.Marshal(sorted)
-	return string(b)
+	sum := sha256.Sum256(b) // a tree may hold thousands of files: keys stay small
+	return hex.EncodeToString(sum[:])
 }
 
 // prepareDataDir creates the pools' data dir, or sets the mode of one

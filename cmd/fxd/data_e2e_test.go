@@ -303,3 +303,40 @@ func TestLargeOutputCached(t *testing.T) {
 		t.Errorf("9 MB output past max_cached_result_bytes: %s (error %q), want failed naming the limit", big.State, big.Error)
 	}
 }
+
+// A directory is staged as a tree, read as the user: each file an entry,
+// shown to a task at $FXD_DATA/<path>/...; a symlink out of the data
+// paths inside it refuses the whole stage.
+func TestDataStageDirectory(t *testing.T) {
+	s := startDataSite(t)
+	ctx := ctxT(t, 30*time.Second)
+	run1 := filepath.Join(s.datasets, "run1")
+	for _, d := range []string{run1, filepath.Join(run1, "sub")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.writeAs("run1/a.txt", []byte("frame a\n"), s.alice, 0o600)
+	s.writeAs("run1/sub/b.txt", []byte("frame b\n"), s.alice, 0o600)
+	tree, err := s.aliceC.StageData(ctx, api.StageRequest{Source: run1})
+	if err != nil || tree.Source != run1 {
+		t.Fatalf("alice stages a directory: %+v, %v", tree, err)
+	}
+	if _, err := s.bobC.StageData(ctx, api.StageRequest{Source: run1}); !errors.Is(err, api.ErrDenied) {
+		t.Errorf("bob stages alice's directory of 0600 files: %v, want denied", err)
+	}
+	register(t, s.aliceC, api.FunctionSpec{Name: "tree", Command: []string{"/bin/sh", "-c", `cat "$FXD_DATA/run/a.txt" "$FXD_DATA/run/sub/b.txt"`}})
+	task, err := s.aliceC.Run(ctx, "tree", api.TaskSpec{Data: []api.DataRef{{Ref: tree.Digest, Path: "run"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.State != api.StateSucceeded || string(task.Output) != "frame a\nframe b\n" {
+		t.Errorf("task over a staged directory: %s %q (error %q)", task.State, task.Output, task.Error)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(run1, "sub", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: run1}); !errors.Is(err, api.ErrDenied) {
+		t.Errorf("stage a directory holding a symlink out of the data paths: %v, want denied", err)
+	}
+}
