@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -97,7 +98,7 @@ func TestBlocksEndWithDaemon(t *testing.T) {
 	})
 	pids := waitPIDs(t, dir, daemon.Process.Pid)
 	for _, pid := range pids {
-		t.Cleanup(func() { killIfAlive(t, pid) })
+		t.Cleanup(func() { killIfAlive(t, pid, daemonEnv+"="+dir) })
 	}
 	if err := daemon.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -171,8 +172,15 @@ func alive(pid int) bool {
 	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
 }
 
-// killIfAlive kills process pid, if it still runs.
-func killIfAlive(t *testing.T, pid int) {
+// killIfAlive kills process pid, if it still runs and is still one this
+// test started: its environment holds marker. Ids are reused, fast on a
+// busy machine (pid_max is often 32768), and a bare id may by now name
+// another test's process.
+func killIfAlive(t *testing.T, pid int, marker string) {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !bytes.Contains(append([]byte{0}, env...), []byte("\x00"+marker+"\x00")) {
+		return
+	}
 	if alive(pid) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("kill %d: %v", pid, err)
