@@ -356,3 +356,83 @@ func TestTakePrefersData(t *testing.T) {
 		t.Error("blockNeeds does not follow the data of the tasks sent")
 	}
 }
+
+// A task that reads data waits up to locality_wait for room on a node
+// that holds it, without counting as demand for blocks, and then goes to
+// any node; one that no linked node holds goes anywhere at once; with no
+// room anywhere it counts as demand until it is placed.
+func TestWaitForNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := testNodes(t)
+		d := &dispatcher{nodes: s, localityWait: 3 * time.Second}
+		holder, err := s.attach(&api.NodeHello{Node: "holder", Block: "b", Slots: 1, Runtimes: []string{"host"}, Data: []string{"sha256:d"}}, newLink(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := s.attach(&api.NodeHello{Node: "other", Block: "b", Slots: 1, Runtimes: []string{"host"}}, newLink(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := need{kind: "host", data: []string{"sha256:d"}, queue: true}
+		setBusy := func(n *node, busy int) {
+			s.mu.Lock()
+			n.busy = busy
+			s.signalFree()
+			s.mu.Unlock()
+		}
+		setBusy(holder, 1) // the holder is full, the other node has room
+		type placed struct {
+			n   *node
+			err error
+		}
+		wait := func() chan placed {
+			ch := make(chan placed, 1)
+			go func() {
+				n, err := d.waitForNode(t.Context(), nd)
+				ch <- placed{n, err}
+			}()
+			return ch
+		}
+
+		// Room frees on the holder within the wait: it goes there.
+		ch := wait()
+		synctest.Wait()
+		if s.waiting.Load() != 0 {
+			t.Errorf("a task waiting for its data's node counts as demand: %d", s.waiting.Load())
+		}
+		time.Sleep(time.Second)
+		setBusy(holder, 0)
+		if p := <-ch; p.n != holder {
+			t.Fatalf("placed on %v, %v; want the holder, freed within the wait", p.n, p.err)
+		}
+
+		// The holder stays full: after the wait, any node.
+		ch = wait()
+		synctest.Wait()
+		select {
+		case p := <-ch:
+			t.Fatalf("placed on %v at once; want a wait for the holder", p.n.name)
+		default:
+		}
+		time.Sleep(3 * time.Second)
+		if p := <-ch; p.n != other {
+			t.Fatalf("placed on %v, %v after the wait; want the other node", p.n, p.err)
+		}
+
+		// No room anywhere, nothing held: demand, until placed.
+		ch = wait()
+		synctest.Wait()
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		if s.waiting.Load() != 1 {
+			t.Errorf("a task with no room anywhere counts %d as demand, want 1", s.waiting.Load())
+		}
+		setBusy(other, 0)
+		if p := <-ch; p.n != other {
+			t.Fatalf("placed on %v, %v; want the node that freed", p.n, p.err)
+		}
+		if s.waiting.Load() != 0 {
+			t.Errorf("demand after the task was placed = %d, want 0", s.waiting.Load())
+		}
+	})
+}

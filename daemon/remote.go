@@ -76,13 +76,13 @@ func (d *dispatcher) place(ctx context.Context, j *job) (*node, error) {
 		d.placed(nd, n == nil || hit)
 		return n, nil
 	}
-	return d.waitForNode(ctx, j, nd)
+	return d.waitForNode(ctx, nd)
 }
 
-// waitForNode waits for room on a node for j, which needs nd: first on
+// waitForNode waits for room on a node for a task that needs nd: first on
 // one that holds nd's data, for up to locality_wait while one is linked,
 // then on any. Only the wait for any node counts as demand for blocks.
-func (d *dispatcher) waitForNode(ctx context.Context, j *job, nd need) (*node, error) {
+func (d *dispatcher) waitForNode(ctx context.Context, nd need) (*node, error) {
 	counted := false
 	defer func() {
 		if counted {
