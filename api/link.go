@@ -122,14 +122,18 @@ const NodeImagePath = "/" + Version + "/node/images/"
 
 // NodeResult is how a task ended on a node.
 type NodeResult struct {
-	ID        string    `json:"id"`
-	Attempt   int       `json:"attempt"`
-	State     State     `json:"state"`
-	ExitCode  int       `json:"exit_code"`
-	Output    []byte    `json:"output,omitempty"`
-	Stderr    string    `json:"stderr,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Cold      bool      `json:"cold,omitempty"`
+	ID       string `json:"id"`
+	Attempt  int    `json:"attempt"`
+	State    State  `json:"state"`
+	ExitCode int    `json:"exit_code"`
+	Output   []byte `json:"output,omitempty"`
+	Stderr   string `json:"stderr,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Cold     bool   `json:"cold,omitempty"`
+	// Unstarted says the task never reached a worker on the node: its
+	// account, image or data could not be had there (Error says why).
+	// The daemon may run it again, elsewhere.
+	Unstarted bool      `json:"unstarted,omitempty"`
 	Worker    string    `json:"worker,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/conf"
 )
 
 func testNodes(t *testing.T) *nodeSet {
@@ -435,4 +436,40 @@ func TestWaitForNode(t *testing.T) {
 			t.Errorf("demand after the task was placed = %d, want 0", s.waiting.Load())
 		}
 	})
+}
+
+// A task its node could not start (its data or image not to be had
+// there) runs again, up to maxUnstarted attempts; then it fails with
+// the node's reason.
+func TestUnstartedRunsAgain(t *testing.T) {
+	for _, tt := range []struct {
+		attempt  int
+		wantLost bool
+	}{{1, true}, {maxUnstarted - 1, true}, {maxUnstarted, false}} {
+		s := testNodes(t)
+		n, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 1, Runtimes: []string{"host"}}, newLink(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &dispatcher{nodes: s, log: zerolog.New(zerolog.NewTestWriter(t))}
+		j := &job{task: api.Task{ID: "t1", Attempts: tt.attempt}}
+		take(s, hostNeed)
+		go func() {
+			for {
+				s.mu.Lock()
+				_, sent := n.pending["t1"]
+				s.mu.Unlock()
+				if sent {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			s.deliver(n, []api.NodeResult{{ID: "t1", Attempt: tt.attempt, State: api.StateFailed, ExitCode: -1,
+				Error: "on node a: fetch data sha256:…: no space", Unstarted: true}})
+		}()
+		res, lost := d.runRemote(t.Context(), n, j, nil, conf.Quota{})
+		if lost != tt.wantLost || !lost && (res.State != api.StateFailed || !strings.Contains(res.Error, "no space")) {
+			t.Errorf("attempt %d: runRemote = %s %q, lost %v; want lost %v (else failed with the node's reason)", tt.attempt, res.State, res.Error, lost, tt.wantLost)
+		}
+	}
 }

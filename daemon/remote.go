@@ -11,6 +11,10 @@ import (
 	"fxd.dev/fxd/runtimes"
 )
 
+// maxUnstarted is how many attempts a task gets whose node could not
+// start it (its image or data could not be fetched there).
+const maxUnstarted = 3
+
 // cancelWait is how long a cancelled task waits for its node to say it
 // stopped before its slot is given up.
 const cancelWait = 10 * time.Second
@@ -25,6 +29,12 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 	})
 	select {
 	case res := <-r.done:
+		if res.Unstarted && j.task.Attempts < maxUnstarted {
+			// The node could not get what the task needs (a fetch cut
+			// short, a full disk): it runs again, maybe elsewhere.
+			d.log.Warn().Str("task", j.task.ID).Str("node", n.name).Str("why", res.Error).Int("attempt", j.task.Attempts).Msg("task did not start on its node; running it again")
+			return runtimes.Result{}, true
+		}
 		return resultOf(res), false
 	case <-r.lost:
 		return runtimes.Result{}, true

@@ -56,7 +56,8 @@ func (a *agent) run(ctx context.Context, t api.NodeTask) api.NodeResult {
 		if ctx.Err() != nil {
 			state = api.StateCancelled
 		}
-		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: state, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error()}
+		return api.NodeResult{ID: t.ID, Attempt: t.Attempt, State: state, ExitCode: -1, Error: "on node " + a.c.Hello.Node + ": " + err.Error(),
+			Unstarted: ctx.Err() == nil}
 	}
 	r := a.c.Pools.Run(ctx, runtimes.Job{TaskID: t.ID, Attempt: t.Attempt, Function: t.Function, Image: digest, Account: acct,
 		Data: files, Limits: t.Limits, Input: t.Input, Timeout: t.Timeout, MaxOutput: t.MaxOutput}, a.c.Hello.Slots)
