@@ -41,6 +41,13 @@ type LinkFrame struct {
 	// Stage (daemon → node) are cache entries to fetch ahead of the tasks
 	// that will read them.
 	Stage []NodeStage `json:"stage,omitempty"`
+	// Forget (daemon → node) are cache entries an account no longer
+	// reads (fx data rm): the node drops its access too.
+	Forget []NodeStage `json:"forget,omitempty"`
+	// Held (node → daemon, with a heartbeat when it changed) are the
+	// digests of the cache entries the node holds now: tasks that read
+	// them go there. nil: unchanged.
+	Held *[]string `json:"held,omitempty"`
 	// Drain (daemon → node): take no more tasks, finish these, and leave.
 	Drain bool `json:"drain,omitempty"`
 	// Heartbeat is set on a frame sent only to say the sender is alive.
@@ -82,11 +89,13 @@ type NodeTask struct {
 	// from NodeImagePath.
 	Image *NodeImage `json:"image,omitempty"`
 	// Data are the cache entries the task reads, resolved (and staged)
-	// by the daemon; a node that lacks one fetches it from NodeDataPath.
-	Data      []NodeData    `json:"data,omitempty"`
-	Input     []byte        `json:"input,omitempty"`
-	Timeout   time.Duration `json:"timeout_ns,omitempty"`
-	MaxOutput int64         `json:"max_output"`
+	// by the daemon; a node that lacks one fetches it from NodeDataPath,
+	// within CacheQuota bytes of entries the account reads there.
+	Data       []NodeData    `json:"data,omitempty"`
+	CacheQuota int64         `json:"cache_quota,omitempty"`
+	Input      []byte        `json:"input,omitempty"`
+	Timeout    time.Duration `json:"timeout_ns,omitempty"`
+	MaxOutput  int64         `json:"max_output"`
 }
 
 // NodeImage is a SIF image a node task runs in.
@@ -103,11 +112,14 @@ type NodeData struct {
 }
 
 // NodeStage asks a node to fetch a cache entry for account before any
-// task needs it.
+// task needs it (Stage), or to drop account's access to it (Forget).
 type NodeStage struct {
 	Digest  string `json:"digest"`
 	Size    int64  `json:"size"`
 	Account string `json:"account"`
+	// CacheQuota bounds the bytes of the entries account reads in the
+	// node's cache (its tenants' cache_bytes); 0 bounds nothing.
+	CacheQuota int64 `json:"cache_quota,omitempty"`
 }
 
 // NodeDataPath is where a node agent fetches a cache entry: GET

@@ -68,7 +68,8 @@ func (d *Daemon) handleStageData(w http.ResponseWriter, r *http.Request, c calle
 	}
 	out := dataEntry(e)
 	if len(req.Nodes) > 0 {
-		if out.StagedOn, err = d.nodes.stage(req.Nodes, api.NodeStage{Digest: e.Digest, Size: e.Size, Account: c.acct.Name}); err != nil {
+		st := api.NodeStage{Digest: e.Digest, Size: e.Size, Account: c.acct.Name, CacheQuota: d.cacheQuota(c.acct.Name)}
+		if out.StagedOn, err = d.nodes.stage(req.Nodes, st); err != nil {
 			return err
 		}
 		d.log.Info().Str("account", c.acct.Name).Str("digest", e.Digest).Strs("nodes", out.StagedOn).Msg("data staged on nodes")
@@ -113,9 +114,11 @@ func (d *Daemon) handleDataContent(w http.ResponseWriter, r *http.Request, c cal
 }
 
 func (d *Daemon) handleDeleteData(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := d.cache.Remove(r.PathValue("digest"), c.acct.Name); err != nil {
+	digest := r.PathValue("digest")
+	if err := d.cache.Remove(digest, c.acct.Name); err != nil {
 		return err
 	}
+	d.nodes.forget(api.NodeStage{Digest: digest, Account: c.acct.Name})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -56,6 +56,7 @@ func (l *nodeLink) batch() *api.LinkFrame {
 		f.Run = append(f.Run, o.Run...)
 		f.Cancel = append(f.Cancel, o.Cancel...)
 		f.Stage = append(f.Stage, o.Stage...)
+		f.Forget = append(f.Forget, o.Forget...)
 		f.Drain = f.Drain || o.Drain
 	}
 	l.out = nil
@@ -132,6 +133,9 @@ func (d *Daemon) readLink(n *node, rd *bufio.Reader, rc *http.ResponseController
 		if len(f.Results) > 0 {
 			d.nodes.deliver(n, f.Results)
 		}
+		if f.Held != nil {
+			d.nodes.setHeld(n, *f.Held)
+		}
 	}
 }
 
@@ -154,7 +158,7 @@ func writeLink(r *http.Request, w io.Writer, rc *http.ResponseController, l *nod
 		if f == nil {
 			continue
 		}
-		if len(f.Run) == 0 && len(f.Cancel) == 0 && len(f.Stage) == 0 && !f.Drain {
+		if len(f.Run) == 0 && len(f.Cancel) == 0 && len(f.Stage) == 0 && len(f.Forget) == 0 && !f.Drain {
 			f.Heartbeat = true
 		}
 		rc.SetWriteDeadline(time.Now().Add(linkTimeout))

@@ -442,6 +442,40 @@ func (s *nodeSet) stage(names []string, st api.NodeStage) ([]string, error) {
 	return asked, nil
 }
 
+// forget tells the linked nodes that may hold st's entry that its
+// account no longer reads it.
+func (s *nodeSet) forget(st api.NodeStage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil && n.data[st.Digest] {
+			n.link.queue(&api.LinkFrame{Forget: []api.NodeStage{st}})
+		}
+	}
+}
+
+// setHeld records what n's cache holds now, as it reported: entries it
+// evicted are no longer taken to be there. Entries its tasks under way
+// read, and those it was asked to stage, stay: they may be on their way.
+func (s *nodeSet) setHeld(n *node, held []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data := make(map[string]bool, len(held))
+	for _, d := range held {
+		data[d] = true
+		delete(n.staging, d) // arrived
+	}
+	for d := range n.staging {
+		data[d] = true
+	}
+	for _, r := range n.pending {
+		for _, d := range r.task.Data {
+			data[d.Digest] = true
+		}
+	}
+	n.data = data
+}
+
 // freed returns a channel closed when a slot may have come free.
 func (s *nodeSet) freed() <-chan struct{} {
 	s.mu.Lock()

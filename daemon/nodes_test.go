@@ -473,3 +473,37 @@ func TestUnstartedRunsAgain(t *testing.T) {
 		}
 	}
 }
+
+// What a node reports holding replaces what it was taken to hold, but
+// for the entries its tasks under way read and those it was asked to
+// stage and has not reported yet; a forget goes to the nodes that may
+// hold the entry.
+func TestNodeHeld(t *testing.T) {
+	s := testNodes(t)
+	l := newLink()
+	n, err := s.attach(&api.NodeHello{Node: "a", Block: "b", Slots: 2, Runtimes: []string{"host"}, Data: []string{"sha256:old"}}, l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	take(s, hostNeed)
+	s.send(n, api.NodeTask{ID: "t1", Attempt: 1, Data: []api.NodeData{{Digest: "sha256:running", Name: "x"}}})
+	if _, err := s.stage([]string{"a"}, api.NodeStage{Digest: "sha256:staging", Account: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	s.setHeld(n, []string{"sha256:new"})
+	for d, want := range map[string]bool{"sha256:old": false, "sha256:new": true, "sha256:running": true, "sha256:staging": true} {
+		if got := n.holds([]string{d}); got != want {
+			t.Errorf("after the node reported its cache, holds(%s) = %v, want %v", d, got, want)
+		}
+	}
+	s.setHeld(n, []string{"sha256:staging"}) // it arrived: no longer 'on its way'
+	if n.staging["sha256:staging"] {
+		t.Error("a staged entry the node reported is still taken as on its way")
+	}
+	l.batch() // drop what was queued so far
+	s.forget(api.NodeStage{Digest: "sha256:staging", Account: "alice"})
+	s.forget(api.NodeStage{Digest: "sha256:elsewhere", Account: "alice"})
+	if f := l.batch(); f == nil || len(f.Forget) != 1 || f.Forget[0].Digest != "sha256:staging" {
+		t.Errorf("frames to the node after two forgets = %+v, want one forget, of the entry it holds", f)
+	}
+}

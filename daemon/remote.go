@@ -25,7 +25,7 @@ func (d *dispatcher) runRemote(ctx context.Context, n *node, j *job, input []byt
 	r := d.nodes.send(n, api.NodeTask{
 		ID: j.task.ID, Attempt: j.task.Attempts, Function: j.fn, Account: j.acct.Name, UID: j.acct.UID,
 		Limits: limitsFor(j.fn.Limits, quota), Input: input, Timeout: j.timeout, MaxOutput: d.maxOutput(),
-		Image: j.image, Data: j.data,
+		Image: j.image, Data: j.data, CacheQuota: int64(quota.CacheBytes),
 	})
 	select {
 	case res := <-r.done:

@@ -136,6 +136,19 @@ func TestDataPrestagedOnNode(t *testing.T) {
 	if fetches, misses := s.metric("fxd_data_node_fetches_total"), s.metric(`fxd_data_placements_total{locality="miss"}`); fetches != 1 || misses != 0 {
 		t.Errorf("%v fetches and %v misses, want the one prestage and none", fetches, misses)
 	}
+
+	// alice removes it: the node drops it too (she was its only reader).
+	if err := alice.RemoveData(ctxT(t, 10*time.Second), e.Digest); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(blob); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2 still holds the entry 20 s after its only reader removed it:\n%s", agents["n2"].logs())
+		}
+	}
 }
 
 // submitWaitData submits one task of fn reading data and waits for it.

@@ -74,6 +74,7 @@ type agent struct {
 
 	fetches   singleflight.Group               // fetches of images and data under way, by digest
 	prestages map[*context.CancelFunc]struct{} // stages the daemon asked for, under way; guarded by mu
+	heldSent  string                           // the cache's digests the daemon last heard, joined; guarded by mu
 }
 
 // Run links to the daemon and runs what it sends until ctx is done, the
@@ -193,6 +194,9 @@ func (a *agent) read(ctx context.Context, body io.ReadCloser) error {
 		for _, st := range f.Stage {
 			a.prestage(ctx, st)
 		}
+		for _, st := range f.Forget {
+			a.forget(st)
+		}
 		a.mu.Lock()
 		for _, id := range f.Cancel {
 			if cancel := a.running[id]; cancel != nil {
@@ -217,6 +221,9 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 	running := a.runningIDs()
 	a.mu.Unlock()
 	hello.Data = a.cached()
+	a.mu.Lock()
+	a.heldSent = strings.Join(hello.Data, ",")
+	a.mu.Unlock()
 	if err := api.WriteFrame(w, &api.LinkFrame{Hello: &hello, Running: running}); err != nil {
 		return err
 	}
@@ -240,8 +247,9 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 			return ctx.Err()
 		case <-a.wake:
 		case <-tick.C:
+			held := a.held()
 			a.mu.Lock()
-			hb := &api.LinkFrame{Heartbeat: true, Running: a.runningIDs()}
+			hb := &api.LinkFrame{Heartbeat: true, Running: a.runningIDs(), Held: held}
 			a.mu.Unlock()
 			if err := api.WriteFrame(w, hb); err != nil {
 				return err

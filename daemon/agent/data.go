@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -21,7 +23,7 @@ func (a *agent) data(ctx context.Context, t api.NodeTask) (files []runtimes.Data
 		}
 	}
 	for _, d := range t.Data {
-		if err := a.entry(ctx, d, t.Account); err != nil {
+		if err := a.entry(ctx, d, t.Account, t.CacheQuota); err != nil {
 			release()
 			return nil, nil, err
 		}
@@ -36,11 +38,12 @@ func (a *agent) data(ctx context.Context, t api.NodeTask) (files []runtimes.Data
 	return files, release, nil
 }
 
-// entry makes d readable by account in the node's cache. Tasks that need
+// entry makes d readable by account in the node's cache, within quota
+// bytes of entries account reads there (0: no bound). Tasks that need
 // the same entry at once share one fetch, which goes on when one of them
 // is cancelled.
-func (a *agent) entry(ctx context.Context, d api.NodeData, account string) error {
-	opts := cache.PutOptions{Want: d.Digest, Source: a.c.Daemon, Size: d.Size, MaxSize: a.c.MaxEntry}
+func (a *agent) entry(ctx context.Context, d api.NodeData, account string, quota int64) error {
+	opts := cache.PutOptions{Want: d.Digest, Source: a.c.Daemon, Size: d.Size, MaxSize: a.c.MaxEntry, Quota: quota}
 	if _, err := a.c.Cache.Get(d.Digest, account); err == nil {
 		return nil
 	}
@@ -105,12 +108,37 @@ func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
 			a.mu.Unlock()
 		}()
 		d := api.NodeData{Digest: st.Digest, Size: st.Size}
-		if err := a.entry(pctx, d, st.Account); err != nil {
+		if err := a.entry(pctx, d, st.Account, st.CacheQuota); err != nil {
 			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("stage data the daemon asked for")
 			return
 		}
 		a.log.Info().Str("digest", st.Digest).Str("account", st.Account).Msg("data staged ahead of its tasks")
 	}()
+}
+
+// forget drops st.Account's access to st's entry in the node's cache, as
+// the daemon's was (fx data rm): its bytes go when no account reads them.
+func (a *agent) forget(st api.NodeStage) {
+	if a.c.Cache == nil {
+		return
+	}
+	if err := a.c.Cache.Remove(st.Digest, st.Account); err != nil && !errors.Is(err, api.ErrNotFound) {
+		a.log.Warn().Err(err).Str("digest", st.Digest).Msg("forget data the daemon no longer keeps for an account")
+	}
+}
+
+// held returns the digests the node's cache holds when they changed
+// since the daemon last heard them, else nil.
+func (a *agent) held() *[]string {
+	list := a.cached()
+	key := strings.Join(list, ",")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if key == a.heldSent {
+		return nil
+	}
+	a.heldSent = key
+	return &list
 }
 
 // cached lists the digests of the entries the node's cache holds, for
