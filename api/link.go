@@ -41,6 +41,14 @@ type LinkFrame struct {
 	// Stage (daemon → node) are cache entries to fetch ahead of the tasks
 	// that will read them.
 	Stage []NodeStage `json:"stage,omitempty"`
+	// Upload (daemon → node) are cache entries to send to the daemon, for
+	// their Account, which the daemon's cache no longer holds (PUT
+	// NodeDataPath + digest?account=…); a node sends only what the
+	// account reads in its cache.
+	Upload []NodeStage `json:"upload,omitempty"`
+	// Unsent (node → daemon) are entries asked back (Upload) that the
+	// node does not keep for their Account.
+	Unsent []NodeStage `json:"unsent,omitempty"`
 	// Forget (daemon → node) are cache entries an account no longer
 	// reads (fx data rm): the node drops its access too.
 	Forget []NodeStage `json:"forget,omitempty"`

@@ -48,6 +48,7 @@ type Daemon struct {
 	images   *images.Store   // nil without containers
 	cache    *cache.Store    // the node's data cache
 	stager   *stager
+	peers    peers // entries brought back from nodes' caches
 	metrics  *metrics
 	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
@@ -112,6 +113,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.stager = newStager(d.cache, cfg.Cache)
+	d.peers.waiting = map[peerKey]*peerFetch{}
 	if d.store, err = store.Open(filepath.Join(cfg.Site.StateDir, "tasks.db"), log); err != nil {
 		return nil, err
 	}

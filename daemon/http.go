@@ -50,6 +50,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+api.LinkPath, d.counted(d.handleLink))
 	mux.HandleFunc("GET "+api.NodeImagePath+"{digest}", d.counted(d.handleNodeImage))
 	mux.HandleFunc("GET "+api.NodeDataPath+"{digest}", d.counted(d.handleNodeData))
+	mux.HandleFunc("PUT "+api.NodeDataPath+"{digest}", d.counted(d.handleNodeUpload))
 	mux.HandleFunc("/", d.counted(func(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, fmt.Errorf("no route %s %s; see docs/api.md: %w", r.Method, r.URL.Path, api.ErrNotFound))
 	}))

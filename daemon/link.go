@@ -57,6 +57,7 @@ func (l *nodeLink) batch() *api.LinkFrame {
 		f.Cancel = append(f.Cancel, o.Cancel...)
 		f.Stage = append(f.Stage, o.Stage...)
 		f.Forget = append(f.Forget, o.Forget...)
+		f.Upload = append(f.Upload, o.Upload...)
 		f.Drain = f.Drain || o.Drain
 	}
 	l.out = nil
@@ -136,6 +137,11 @@ func (d *Daemon) readLink(n *node, rd *bufio.Reader, rc *http.ResponseController
 		if f.Held != nil {
 			d.nodes.setHeld(n, *f.Held)
 		}
+		for _, st := range f.Unsent {
+			if d.peers.asked(n.block, peerKey{st.Digest, st.Account}) {
+				d.peers.finish(peerKey{st.Digest, st.Account}, fmt.Errorf("data %s: %w", st.Digest, api.ErrNotFound))
+			}
+		}
 	}
 }
 
@@ -158,7 +164,7 @@ func writeLink(r *http.Request, w io.Writer, rc *http.ResponseController, l *nod
 		if f == nil {
 			continue
 		}
-		if len(f.Run) == 0 && len(f.Cancel) == 0 && len(f.Stage) == 0 && len(f.Forget) == 0 && !f.Drain {
+		if len(f.Run) == 0 && len(f.Cancel) == 0 && len(f.Stage) == 0 && len(f.Forget) == 0 && len(f.Upload) == 0 && !f.Drain {
 			f.Heartbeat = true
 		}
 		rc.SetWriteDeadline(time.Now().Add(linkTimeout))

@@ -442,6 +442,33 @@ func (s *nodeSet) stage(names []string, st api.NodeStage) ([]string, error) {
 	return asked, nil
 }
 
+// upload asks a linked node that holds st's entry to send it to the
+// daemon for st.Account, and returns the node's block; api.ErrNotFound
+// when no linked node holds it.
+func (s *nodeSet) upload(st api.NodeStage) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil && n.data[st.Digest] {
+			n.link.queue(&api.LinkFrame{Upload: []api.NodeStage{st}})
+			return n.block, nil
+		}
+	}
+	return "", fmt.Errorf("data %s: %w: neither this node's cache nor a linked node's holds it; stage it again", st.Digest, api.ErrNotFound)
+}
+
+// holdsAnywhere says whether a linked node holds digest.
+func (s *nodeSet) holdsAnywhere(digest string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.link != nil && n.data[digest] {
+			return true
+		}
+	}
+	return false
+}
+
 // forget tells the linked nodes that may hold st's entry that its
 // account no longer reads it.
 func (s *nodeSet) forget(st api.NodeStage) {

@@ -3,11 +3,13 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/cache"
+	"fxd.dev/fxd/isolation"
 	"fxd.dev/fxd/runtimes"
 )
 
@@ -18,7 +20,7 @@ const maxTaskData = 64
 // could show it: bad names, refs that are neither a digest, an absolute
 // path nor a URL, and digests of entries the caller may not read.
 // Sources are staged when the task runs.
-func (d *Daemon) checkTaskData(c caller, refs []api.DataRef) error {
+func (d *Daemon) checkTaskData(ctx context.Context, c caller, refs []api.DataRef) error {
 	if len(refs) > maxTaskData {
 		return fmt.Errorf("%d data files: at most %d a task; put them in fewer, larger files: %w", len(refs), maxTaskData, api.ErrTooLarge)
 	}
@@ -27,7 +29,7 @@ func (d *Daemon) checkTaskData(c caller, refs []api.DataRef) error {
 		names[i] = r.Path
 		switch {
 		case api.IsDigest(r.Ref):
-			if _, err := d.cache.Get(r.Ref, c.acct.Name); err != nil {
+			if err := d.readable(ctx, c.acct, r.Ref); err != nil {
 				return fmt.Errorf("data[%d]: %w", i, err)
 			}
 		case cache.IsURL(r.Ref), filepath.IsAbs(r.Ref):
@@ -116,6 +118,12 @@ func (d *Daemon) pinRef(ctx context.Context, j *job, ref string) (cache.Entry, s
 		digest = e.Digest
 	}
 	path, unpin, err := d.cache.Pin(digest, j.acct.Name)
+	if errors.Is(err, api.ErrNotFound) && api.IsDigest(ref) {
+		// Evicted here, maybe still on a node: bring it back from there.
+		if rerr := d.recoverEntry(ctx, j.acct, digest); rerr == nil {
+			path, unpin, err = d.cache.Pin(digest, j.acct.Name)
+		}
+	}
 	if err != nil {
 		return cache.Entry{}, "", nil, fmt.Errorf("%w; stage it again (fx data put, fx data stage)", err)
 	}
@@ -148,6 +156,19 @@ func (d *Daemon) taskData(ctx context.Context, j *job) ([]runtimes.DataFile, fun
 		files[i] = runtimes.DataFile{Source: j.dataPaths[i], Name: e.Name}
 	}
 	return files, func() {}, nil
+}
+
+// readable checks that a reads the entry digest: in the daemon's cache,
+// or, evicted here, in the cache of a node that holds it, which then
+// sends it back (for a alone: the node checks a reads it there).
+func (d *Daemon) readable(ctx context.Context, a isolation.Account, digest string) error {
+	_, err := d.cache.Get(digest, a.Name)
+	if errors.Is(err, api.ErrNotFound) && d.nodes.holdsAnywhere(digest) {
+		if rerr := d.recoverEntry(ctx, a, digest); rerr == nil {
+			_, err = d.cache.Get(digest, a.Name)
+		}
+	}
+	return err
 }
 
 // maxOutput is the largest output a task may return: the result limit,

@@ -46,7 +46,7 @@ func sharedWith(f api.Function, account string) bool {
 }
 
 // newJob checks one task spec and makes its job, not yet stored.
-func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error) {
+func (d *Daemon) newJob(ctx context.Context, c caller, spec api.TaskSpec, now time.Time) (*job, error) {
 	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
 		return nil, fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
 	}
@@ -58,7 +58,7 @@ func (d *Daemon) newJob(c caller, spec api.TaskSpec, now time.Time) (*job, error
 	if err != nil {
 		return nil, err
 	}
-	if err := d.checkTaskData(c, spec.Data); err != nil {
+	if err := d.checkTaskData(ctx, c, spec.Data); err != nil {
 		return nil, err
 	}
 	timeout := spec.Timeout
@@ -110,7 +110,7 @@ func (d *Daemon) submit(ctx context.Context, c caller, specs []api.TaskSpec) ([]
 	recs := make([]store.Record, len(specs))
 	ids := make([]string, len(specs))
 	for i, s := range specs {
-		j, err := d.newJob(c, s, now)
+		j, err := d.newJob(ctx, c, s, now)
 		if err != nil {
 			if len(specs) > 1 {
 				return nil, fmt.Errorf("tasks[%d]: %w", i, err)
@@ -133,7 +133,7 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 	if err := d.disp.admit(c.acct.Name, 1); err != nil {
 		return api.Task{}, err
 	}
-	j, err := d.newJob(c, spec, time.Now())
+	j, err := d.newJob(ctx, c, spec, time.Now())
 	if err != nil {
 		return api.Task{}, err
 	}

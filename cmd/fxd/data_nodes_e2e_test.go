@@ -164,3 +164,44 @@ func submitWaitData(t *testing.T, c *api.Client, fn string, data []api.DataRef) 
 	}
 	return task
 }
+
+// An entry the daemon's cache evicted is brought back from the cache of
+// a node that holds it, for the account that reads it there and no other.
+func TestDataBroughtBackFromNode(t *testing.T) {
+	tenants, rules := newTenants(t, 2)
+	s := startLinkedSiteWith(t, rules+"\n[cache]\nmax_size = \"1MiB\"\nmax_entry_size = \"1MiB\"\n", "daemon_node_tasks = false\n")
+	alice, bob := s.client(tenants[0].id), s.client(tenants[1].id)
+	a := s.startAgent("n1", "blk-n1", s.credential("blk-n1"))
+	s.waitLinked("n1", a)
+	ctx := ctxT(t, 60*time.Second)
+	put := func(c *api.Client, fill byte) api.DataEntry {
+		t.Helper()
+		data := bytes.Repeat([]byte{fill}, 600<<10)
+		e, err := c.PutData(ctx, bytes.NewReader(data), int64(len(data)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	d := put(alice, 'd')
+	register(t, alice, api.FunctionSpec{Name: "size", Command: []string{"/bin/sh", "-c", `wc -c < "$FXD_DATA/d"`}})
+	ref := []api.DataRef{{Ref: d.Digest, Path: "d"}}
+	if task := submitWaitData(t, alice, "size", ref); task.State != api.StateSucceeded {
+		t.Fatalf("first task: %s %q", task.State, task.Error)
+	}
+	put(alice, 'e') // 1.2 MB past the 1 MiB cap: d, used least recently, is evicted here
+	if _, err := alice.DataEntry(ctx, d.Digest); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("d after e filled the cache: %v, want evicted", err)
+	}
+	register(t, bob, api.FunctionSpec{Name: "size", Command: []string{"/bin/true"}})
+	if _, err := bob.Submit(ctx, []api.TaskSpec{{Function: "size", Data: ref}}); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("bob names alice's digest, which only a node holds for her: %v, want not found", err)
+	}
+	task := submitWaitData(t, alice, "size", ref)
+	if task.State != api.StateSucceeded || strings.TrimSpace(string(task.Output)) != strconv.Itoa(600<<10) {
+		t.Fatalf("task over the evicted entry: %s %q (error %q), want it brought back from n1\n%s", task.State, task.Output, task.Error, a.logs())
+	}
+	if !strings.Contains(a.logs(), "data sent back to the daemon") {
+		t.Errorf("n1 did not send the entry back:\n%s", a.logs())
+	}
+}

@@ -73,8 +73,9 @@ type agent struct {
 	wg       sync.WaitGroup
 
 	fetches   singleflight.Group               // fetches of images and data under way, by digest
-	prestages map[*context.CancelFunc]struct{} // stages the daemon asked for, under way; guarded by mu
+	prestages map[*context.CancelFunc]struct{} // background work the daemon asked for (stages, uploads), under way; guarded by mu
 	heldSent  string                           // the cache's digests the daemon last heard, joined; guarded by mu
+	unsent    []api.NodeStage                  // entries asked back that could not be sent; guarded by mu
 }
 
 // Run links to the daemon and runs what it sends until ctx is done, the
@@ -197,6 +198,9 @@ func (a *agent) read(ctx context.Context, body io.ReadCloser) error {
 		for _, st := range f.Forget {
 			a.forget(st)
 		}
+		for _, st := range f.Upload {
+			a.upload(ctx, st)
+		}
 		a.mu.Lock()
 		for _, id := range f.Cancel {
 			if cancel := a.running[id]; cancel != nil {
@@ -231,14 +235,15 @@ func (a *agent) write(ctx context.Context, w *io.PipeWriter) error {
 	defer tick.Stop()
 	for {
 		a.mu.Lock()
-		f := &api.LinkFrame{Results: a.batchResults()}
+		f := &api.LinkFrame{Results: a.batchResults(), Unsent: a.unsent}
 		a.mu.Unlock()
-		if len(f.Results) > 0 {
+		if len(f.Results) > 0 || len(f.Unsent) > 0 {
 			if err := api.WriteFrame(w, f); err != nil {
 				return err
 			}
 			a.mu.Lock()
 			a.results = a.results[len(f.Results):] // results that came meanwhile stay
+			a.unsent = a.unsent[len(f.Unsent):]
 			a.mu.Unlock()
 			continue
 		}

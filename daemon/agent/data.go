@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -92,9 +96,20 @@ func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
 	if a.c.Cache == nil {
 		return
 	}
-	// The stage outlives the link it came on, not the agent: stopTasks
-	// cancels it (the fetch itself ends on its own, unwaited).
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.background(ctx, func(ctx context.Context) {
+		d := api.NodeData{Digest: st.Digest, Size: st.Size}
+		if err := a.entry(ctx, d, st.Account, st.CacheQuota); err != nil {
+			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("stage data the daemon asked for")
+			return
+		}
+		a.log.Info().Str("digest", st.Digest).Str("account", st.Account).Msg("data staged ahead of its tasks")
+	})
+}
+
+// background runs f on its own goroutine with a context that outlives
+// the link ctx came with, not the agent: stopTasks cancels it and waits.
+func (a *agent) background(ctx context.Context, f func(ctx context.Context)) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.mu.Lock()
 	a.prestages[&cancel] = struct{}{}
 	a.mu.Unlock()
@@ -107,12 +122,7 @@ func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
 			delete(a.prestages, &cancel)
 			a.mu.Unlock()
 		}()
-		d := api.NodeData{Digest: st.Digest, Size: st.Size}
-		if err := a.entry(pctx, d, st.Account, st.CacheQuota); err != nil {
-			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("stage data the daemon asked for")
-			return
-		}
-		a.log.Info().Str("digest", st.Digest).Str("account", st.Account).Msg("data staged ahead of its tasks")
+		f(bctx)
 	}()
 }
 
@@ -157,4 +167,61 @@ func (a *agent) cached() []string {
 		out[i] = e.Digest
 	}
 	return out
+}
+
+// upload sends st's entry back to the daemon, whose cache no longer
+// holds it, if st.Account reads it in this node's cache; in the
+// background. One it cannot send is reported (Unsent), so that the
+// daemon stops waiting for it.
+func (a *agent) upload(ctx context.Context, st api.NodeStage) {
+	if a.c.Cache == nil {
+		return
+	}
+	a.background(ctx, func(ctx context.Context) {
+		if err := a.send(ctx, st); err != nil {
+			a.log.Warn().Err(err).Str("digest", st.Digest).Msg("send data back to the daemon")
+			a.mu.Lock()
+			a.unsent = append(a.unsent, st)
+			a.mu.Unlock()
+			a.signal()
+			return
+		}
+		a.log.Info().Str("digest", st.Digest).Str("account", st.Account).Msg("data sent back to the daemon")
+	})
+}
+
+// send PUTs st's entry, pinned while it goes, to the daemon.
+func (a *agent) send(ctx context.Context, st api.NodeStage) error {
+	path, unpin, err := a.c.Cache.Pin(st.Digest, st.Account) // only what the account reads here
+	if err != nil {
+		return err
+	}
+	defer unpin()
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	u := strings.TrimSuffix(a.c.Daemon, "/") + api.NodeDataPath + st.Digest + "?account=" + url.QueryEscape(st.Account)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Authorization", "Bearer "+a.c.Token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s answered %s: %s", a.c.Daemon, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
