@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -338,5 +339,44 @@ func TestDataStageDirectory(t *testing.T) {
 	}
 	if _, err := s.aliceC.StageData(ctx, api.StageRequest{Source: run1}); !errors.Is(err, api.ErrDenied) {
 		t.Errorf("stage a directory holding a symlink out of the data paths: %v, want denied", err)
+	}
+}
+
+// A daemon killed (kill -9) while it stages an upload leaves no entry,
+// and no partial copy, after it starts again.
+func TestDataKilledWhileStaging(t *testing.T) {
+	s := startDataSite(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	const size = 900 << 10 // under the site's max_entry_size
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.aliceC.PutData(context.Background(), pr, size, "")
+		done <- err
+	}()
+	if _, err := pw.Write(bytes.Repeat([]byte("x"), 300<<10)); err != nil { // a third, then it stalls
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(s.state, "cache", "tmp")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if names, _ := os.ReadDir(tmp); len(names) > 0 {
+			break // the partial copy is on disk
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no partial copy in the cache's tmp after 10 s")
+		}
+	}
+	s.kill9()
+	pw.CloseWithError(errors.New("the daemon was killed")) // the upload's body ends too
+	<-done
+	s.start()
+	if list, err := s.aliceC.Data(ctxT(t, 10*time.Second)); err != nil || len(list) != 0 {
+		t.Errorf("entries after a kill -9 mid-stage: %+v, %v; want none", list, err)
+	}
+	if names, _ := os.ReadDir(tmp); len(names) != 0 {
+		t.Errorf("the cache's tmp after the restart holds %d files, want none", len(names))
+	}
+	if n := s.blobs(); n != 0 {
+		t.Errorf("%d blobs after a kill -9 mid-stage, want none", n)
 	}
 }
