@@ -380,3 +380,42 @@ func TestDataKilledWhileStaging(t *testing.T) {
 		t.Errorf("%d blobs after a kill -9 mid-stage, want none", n)
 	}
 }
+
+// fx data put prints the ref tasks name, fx data ls lists it, fx data
+// get writes it back, fx data rm removes it: as a user runs them.
+func TestDataCLI(t *testing.T) {
+	s := startDataSite(t)
+	file := filepath.Join(t.TempDir(), "frames.h5")
+	data := []byte("frames for the CLI\n")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fx := func(args ...string) (string, error) {
+		cmd := exec.Command(bin(t, "fx"), args...)
+		cmd.Env = []string{"FX_ENDPOINT=unix://" + s.socket, "FX_TOKEN=" + s.token(s.alice.id)}
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	ref, err := fx("data", "put", file)
+	if ref = strings.TrimSpace(ref); err != nil || ref != sha256Digest(data) {
+		t.Fatalf("fx data put: %q, %v; want %s", ref, err, sha256Digest(data))
+	}
+	if out, err := fx("data", "ls"); err != nil || !strings.Contains(out, ref) || !strings.Contains(out, "upload") {
+		t.Errorf("fx data ls: %q, %v; want the entry", out, err)
+	}
+	back := filepath.Join(t.TempDir(), "back.h5")
+	if _, err := fx("data", "get", ref, "-o", back); err != nil {
+		t.Fatalf("fx data get: %v", err)
+	}
+	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("fx data get wrote %q, %v; want %q", got, err, data)
+	}
+	if _, err := fx("data", "rm", ref); err != nil {
+		t.Fatalf("fx data rm: %v", err)
+	}
+	if out, err := fx("data", "ls"); err != nil || strings.Contains(out, ref) {
+		t.Errorf("fx data ls after rm: %q, %v; want the entry gone", out, err)
+	}
+}
