@@ -53,6 +53,7 @@
 //	 "source": "/data/run42.h5",             // where the bytes were first staged from
 //	 "added": "2025-01-02T03:04:05Z",        // when the blob was stored
 //	 "last_used": "2025-01-02T04:00:00Z",    // last put or pin by anyone; eviction order
+//	 "keep_until": "2025-01-09T04:00:00Z",   // optional: not evicted before (a task's output)
 //	 "readers": {                            // accounts that may read it, each
 //	   "alice": {"source": "/data/run42.h5", //   with where its copy came from,
 //	             "added": "2025-01-02T03:04:05Z",      // when it was given it

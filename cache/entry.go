@@ -43,6 +43,8 @@ type record struct {
 	Added    time.Time         `json:"added"`
 	LastUsed time.Time         `json:"last_used"`
 	Readers  map[string]reader `json:"readers,omitempty"`
+	// KeepUntil keeps the entry from eviction until then (PutOptions).
+	KeepUntil time.Time `json:"keep_until,omitzero"`
 }
 
 // reader is one account's access to a record.

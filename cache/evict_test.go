@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"fxd.dev/fxd/api"
 )
@@ -135,5 +136,29 @@ func TestEvictForMinFree(t *testing.T) {
 	}
 	if got, want := entries(t, s), sorted(b, c); !slices.Equal(got, want) {
 		t.Errorf("entries after the refused put = %v, want %v", got, want)
+	}
+}
+
+// TestEvictKeepUntil: an entry kept until a time is not evicted before
+// it, even when it is the least recently used, and is after it.
+func TestEvictKeepUntil(t *testing.T) {
+	s := newStore(t, Config{MaxBytes: 20})
+	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return clock }
+	kept := mustPut(t, s, "alice", strings.Repeat("k", 10), PutOptions{KeepUntil: clock.Add(time.Hour)}).Digest
+	clock = clock.Add(time.Minute)
+	mustPut(t, s, "bob", strings.Repeat("b", 10), PutOptions{})
+	clock = clock.Add(time.Minute)
+	c := mustPut(t, s, "bob", strings.Repeat("c", 10), PutOptions{}).Digest
+	if got, want := entries(t, s), sorted(kept, c); !slices.Equal(got, want) {
+		t.Errorf("entries = %v, want %v: b evicted, not the older but kept entry", got, want)
+	}
+	if _, err := s.Put(t.Context(), "bob", strings.NewReader(strings.Repeat("x", 15)), PutOptions{}); !errors.Is(err, api.ErrUnavailable) {
+		t.Errorf("a put that only evicting the kept entry would fit = %v, want api.ErrUnavailable", err)
+	}
+	clock = clock.Add(time.Hour)
+	d := mustPut(t, s, "bob", strings.Repeat("d", 10), PutOptions{}).Digest
+	if got, want := entries(t, s), sorted(c, d); !slices.Equal(got, want) {
+		t.Errorf("entries past keep_until = %v, want %v: the kept entry evicted now", got, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -26,6 +27,10 @@ type PutOptions struct {
 	// MaxSize bounds the bytes of this entry (api.ErrTooLarge past it); 0
 	// bounds nothing but the cache's own cap.
 	MaxSize int64
+	// KeepUntil, when set, keeps the entry from eviction until then (a
+	// task's output, kept as long as the task's result); Remove still
+	// frees it. A later put may extend it, never shorten it.
+	KeepUntil time.Time
 	// Quota bounds the bytes the account may read in the cache, each entry
 	// counted in full even when others read it too (api.ErrDenied past
 	// it); 0 bounds nothing.
@@ -227,7 +232,7 @@ func (s *Store) commit(ctx context.Context, account string, st staged, p PutOpti
 		return Entry{}, err
 	}
 	now := s.now().UTC()
-	rec = record{Size: st.size, Source: p.Source, Added: now, LastUsed: now,
+	rec = record{Size: st.size, Source: p.Source, Added: now, LastUsed: now, KeepUntil: p.KeepUntil.UTC(),
 		Readers: map[string]reader{account: {Source: p.Source, Added: now, LastUsed: now}}}
 	err = s.update(func(b *bolt.Bucket) error {
 		for _, v := range evict {
@@ -286,6 +291,9 @@ func (s *Store) addReader(hex string, rec record, account string, p PutOptions) 
 		rec.Readers[account] = reader{Source: p.Source, Added: now}
 	}
 	rec.used(account, now)
+	if p.KeepUntil.After(rec.KeepUntil) {
+		rec.KeepUntil = p.KeepUntil.UTC()
+	}
 	if err := s.update(func(b *bolt.Bucket) error { return put(b, hex, rec) }); err != nil {
 		return Entry{}, fmt.Errorf("record cache entry: %w", err)
 	}

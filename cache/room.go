@@ -66,9 +66,10 @@ func (s *Store) room(size, unwritten int64) ([]victim, error) {
 // lru returns the unpinned entries, least recently used first, and the
 // bytes of all entries and of the pinned ones. The caller holds s.mu.
 func (s *Store) lru() (candidates []victim, total, pinned int64, err error) {
+	now := s.now()
 	err = s.scan(func(hex string, r record) error {
 		total += r.Size
-		if s.pins[hex] > 0 {
+		if s.pins[hex] > 0 || r.KeepUntil.After(now) {
 			pinned += r.Size
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/cache"
@@ -199,6 +200,7 @@ func (d *dispatcher) keepLargeOutput(j *job, res runtimes.Result) runtimes.Resul
 func (d *Daemon) keepOutput(account, id string, output []byte) (string, error) {
 	e, err := d.cache.Put(context.Background(), account, bytes.NewReader(output), cache.PutOptions{
 		Source: "output of task " + id, Size: int64(len(output)), MaxSize: int64(len(output)), Quota: d.cacheQuota(account),
+		KeepUntil: time.Now().Add(d.cfg.Limits.ResultRetention.D()), // as long as the task's result
 	})
 	return e.Digest, err
 }
