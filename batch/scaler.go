@@ -62,6 +62,10 @@ type ScalerConfig struct {
 	Env     map[string]string
 	// StateFile keeps the pool's blocks across restarts of the daemon.
 	StateFile string
+	// Site, when set, is in the name of every block ("fxd-<site>-<pool>-N"),
+	// so that two installations under one scheduler account never take
+	// each other's jobs for their own (Finder looks blocks up by name).
+	Site string
 	// ScaleOut, when set, is held while the pool decides on a new block
 	// and submits it; pools that share it see each other's blocks on
 	// their way (Coming) and do not all answer the same demand.
@@ -138,7 +142,7 @@ func NewScaler(c ScalerConfig, prov Provider, nodes Nodes, log zerolog.Logger) (
 	s.countComing()
 	if _, ok := prov.(Finder); !ok {
 		s.log.Warn().Msg("this pool's provider cannot find jobs by name: if the daemon stops while it submits a block, " +
-			"the scheduler may keep a job that fxd no longer knows; cancel by hand the jobs named fxd-" + c.Pool.Name + "-N that fxd blocks does not list")
+			"the scheduler may keep a job that fxd no longer knows; cancel by hand the jobs named " + s.namePrefix() + "-N that fxd blocks does not list")
 	}
 	return s, nil
 }
@@ -409,7 +413,7 @@ func (s *Scaler) newBlock(ctx context.Context, now time.Time, want int) (Block, 
 	bounds := Bounds{Nodes: p.Nodes, Walltime: p.Walltime.D(), MinNodes: p.MinNodes, MaxNodes: p.MaxNodes, MinWalltime: p.MinWalltime.D()}
 	nodes, walltime, fits := Shape(bounds, s.windows(ctx), want)
 	s.state.Seq++
-	name := fmt.Sprintf("fxd-%s-%d", p.Name, s.state.Seq)
+	name := fmt.Sprintf("%s-%d", s.namePrefix(), s.state.Seq)
 	token, err := s.nodes.Mint(name, walltime+credentialSlack)
 	if err != nil {
 		return Block{}, nil, fmt.Errorf("mint a credential for block %s: %w", name, err)
@@ -431,7 +435,7 @@ func (s *Scaler) windows(ctx context.Context) []Window {
 		return nil
 	}
 	p := s.c.Pool
-	ws, err := wf.Windows(ctx, Block{Name: "fxd-" + p.Name, Nodes: p.MaxNodes, Walltime: p.Walltime.D(), Options: p.Options})
+	ws, err := wf.Windows(ctx, Block{Name: s.namePrefix(), Nodes: p.MaxNodes, Walltime: p.Walltime.D(), Options: p.Options})
 	if err != nil {
 		s.log.Warn().Err(err).Msg("ask the scheduler for free windows; submitting the configured shape")
 	}
@@ -600,6 +604,15 @@ func (s *Scaler) persist() error {
 	}
 	s.saved = data
 	return nil
+}
+
+// namePrefix is the start of the pool's block names: "fxd-<site>-<pool>",
+// or "fxd-<pool>" without a site.
+func (s *Scaler) namePrefix() string {
+	if s.c.Site == "" {
+		return "fxd-" + s.c.Pool.Name
+	}
+	return "fxd-" + s.c.Site + "-" + s.c.Pool.Name
 }
 
 // onTheWay says whether b will bring nodes that have not linked yet: it

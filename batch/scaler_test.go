@@ -842,3 +842,20 @@ func TestUnsettledBlockSkipped(t *testing.T) {
 		t.Errorf("%d blocks taken by the scheduler, want 2 (fxd-cpu-1 and fxd-cpu-2)", r.submits())
 	}
 }
+
+// With a site, block names carry it: two installations under one
+// scheduler account never look up each other's blocks by name.
+func TestBlockNamesCarrySite(t *testing.T) {
+	r := newRig(t, testPool())
+	s, err := NewScaler(ScalerConfig{Pool: testPool(), Interval: 10 * time.Second, Lease: time.Minute, Site: "alcf",
+		Command: []string{"fxd", "node"}, StateFile: filepath.Join(t.TempDir(), "pool.json")}, r.prov, r.nodes, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return r.now }
+	r.nodes.setWaiting(1)
+	s.Step(r.ctx, true)
+	if n := r.submits(); n != 1 || r.prov.submitted[0].Name != "fxd-alcf-cpu-1" {
+		t.Fatalf("submitted %d blocks, first %+v; want one named fxd-alcf-cpu-1", n, r.prov.submitted)
+	}
+}

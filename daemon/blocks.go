@@ -47,7 +47,7 @@ func (d *Daemon) newScalers() ([]*batch.Scaler, error) {
 		}
 		s, err := batch.NewScaler(batch.ScalerConfig{
 			Pool: p, Interval: b.PollInterval.D(), Lease: b.NodeLease.D(), Command: command, Env: env,
-			StateFile: filepath.Join(d.cfg.Site.StateDir, "pool-"+p.Name+".json"), ScaleOut: scaleOut,
+			StateFile: filepath.Join(d.cfg.Site.StateDir, "pool-"+p.Name+".json"), ScaleOut: scaleOut, Site: d.cfg.Site.Name,
 		}, prov, poolNodes{s: d.nodes, others: d.comingBesides(p.Name)}, d.log)
 		if err != nil {
 			return nil, err

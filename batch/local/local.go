@@ -110,9 +110,10 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 	p.mu.Unlock()
 	j := &job{name: b.Name, done: make(chan struct{})}
 	for i := range b.Nodes {
-		// Named by block: unique among the daemon's pools, whose providers
-		// each count their own jobs.
-		node := p.host + "-" + b.Name + "-" + strconv.Itoa(i)
+		// Named by job: its id is unique among the daemon's pools (the
+		// provider's epoch has a random tag) and short, whatever the
+		// block's name.
+		node := p.host + "-" + strings.TrimPrefix(string(id), "local-") + "-" + strconv.Itoa(i)
 		proc, err := p.startNode(b, node)
 		if err != nil {
 			p.abandon(j.procs)

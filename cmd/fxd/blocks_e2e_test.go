@@ -276,7 +276,7 @@ idle_timeout = "10s"
 `, func(s *linkedSite, b api.Block) bool {
 		// A local block is its agents' processes; its node's name is not
 		// used again, so its caches go with it.
-		left, _ := filepath.Glob(filepath.Join(s.state, "nodes", "*-"+b.Name+"-*"))
+		left, _ := filepath.Glob(filepath.Join(s.state, "nodes", "*-"+strings.TrimPrefix(b.Job, "local-")+"-*"))
 		return len(agentPIDs(b.Name)) == 0 && len(left) == 0
 	}, nil)
 }
