@@ -1,14 +1,20 @@
 package isolation
 
 import (
+	"errors"
 	"sync"
 	"time"
+
+	"fxd.dev/fxd/api"
 )
 
+// maxAccounts bounds the answers an AccountCache keeps.
+const maxAccounts = 100000
+
 // AccountCache looks accounts up with LookupAccount and reuses each
-// answer, a refusal included, for its TTL: users and groups change
-// rarely, and NSS over LDAP or SSSD is slow to ask for every task. Safe
-// for concurrent use.
+// answer, a refusal included (but not a failure of NSS itself), for its
+// TTL: users and groups change rarely, and NSS over LDAP or SSSD is slow
+// to ask for every task. Safe for concurrent use.
 type AccountCache struct {
 	ttl time.Duration
 
@@ -43,7 +49,13 @@ func (c *AccountCache) Lookup(name string, minUID uint32) (Account, error) {
 		return a.acct, a.err
 	}
 	acct, err := LookupAccount(name, minUID)
+	if err != nil && !errors.Is(err, api.ErrDenied) {
+		return acct, err // NSS failed (LDAP down): ask again next time
+	}
 	c.mu.Lock()
+	if len(c.answers) >= maxAccounts { // forget all rather than grow without bound
+		clear(c.answers)
+	}
 	c.answers[k] = cachedAccount{acct: acct, err: err, at: time.Now()}
 	c.mu.Unlock()
 	return acct, err
