@@ -21,6 +21,7 @@ commands:
   nodes     list linked nodes, mint a node credential (fxd nodes --help)
   blocks    list the pools' blocks: pilot jobs, their state, nodes and tasks (fxd blocks --help)
   data      show the data cache's use, per account (fxd data --help)
+  federation  make and show the certificates of peer links (fxd federation --help)
   version   print the version
 `
 
