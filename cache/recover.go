@@ -3,7 +3,6 @@ package cache
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -29,19 +28,7 @@ func (s *Store) recover() (int, int64, error) {
 
 // cleanTmp removes the private copies of puts a previous run left.
 func (s *Store) cleanTmp() error {
-	entries, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", s.tmpDir(), err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
-			return fmt.Errorf("remove partial copy: %w", err)
-		}
-	}
-	if len(entries) > 0 {
-		s.log.Info().Int("files", len(entries)).Msg("partial copies of puts a previous run left removed")
-	}
-	return nil
+	return privdir.Prune(s.tmpDir(), nil, "partial copy of a previous run", s.log)
 }
 
 // reconcile drops the records that are damaged, that no account reads any
@@ -96,5 +83,5 @@ func (s *Store) reconcile() (map[string]bool, int64, error) {
 // blobs of puts that crashed before their entry was written, or of
 // entries removed before their blob was.
 func (s *Store) removeOrphans(keep map[string]bool) error {
-	return privdir.Prune(s.blobDir(), keep, "cache blob", s.log)
+	return privdir.Prune(s.blobDir(), keep, "cache blob no entry names", s.log)
 }

@@ -52,7 +52,8 @@ func Ensure(p, what string, log zerolog.Logger) error {
 }
 
 // Prune removes what dir holds besides the names in keep (blobs a crash
-// left without an index entry), logging each as a what no entry names.
+// left without an index entry; with keep nil, all of it: the partial
+// copies of a store's tmp), logging each as what it is.
 func Prune(dir string, keep map[string]bool, what string, log zerolog.Logger) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -63,9 +64,9 @@ func Prune(dir string, keep map[string]bool, what string, log zerolog.Logger) er
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("remove %s no entry names: %w", what, err)
+			return fmt.Errorf("remove %s: %w", what, err)
 		}
-		log.Info().Str("blob", e.Name()).Msg(what + " no entry names removed")
+		log.Info().Str("name", e.Name()).Msg(what + " removed")
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package images
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -24,19 +23,7 @@ func (s *Store) recover() error {
 
 // cleanTmp removes partial copies left in Dir/tmp.
 func (s *Store) cleanTmp() error {
-	entries, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", s.tmpDir(), err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
-			return fmt.Errorf("remove partial copy: %w", err)
-		}
-	}
-	if len(entries) > 0 {
-		s.log.Info().Int("files", len(entries)).Msg("partial image copies of a previous run removed")
-	}
-	return nil
+	return privdir.Prune(s.tmpDir(), nil, "partial copy of a previous run", s.log)
 }
 
 // reconcile makes the index and the blobs agree: it drops records that
@@ -85,5 +72,5 @@ func (s *Store) reconcile() error {
 
 // removeStrays removes the blobs that are not in used.
 func (s *Store) removeStrays(used map[string]bool) error {
-	return privdir.Prune(s.blobDir(), used, "image blob", s.log)
+	return privdir.Prune(s.blobDir(), used, "image blob no name uses", s.log)
 }
