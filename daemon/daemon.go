@@ -48,7 +48,8 @@ type Daemon struct {
 	images   *images.Store   // nil without containers
 	cache    *cache.Store    // the node's data cache
 	stager   *stager
-	peers    peers // entries brought back from nodes' caches
+	peers    peers     // entries brought back from nodes' caches
+	trees    treeCache // which cache entries are tree manifests
 	metrics  *metrics
 	tokens   tokens
 	mapperP  atomic.Pointer[mapper]
@@ -125,7 +126,7 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		return nil, err
 	}
 	d.disp = &dispatcher{
-		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, resolveData: d.resolveData, taskData: d.taskData, keepOutput: d.keepOutput,
+		store: d.store, pools: d.pools, nodes: d.nodes, images: d.images, resolveData: d.resolveData, keepOutput: d.keepOutput,
 		localityWait: cfg.Batch.LocalityWait.D(), metrics: d.metrics, log: d.log,
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,

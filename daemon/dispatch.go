@@ -73,10 +73,8 @@ type dispatcher struct {
 	// data cache for account and returns its digest.
 	keepOutput func(account, taskID string, output []byte) (string, error)
 	// resolveData stages the sources a task names in the daemon's cache,
-	// as its account, and returns every entry it reads; taskData pins
-	// them for a run on the daemon's node.
+	// as its account, and returns every entry it reads, pinned.
 	resolveData func(ctx context.Context, j *job) ([]api.NodeData, error)
-	taskData    func(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error)
 	// localityWait is how long a task that reads data waits for room on a
 	// node that holds it ([batch] locality_wait).
 	localityWait time.Duration
@@ -320,7 +318,7 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 	}
 	var data []runtimes.DataFile
 	if len(j.task.Data) > 0 {
-		files, release, err := d.taskData(ctx, j)
+		files, err := d.taskData(ctx, j)
 		if err != nil {
 			state := api.StateFailed
 			if ctx.Err() != nil {
@@ -328,7 +326,6 @@ func (d *dispatcher) execute(ctx context.Context, j *job, quota conf.Quota, n *n
 			}
 			return runtimes.Result{State: state, ExitCode: -1, Error: err.Error()}, false
 		}
-		defer release()
 		data = files
 	}
 	return d.pools.Run(ctx, runtimes.Job{

@@ -52,11 +52,9 @@ type blockCred struct {
 // node is one linked node agent. Its fields are guarded by nodeSet.mu.
 type node struct {
 	name, block string
-	hello       api.NodeHello // as it last said it, for fxd nodes
+	hello       api.NodeHello // as it last said it: its runtime kinds and arch for placement, all of it for fxd nodes
 	slots       int
-	queue       int      // tasks it takes beyond slots
-	runtimes    []string // kinds: host, sif
-	arch        string   // GOARCH-style; "" when the agent did not say
+	queue       int // tasks it takes beyond slots
 	busy        int
 	pending     map[string]*remoteRun // task id → the run waiting for it
 	link        *nodeLink             // nil while the link is down
@@ -201,7 +199,8 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 	for _, d := range hello.Data {
 		n.data[d] = true
 	}
-	n.slots, n.queue, n.runtimes, n.arch, n.link = max(hello.Slots, 1), min(max(hello.Queue, 0), maxNodeQueue), slices.Clone(hello.Runtimes), hello.Arch, l
+	n.hello.Runtimes = slices.Clone(hello.Runtimes)
+	n.slots, n.queue, n.link = max(hello.Slots, 1), min(max(hello.Queue, 0), maxNodeQueue), l
 	// Tasks sent before the link dropped that the node no longer knows
 	// ended unreported: they run again elsewhere.
 	for id, r := range n.pending {
@@ -212,7 +211,7 @@ func (s *nodeSet) attach(hello *api.NodeHello, l *nodeLink, running []string) (*
 		}
 	}
 	s.signalFree()
-	s.log.Info().Str("node", n.name).Str("block", n.block).Int("slots", n.slots).Strs("runtimes", n.runtimes).Msg("node linked")
+	s.log.Info().Str("node", n.name).Str("block", n.block).Int("slots", n.slots).Strs("runtimes", n.hello.Runtimes).Msg("node linked")
 	return n, nil
 }
 
@@ -320,8 +319,8 @@ func (n *node) fits(nd need, now time.Time) bool {
 // serves says whether n, linked and not draining, runs what nd needs and
 // its block lasts for a task that starts after wait and runs nd.timeout.
 func (n *node) serves(nd need, now time.Time, wait time.Duration) bool {
-	return n.link != nil && !n.draining && slices.Contains(n.runtimes, nd.kind) &&
-		(nd.arch == "" || n.arch == "" || nd.arch == n.arch) &&
+	return n.link != nil && !n.draining && slices.Contains(n.hello.Runtimes, nd.kind) &&
+		(nd.arch == "" || n.hello.Arch == "" || nd.arch == n.hello.Arch) &&
 		(n.ends.IsZero() || !now.Add(wait+nd.timeout).After(n.ends))
 }
 

@@ -237,22 +237,22 @@ func TestNodeFitsImage(t *testing.T) {
 		nd   need
 		want bool
 	}{
-		{"host task, host node", node{runtimes: []string{"host"}, slots: 1}, hostNeed, true},
-		{"image task, host-only node", node{runtimes: []string{"host"}, slots: 1, arch: "amd64"}, sif, false},
-		{"image task, sif node", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "amd64"}, sif, true},
-		{"image task, other arch", node{runtimes: []string{"host", "sif"}, slots: 1, arch: "arm64"}, sif, false},
-		{"image task, arch unknown", node{runtimes: []string{"host", "sif"}, slots: 1}, sif, true},
-		{"full node", node{runtimes: []string{"host"}, slots: 1, busy: 1}, hostNeed, false},
-		{"room in its queue", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, need{kind: "host", queue: true}, true},
-		{"its queue, not for this task", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 1}, hostNeed, false},
-		{"queue full too", node{runtimes: []string{"host"}, slots: 1, queue: 1, busy: 2}, need{kind: "host", queue: true}, false},
-		{"queued past the block's end", node{runtimes: []string{"host"}, slots: 1, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
+		{"host task, host node", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1}, hostNeed, true},
+		{"image task, host-only node", node{hello: api.NodeHello{Runtimes: []string{"host"}, Arch: "amd64"}, slots: 1}, sif, false},
+		{"image task, sif node", node{hello: api.NodeHello{Runtimes: []string{"host", "sif"}, Arch: "amd64"}, slots: 1}, sif, true},
+		{"image task, other arch", node{hello: api.NodeHello{Runtimes: []string{"host", "sif"}, Arch: "arm64"}, slots: 1}, sif, false},
+		{"image task, arch unknown", node{hello: api.NodeHello{Runtimes: []string{"host", "sif"}}, slots: 1}, sif, true},
+		{"full node", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, busy: 1}, hostNeed, false},
+		{"room in its queue", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, queue: 1, busy: 1}, need{kind: "host", queue: true}, true},
+		{"its queue, not for this task", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, queue: 1, busy: 1}, hostNeed, false},
+		{"queue full too", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, queue: 1, busy: 2}, need{kind: "host", queue: true}, false},
+		{"queued past the block's end", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
 			need{kind: "host", queue: true, timeout: 20 * time.Minute}, false}, // waits 2 × 20 min, then runs 20
-		{"queued within the block", node{runtimes: []string{"host"}, slots: 2, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
+		{"queued within the block", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 2, queue: 4, busy: 2, ends: now.Add(50 * time.Minute)},
 			need{kind: "host", queue: true, timeout: 20 * time.Minute}, true}, // waits 20 min, then runs 20
-		{"draining node", node{runtimes: []string{"host"}, slots: 1, draining: true}, hostNeed, false},
-		{"block ends first", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Minute)}, need{kind: "host", timeout: time.Hour}, false},
-		{"block outlasts it", node{runtimes: []string{"host"}, slots: 1, ends: now.Add(time.Hour)}, need{kind: "host", timeout: time.Minute}, true},
+		{"draining node", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, draining: true}, hostNeed, false},
+		{"block ends first", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, ends: now.Add(time.Minute)}, need{kind: "host", timeout: time.Hour}, false},
+		{"block outlasts it", node{hello: api.NodeHello{Runtimes: []string{"host"}}, slots: 1, ends: now.Add(time.Hour)}, need{kind: "host", timeout: time.Minute}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,7 +86,7 @@ func (d *Daemon) resolveRef(ctx context.Context, j *job, r api.DataRef) ([]api.N
 		return nil, err
 	}
 	j.dataPins = append(j.dataPins, unpin)
-	files, tree, err := readTree(path)
+	files, tree, err := d.trees.read(e.Digest, path)
 	if err != nil {
 		return nil, err
 	}
@@ -145,18 +145,18 @@ func (j *job) releaseData() {
 	j.dataPins, j.dataPaths, j.data = nil, nil, nil
 }
 
-// taskData gives the entries j reads, pinned by resolveData, for a run
-// on the daemon's node.
-func (d *Daemon) taskData(ctx context.Context, j *job) ([]runtimes.DataFile, func(), error) {
+// taskData gives the entries j reads, pinned by resolveData until j is
+// final, for a run on the daemon's node.
+func (d *dispatcher) taskData(ctx context.Context, j *job) ([]runtimes.DataFile, error) {
 	data, err := d.resolveData(ctx, j)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	files := make([]runtimes.DataFile, len(data))
 	for i, e := range data {
 		files[i] = runtimes.DataFile{Source: j.dataPaths[i], Name: e.Name}
 	}
-	return files, func() {}, nil
+	return files, nil
 }
 
 // readable checks that a reads the entry digest: in the daemon's cache,

@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -94,6 +95,45 @@ func (s *stager) stageTree(ctx context.Context, a isolation.Account, root, rel s
 	}
 	opts.Size = int64(manifest.Len())
 	return s.cache.Put(ctx, a.Name, &manifest, opts)
+}
+
+// maxKnownTrees bounds the entries a treeCache remembers.
+const maxKnownTrees = 10000
+
+// treeCache remembers, by digest, whether an entry is a tree manifest,
+// and its files: an entry's bytes never change (its digest names them),
+// so each is read once, not at every task that names it. Safe for
+// concurrent use.
+type treeCache struct {
+	mu    sync.Mutex
+	known map[string]knownTree
+}
+
+// knownTree is what an entry was found to be.
+type knownTree struct {
+	files []treeFile
+	tree  bool
+}
+
+// read is readTree of the blob of digest, remembered.
+func (c *treeCache) read(digest, blob string) ([]treeFile, bool, error) {
+	c.mu.Lock()
+	k, ok := c.known[digest]
+	c.mu.Unlock()
+	if ok {
+		return k.files, k.tree, nil
+	}
+	files, tree, err := readTree(blob)
+	if err != nil {
+		return nil, false, err
+	}
+	c.mu.Lock()
+	if c.known == nil || len(c.known) >= maxKnownTrees {
+		c.known = map[string]knownTree{} // forget all rather than grow without bound
+	}
+	c.known[digest] = knownTree{files: files, tree: tree}
+	c.mu.Unlock()
+	return files, tree, nil
 }
 
 // readTree returns the files of the manifest at path, or ok false when

@@ -72,10 +72,10 @@ type agent struct {
 	wake     chan struct{}
 	wg       sync.WaitGroup
 
-	fetches   singleflight.Group               // fetches of images and data under way, by digest
-	prestages map[*context.CancelFunc]struct{} // background work the daemon asked for (stages, uploads), under way; guarded by mu
-	heldSent  string                           // the cache's digests the daemon last heard, joined; guarded by mu
-	unsent    []api.NodeStage                  // entries asked back that could not be sent; guarded by mu
+	fetches      singleflight.Group               // fetches of images and data under way, by digest
+	inBackground map[*context.CancelFunc]struct{} // background work the daemon asked for (stages, uploads), under way; guarded by mu
+	heldSent     string                           // the cache's digests the daemon last heard, joined; guarded by mu
+	unsent       []api.NodeStage                  // entries asked back that could not be sent; guarded by mu
 }
 
 // Run links to the daemon and runs what it sends until ctx is done, the
@@ -88,7 +88,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 	}
 	a := &agent{c: c, log: log.With().Str("component", "agent").Str("node", c.Hello.Node).Str("block", c.Hello.Block).Logger(),
 		client:  &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS, ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}},
-		running: map[string]context.CancelFunc{}, prestages: map[*context.CancelFunc]struct{}{}, wake: make(chan struct{}, 1)}
+		running: map[string]context.CancelFunc{}, inBackground: map[*context.CancelFunc]struct{}{}, wake: make(chan struct{}, 1)}
 	defer a.stopTasks()
 	backoff := time.Second
 	for {
@@ -129,7 +129,7 @@ func (a *agent) stopTasks() {
 	for _, cancel := range a.running {
 		cancel()
 	}
-	for cancel := range a.prestages {
+	for cancel := range a.inBackground {
 		(*cancel)()
 	}
 	a.mu.Unlock()

@@ -111,7 +111,7 @@ func (a *agent) prestage(ctx context.Context, st api.NodeStage) {
 func (a *agent) background(ctx context.Context, f func(ctx context.Context)) {
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.mu.Lock()
-	a.prestages[&cancel] = struct{}{}
+	a.inBackground[&cancel] = struct{}{}
 	a.mu.Unlock()
 	a.wg.Add(1)
 	go func() {
@@ -119,7 +119,7 @@ func (a *agent) background(ctx context.Context, f func(ctx context.Context)) {
 		defer func() {
 			cancel()
 			a.mu.Lock()
-			delete(a.prestages, &cancel)
+			delete(a.inBackground, &cancel)
 			a.mu.Unlock()
 		}()
 		f(bctx)
