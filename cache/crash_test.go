@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"fxd.dev/fxd/internal/testenv"
 )
 
 // crashEnv names the cache directory TestPutKilledHelper puts into; the
@@ -68,25 +69,7 @@ func TestPutKilled(t *testing.T) {
 		t.Skip("spawns a process; skipped with -short")
 	}
 	dir := filepath.Join(t.TempDir(), "cache")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPutKilledHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper: %v", err)
-	}
-	waited := false
-	t.Cleanup(func() {
-		if !waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	timeout := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer timeout.Stop()
+	cmd, out := testenv.StartHelper(t, "TestPutKilledHelper", crashEnv+"="+dir)
 
 	var committed string
 	sc := bufio.NewScanner(out)
@@ -112,8 +95,7 @@ func TestPutKilled(t *testing.T) {
 		}
 		break
 	}
-	err = cmd.Wait()
-	waited = true
+	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("helper ended with %v, want killed by SIGKILL", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/internal/testenv"
 )
 
 // TestConcurrent has 50 goroutines create and update tasks at once; after
@@ -142,28 +142,11 @@ func TestCrash(t *testing.T) {
 		t.Skip("spawns a process; skipped with -short")
 	}
 	path := filepath.Join(t.TempDir(), "tasks.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper: %v", err)
-	}
+	cmd, out := testenv.StartHelper(t, "TestCrashHelper", crashEnv+"="+path)
 	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
 
 	created, finishedIDs := map[string]bool{}, map[string]bool{}
 	sc := bufio.NewScanner(out)
-	timeout := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer timeout.Stop()
 	for sc.Scan() {
 		line := sc.Text()
 		switch verb, id, _ := strings.Cut(line, " "); verb {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI (CI=true).
@@ -132,4 +134,33 @@ func RemoveCgroupParent(t testing.TB, parent string) {
 			}
 		}
 	}
+}
+
+// StartHelper runs this test binary again as a child that runs only the
+// test named name, with env added (the helper test returns at once
+// unless env tells it to act), and returns it with its stdout, for
+// crash tests that kill it. It fails the test if the child does not
+// start; a child still running when the test ends is killed and waited
+// for, and any is killed after a minute.
+func StartHelper(t testing.TB, name string, env ...string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start helper %s: %v", name, err)
+	}
+	timeout := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	t.Cleanup(func() {
+		timeout.Stop()
+		if cmd.ProcessState == nil { // not waited for by the test
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, out
 }
