@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -12,8 +14,16 @@ import (
 )
 
 // loopTries is how often attachLoop takes a new free device when another
-// process bound the one it was given first.
-const loopTries = 5
+// process bound the one it was given first. LOOP_CTL_GET_FREE hands the
+// same device to every caller until one binds it, so with n concurrent
+// attaches (here or in other processes) the last may lose n-1 rounds;
+// util-linux's losetup gives up after 64 as well.
+const loopTries = 64
+
+// loopBackoff is the longest pause between two tries; the pause grows
+// by a millisecond a try, with jitter so that losers do not race again
+// in step.
+const loopBackoff = 20 * time.Millisecond
 
 // loopMajor is the block device major number of loop devices.
 const loopMajor = 7
@@ -51,8 +61,10 @@ func attachLoop(path string, off, size int64) (*os.File, error) {
 		}
 		dev.Close()
 		if !errors.Is(err, unix.EBUSY) || try == loopTries {
-			return nil, fmt.Errorf("set up loop device %s: %w", dev.Name(), err)
+			return nil, fmt.Errorf("set up loop device %s (try %d): %w", dev.Name(), try, err)
 		}
+		pause := min(time.Duration(try)*time.Millisecond, loopBackoff)
+		time.Sleep(pause/2 + rand.N(pause/2+1))
 	}
 }
 

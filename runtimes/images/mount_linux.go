@@ -158,6 +158,9 @@ func (s *Store) mount(sum, dir string, rec record) error {
 func mountSquashfs(file string, off, size int64, dir string) (string, error) {
 	loop, err := attachLoop(file, off, size)
 	if err != nil {
+		if !errors.Is(err, api.ErrUnavailable) { // the host's fault, never the image's
+			err = fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+		}
 		return "", err
 	}
 	// Once mounted, the mount holds the device; autoclear frees it when
