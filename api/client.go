@@ -34,6 +34,9 @@ type ClientOptions struct {
 	// CertFile and KeyFile are a PEM client certificate and its key, sent
 	// for mutual TLS; both or neither.
 	CertFile, KeyFile string
+	// TLS, when set, is the whole TLS config of an https endpoint (a
+	// federation peer link) instead of CAFile, CertFile and KeyFile.
+	TLS *tls.Config
 	// Timeout bounds each request, on top of any wait or task timeout the
 	// request itself asks for; 0 means only ctx bounds it.
 	Timeout time.Duration
@@ -81,9 +84,12 @@ func NewClient(endpoint string, o ClientOptions) (*Client, error) {
 		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return nil, fmt.Errorf("endpoint %q: want https://host:port with no path: %w", endpoint, ErrInvalid)
 		}
-		cfg, err := tlsConfig(o)
-		if err != nil {
-			return nil, err
+		cfg := o.TLS
+		if cfg == nil {
+			var err error
+			if cfg, err = tlsConfig(o); err != nil {
+				return nil, err
+			}
 		}
 		c.base = "https://" + u.Host
 		tr.TLSClientConfig = cfg

@@ -89,11 +89,15 @@ type FunctionSpec struct {
 	// Command is the argv. For a command function it is a template:
 	// "{task_id}" and "{attempt}" are replaced per task. For a servable it
 	// starts the long-lived process.
-	Command     []string          `json:"command"`
-	Env         map[string]string `json:"env,omitempty"`
-	Limits      Limits            `json:"limits,omitzero"`
-	SharedWith  []string          `json:"shared_with,omitempty"` // accounts that may invoke it
-	Description string            `json:"description,omitempty"`
+	Command    []string          `json:"command"`
+	Env        map[string]string `json:"env,omitempty"`
+	Limits     Limits            `json:"limits,omitzero"`
+	SharedWith []string          `json:"shared_with,omitempty"` // accounts that may invoke it
+	// Federated offers the function to the site's federation: peers list
+	// it, and any caller a peer forwards (an identity "user@peer" that
+	// [[auth.map]] maps here) may invoke it as "owner/name".
+	Federated   bool   `json:"federated,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Function is a registered function as stored and listed.
@@ -120,6 +124,10 @@ type TaskSpec struct {
 	// stages them before it starts and shows them, read-only, at
 	// $FXD_DATA/<path>.
 	Data []DataRef `json:"data,omitempty"`
+	// Site runs the task at a federated peer: its name, or "any" to let
+	// this site choose one that offers Function. "" runs it here. At the
+	// peer, Function is named as that site knows it.
+	Site string `json:"site,omitempty"`
 }
 
 // InputBytes returns the bytes the function will read on stdin.
@@ -179,6 +187,13 @@ type Task struct {
 	Timeout    Duration `json:"timeout,omitempty"`
 	// Data are the data files the task reads (TaskSpec.Data).
 	Data []DataRef `json:"data,omitempty"`
+	// Site is the peer a forwarded task runs at, RemoteID its ID there;
+	// both empty for a task run at this site.
+	Site     string `json:"site,omitempty"`
+	RemoteID string `json:"remote_id,omitempty"`
+	// Origin is, for a task a peer forwarded here, that site and the
+	// task's ID there ("site/id").
+	Origin string `json:"origin,omitempty"`
 
 	// ReceivedAt is when the daemon accepted the task.
 	ReceivedAt time.Time `json:"received_at,omitzero"`

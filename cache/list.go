@@ -1,6 +1,9 @@
 package cache
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Get returns the entry digest as account sees it. An entry that does not
 // exist and one that account does not read fail the same way, with
@@ -72,4 +75,29 @@ func (s *Store) Usage() (total int64, byAccount map[string]int64, err error) {
 		return 0, nil, fmt.Errorf("read cache usage: %w", err)
 	}
 	return total, byAccount, nil
+}
+
+// Fetched returns the digests of the entries some account staged from an
+// http(s) URL, sorted: data a site may tell its federation it holds,
+// where uploads and site files stay private.
+func (s *Store) Fetched() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("list fetched data: %w", errClosed())
+	}
+	out := []string{}
+	err := s.scan(func(hex string, r record) error {
+		for _, rd := range r.Readers {
+			if strings.HasPrefix(rd.Source, "https://") || strings.HasPrefix(rd.Source, "http://") {
+				out = append(out, "sha256:"+hex)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list fetched data: %w", err)
+	}
+	return out, nil
 }

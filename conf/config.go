@@ -15,6 +15,7 @@ type Config struct {
 	Containers Containers `toml:"containers"`
 	Cache      Cache      `toml:"cache"`
 	Batch      Batch      `toml:"batch"`
+	Federation Federation `toml:"federation"`
 	Log        Log        `toml:"log"`
 
 	// src is where the config was read from, so Validate can name the file
@@ -289,4 +290,52 @@ type SlurmPool struct {
 type PBSPool struct {
 	Queue   string `toml:"queue"` // "" is the server's default
 	Account string `toml:"account"`
+}
+
+// Federation links this site with peer sites over mutual TLS 1.3: users
+// here run functions there through this endpoint, and peers' users run
+// functions here as the accounts [[auth.map]] gives "user@peer".
+type Federation struct {
+	// Listen is the peer endpoint's address ("host:port"), where peers
+	// forward tasks and read offers; "" accepts no peer, though this site
+	// may still forward to peers that list it.
+	Listen string `toml:"listen"`
+	// Cert and Key are this site's PEM certificate (naming the site in a
+	// "fxd-site:<name>" URI SAN, from fxd federation init and sign) and
+	// its key, for both ends of every link; both or neither, required with
+	// Listen or any Peer. They are re-read on SIGHUP.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// CA is a PEM bundle of federation CAs, for peers that give neither
+	// ca nor fingerprint of their own.
+	CA string `toml:"ca"`
+	// RetryDeadline is how long after it was received a forwarded task is
+	// retried while its peer cannot be reached; then it fails.
+	RetryDeadline Duration `toml:"retry_deadline"`
+	// PollWait is the longest a peer holds a status request open.
+	PollWait Duration `toml:"poll_wait"`
+	// OfferInterval is how often peers are asked what they offer
+	// (functions, runtimes, capacity, cached data) and timed.
+	OfferInterval Duration `toml:"offer_interval"`
+	// Peer lists the sites this one links with.
+	Peer []FederationPeer `toml:"peer"`
+}
+
+// FederationPeer is one peer site.
+type FederationPeer struct {
+	Name string `toml:"name"` // its site.name, as its certificate names it
+	// URL is its peer endpoint ("https://host:port"); "" never dials it
+	// (it may still forward here).
+	URL string `toml:"url"`
+	// CA is a PEM bundle that signs its certificate; Fingerprint pins the
+	// certificate itself: its SHA-256 as fxd federation show prints it,
+	// 64 hex digits in any case, maybe after "sha256:" and with colons
+	// between byte pairs. At least one, or federation.ca.
+	CA          string `toml:"ca"`
+	Fingerprint string `toml:"fingerprint"`
+	// Allow is what the peer may do here: "run" (forward tasks, which run
+	// as the account [[auth.map]] gives "user@peer") and "discover" (read
+	// this site's offers). Left out (nil) it allows both; empty ([]) it
+	// allows nothing.
+	Allow []string `toml:"allow"`
 }

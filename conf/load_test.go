@@ -189,11 +189,11 @@ func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
 		if strings.Contains(k, "NAME") || strings.HasPrefix(k, "auth.map") {
 			continue // documented in the comment blocks above [[auth.map]] and the account example
 		}
-		if rest, ok := strings.CutPrefix(k, "containers.bind"); ok {
-			// documented by the examples in the comment block of [[containers.bind]]
+		if table, rest, ok := commentedTable(k); ok {
+			// documented in the comment block of [[containers.bind]] or [[federation.peer]]
 			field := strings.TrimPrefix(rest, "[N].")
 			if field == "" {
-				field = "[[containers.bind]]"
+				field = "[[" + table + "]]"
 			}
 			if !strings.Contains(string(defaultTOML), "#   "+field) && !strings.Contains(string(defaultTOML), "# "+field) {
 				t.Errorf("default.toml: no commented example of %s", k)
@@ -221,6 +221,17 @@ func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
 			t.Errorf("default.toml:%d: key %s has no comment line above it", n, k)
 		}
 	}
+}
+
+// commentedTable splits a key of an array table that default.toml shows
+// only in comments ("federation.peer[N].url") into the table and the rest.
+func commentedTable(k string) (table, rest string, ok bool) {
+	for _, table := range []string{"containers.bind", "federation.peer"} {
+		if rest, ok := strings.CutPrefix(k, table); ok {
+			return table, rest, true
+		}
+	}
+	return "", "", false
 }
 
 func TestTokenFile(t *testing.T) {

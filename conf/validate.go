@@ -29,7 +29,7 @@ var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // Validate checks the whole config and returns every problem it finds,
 // joined, each a *Problem that satisfies errors.Is(err, ErrInvalid) and names
 // the file and line when the config came from Load or Parse. It reads the
-// TLS files named by the endpoint to check they load.
+// TLS files named by the endpoint and by federation to check they load.
 func (c *Config) Validate() error {
 	ps := &problems{src: c.src}
 	c.validateSite(ps)
@@ -41,6 +41,7 @@ func (c *Config) Validate() error {
 	c.validateContainers(ps)
 	c.validateCache(ps)
 	c.validateBatch(ps)
+	c.validateFederation(ps)
 	c.validateLog(ps)
 	return ps.err()
 }
@@ -76,7 +77,7 @@ func (c *Config) validateEndpoint(ps *problems) {
 		ps.add("endpoint", "neither listen nor socket is set, so fxd would serve nothing; set endpoint.socket (like \"/run/fxd/fxd.sock\") or endpoint.listen")
 	}
 	if e.Listen != "" {
-		if host, port, err := net.SplitHostPort(e.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
+		if !validAddr(e.Listen) {
 			ps.add("endpoint.listen", "%q is not an address; write \"host:port\" or \":port\", like \":8443\" or \"10.0.0.5:8443\"", e.Listen)
 		}
 		c.validateTLS(ps)
@@ -102,6 +103,12 @@ func (c *Config) validateEndpoint(ps *problems) {
 	}
 }
 
+// validAddr reports whether s is a listen address: "host:port" or ":port".
+func validAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && validPort(port) && !strings.ContainsAny(host, " /")
+}
+
 func validPort(p string) bool {
 	n, err := strconv.Atoi(p)
 	return err == nil && n >= 0 && n <= 65535
@@ -119,9 +126,15 @@ func (c *Config) validateTLS(ps *problems) {
 		}
 	}
 	if e.ClientCA != "" {
-		if ca, ok := readPEM(ps, "endpoint.client_ca", e.ClientCA, ""); ok && !x509.NewCertPool().AppendCertsFromPEM(ca) {
-			ps.add("endpoint.client_ca", "%s holds no PEM certificate; give a bundle of the CA certificates that sign client certificates", e.ClientCA)
-		}
+		readCABundle(ps, "endpoint.client_ca", e.ClientCA, "client certificates")
+	}
+}
+
+// readCABundle checks that path, named by key, is a PEM file of at least
+// one certificate: the CAs that sign what signs says.
+func readCABundle(ps *problems, key, path, signs string) {
+	if ca, ok := readPEM(ps, key, path, ""); ok && !x509.NewCertPool().AppendCertsFromPEM(ca) {
+		ps.add(key, "%s holds no PEM certificate; give a bundle of the CA certificates that sign %s", path, signs)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type Daemon struct {
 	trees    treeCache // which cache entries are tree manifests
 	metrics  *metrics
 	tokens   tokens
+	fed      *fed // nil outside a federation
 	mapperP  atomic.Pointer[mapper]
 	reloadMu sync.Mutex // one Reload at a time
 	draining atomic.Bool
@@ -131,6 +133,9 @@ func New(cfg *conf.Config, log zerolog.Logger, version string) (_ *Daemon, err e
 		tenants: map[string]*tenant{}, active: map[string]*job{},
 		quotas: cfg.Tenants, limits: cfg.Limits, daemonNodeTasks: cfg.Batch.DaemonNodeTasks,
 	}
+	if d.fed, err = newFed(d); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -147,9 +152,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.close()
 		return err
 	}
+	peerLn, err := d.fed.listen()
+	if err != nil {
+		lns.close()
+		d.close()
+		return err
+	}
 	n, err := d.recover()
 	if err != nil {
 		lns.close()
+		if peerLn != nil {
+			peerLn.Close()
+		}
 		d.close()
 		return err
 	}
@@ -166,6 +180,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.pools.Reap(gctx) })
 	g.Go(func() error { d.expireLoop(gctx); return nil })
+	if d.fed != nil {
+		g.Go(func() error { return d.fed.run(gctx, peerLn) })
+	}
 	for _, s := range d.scalers {
 		g.Go(func() error { s.Run(gctx, d.nodes.demand); return nil })
 	}
@@ -252,8 +269,18 @@ func (d *Daemon) close() {
 func (d *Daemon) recover() (int, error) {
 	var jobs []*job
 	var failed []api.Task
+	forwarded := 0
 	err := d.store.Unfinished(func(rec store.Record) error {
-		j, err := d.recoveredJob(rec)
+		var j *job
+		var err error
+		if rec.Task.Site != "" {
+			if err = d.fed.recovered(rec); err == nil {
+				forwarded++
+				return nil
+			}
+		} else {
+			j, err = d.recoveredJob(rec)
+		}
 		if err != nil {
 			t := rec.Task
 			t.State, t.Error, t.FinishedAt = api.StateFailed, "not run again after a restart: "+err.Error(), time.Now()
@@ -273,7 +300,7 @@ func (d *Daemon) recover() (int, error) {
 		}
 	}
 	d.disp.enqueue(jobs...)
-	return len(jobs), nil
+	return len(jobs) + forwarded, nil
 }
 
 func (d *Daemon) recoveredJob(rec store.Record) (*job, error) {
@@ -329,8 +356,11 @@ func (d *Daemon) expireLoop(ctx context.Context) {
 }
 
 // Reload applies what can change without a restart: [auth] (identity
-// rules, min_uid, cert_identity, token_file) and [tenants] (quotas, for
-// tasks that start from now on). It re-reads the token file. Changes to
+// rules, min_uid, cert_identity, token_file), [tenants] (quotas, for
+// tasks that start from now on) and the trust material of [federation]
+// (this site's certificate and key, the CAs, the peers' fingerprints and
+// permissions, for the next handshakes: certificate rotation). It
+// re-reads the token file and the federation's certificate files. Changes to
 // any other section are logged as needing a restart and not applied; the
 // running config stays the reference, so they are logged again at every
 // reload until the restart. On error nothing is applied.
@@ -353,18 +383,36 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 	if restart := restartSections(d.cfg, cfg); len(restart) > 0 {
 		d.log.Warn().Strs("sections", restart).Msg("config changed in sections SIGHUP cannot apply; they keep their running values until fxd restarts")
 	}
+	if d.fed != nil {
+		if err := d.fed.reload(d.cfg.Site.Name, cfg.Federation); err != nil {
+			return err
+		}
+	}
 	// The identity rules go last: a caller they admit or refuse sees the
 	// rest of the reload in effect.
 	d.disp.setQuotas(cfg.Tenants)
 	d.tokens.cur.Store(tokens)
 	d.mapperP.Store(m)
 	d.log.Info().Int("map_rules", len(m.rules)).Str("token_file", tokens.path).Int("tokens", len(tokens.byHash)).
-		Msg("reloaded [auth], [tenants] and the token file")
+		Bool("federation", d.fed != nil).Msg("reloaded [auth], [tenants], the token file and the federation's certificates")
 	return nil
 }
 
 // reloaded are the sections of conf.Config that Reload applies, by field.
+// Of [federation], it applies the trust material alone (trustOnly).
 var reloaded = map[string]bool{"Auth": true, "Tenants": true}
+
+// trustOnly is f without what Reload applies of it: the certificate, key
+// and CAs, and each peer's ca, fingerprint and allow. Two configs whose
+// trustOnly agree differ in nothing a reload cannot apply.
+func trustOnly(f conf.Federation) conf.Federation {
+	f.Cert, f.Key, f.CA = "", "", ""
+	f.Peer = slices.Clone(f.Peer)
+	for i := range f.Peer {
+		f.Peer[i].CA, f.Peer[i].Fingerprint, f.Peer[i].Allow = "", "", nil
+	}
+	return f
+}
 
 // restartSections names, by toml table, the sections that differ between
 // the running config and a new one and that Reload does not apply. It
@@ -377,7 +425,11 @@ func restartSections(running, next *conf.Config) []string {
 		if !f.IsExported() || reloaded[f.Name] {
 			continue
 		}
-		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+		va, vb := a.Field(i).Interface(), b.Field(i).Interface()
+		if fa, ok := va.(conf.Federation); ok {
+			va, vb = trustOnly(fa), trustOnly(vb.(conf.Federation))
+		}
+		if !reflect.DeepEqual(va, vb) {
 			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
 			if name == "" {
 				name = f.Name

@@ -98,6 +98,33 @@ type dispatcher struct {
 	limits   conf.Limits
 	draining bool
 	wg       sync.WaitGroup // running tasks
+
+	// changed is closed, and cleared, at the next change of a task's
+	// state (watch); nil while nobody watches.
+	watchMu sync.Mutex
+	changed chan struct{}
+}
+
+// watch returns a channel closed at the next change of any task's state:
+// queued, running, or final and stored. Take it before looking at the
+// states, so that no change falls between the look and the wait.
+func (d *dispatcher) watch() <-chan struct{} {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	if d.changed == nil {
+		d.changed = make(chan struct{})
+	}
+	return d.changed
+}
+
+// notify wakes the watchers of task states.
+func (d *dispatcher) notify() {
+	d.watchMu.Lock()
+	if d.changed != nil {
+		close(d.changed)
+		d.changed = nil
+	}
+	d.watchMu.Unlock()
 }
 
 func (d *dispatcher) tenant(name string) *tenant {
@@ -150,6 +177,7 @@ func (d *dispatcher) enqueue(jobs ...*job) {
 		d.startNextLocked(d.tenant(j.acct.Name))
 	}
 	d.mu.Unlock()
+	d.notify()
 	for _, j := range refused {
 		d.finish(j, notStarted, nil)
 	}
@@ -240,6 +268,7 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 	d.metrics.transition(prev, api.StateRunning)
 	quota := d.quotas.QuotaFor(j.acct.Name)
 	d.mu.Unlock()
+	d.notify()
 
 	record := d.persistRunning(j, running)
 	res, lost := d.execute(ctx, j, quota, n)
@@ -382,6 +411,7 @@ func (d *dispatcher) finish(j *job, res runtimes.Result, running *runningRecord)
 	if !j.sync {
 		close(j.done)
 	}
+	d.notify()
 }
 
 // releaseLocked frees the job's running slot and starts the next task.
@@ -407,6 +437,7 @@ func (d *dispatcher) requeue(j *job, running *runningRecord, again bool) {
 	}
 	d.releaseLocked(j)
 	d.mu.Unlock()
+	d.notify()
 	running.wait()
 	if err := d.store.UpdateTasks(context.Background(), []api.Task{t}); err != nil {
 		d.log.Error().Err(err).Str("task", t.ID).Msg("store requeued task")
@@ -507,4 +538,15 @@ func limitsFor(l api.Limits, q conf.Quota) specs.LinuxResources {
 		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
 		Pids:   &specs.LinuxPids{Limit: &pids},
 	}
+}
+
+// load counts the tasks running and those queued, of every tenant.
+func (d *dispatcher) load() (running, queued int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.tenants {
+		running += t.running
+		queued += len(t.queue)
+	}
+	return running, queued
 }

@@ -31,6 +31,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+v+"/tasks/{id}", d.authed(d.handleTask))
 	mux.HandleFunc("GET "+v+"/tasks/{id}/output", d.authed(d.handleOutput))
 	mux.HandleFunc("POST "+v+"/tasks/{id}/cancel", d.authed(d.handleCancel))
+	mux.HandleFunc("GET "+v+"/sites", d.authed(d.handleSites))
 	mux.HandleFunc("GET "+v+"/runtimes", d.authed(d.handleRuntimes))
 	mux.HandleFunc("POST "+v+"/runtimes", d.authed(d.handleAddRuntime))
 	mux.HandleFunc("DELETE "+v+"/runtimes/{ref}", d.authed(d.handleDeleteRuntime))

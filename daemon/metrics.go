@@ -24,6 +24,9 @@ type metrics struct {
 	placements *prometheus.CounterVec
 	// nodeFetches counts cache entries sent to nodes, and their bytes.
 	nodeFetches, nodeFetchBytes prometheus.Counter
+	// forwarded counts tasks forwarded to peers that reached a final
+	// state: fxd_forwarded_tasks_total{peer,state}.
+	forwarded *prometheus.CounterVec
 }
 
 // phaseNames and startNames label fxd_task_phase_seconds, in the order of
@@ -59,6 +62,9 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 		nodeFetchBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fxd_data_node_fetch_bytes_total", Help: "Bytes of the cache entries sent to nodes.",
 		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fxd_forwarded_tasks_total", Help: "Tasks of this site's users forwarded to a peer site that reached a final state, by peer and state.",
+		}, []string{"peer", "state"}),
 	}
 	m.placements.WithLabelValues("hit")
 	m.placements.WithLabelValues("miss")
@@ -76,7 +82,7 @@ func newMetrics(pools func() runtimes.Stats, commits func() int64) *metrics {
 			m.phases[p][s] = phases.WithLabelValues(phase, start)
 		}
 	}
-	m.reg.MustRegister(m.tasks, m.finishes, m.latency, phases, m.requests, m.placements, m.nodeFetches, m.nodeFetchBytes,
+	m.reg.MustRegister(m.tasks, m.finishes, m.latency, phases, m.requests, m.placements, m.nodeFetches, m.nodeFetchBytes, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{stats: pools},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -130,4 +136,11 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(s.Idle), "idle")
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(s.Busy), "busy")
 	ch <- prometheus.MustNewConstMetric(coldStartsDesc, prometheus.CounterValue, float64(s.ColdStarts))
+}
+
+// finishedForwarded counts forwarded tasks that reached a final state.
+func (m *metrics) finishedForwarded(tasks []api.Task) {
+	for _, t := range tasks {
+		m.forwarded.WithLabelValues(t.Site, string(t.State)).Inc()
+	}
 }

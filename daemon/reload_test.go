@@ -41,6 +41,12 @@ func TestReloadNamesRestartSections(t *testing.T) {
 		{"cache", func(c *conf.Config) { c.Cache.URLs = append(c.Cache.URLs, "https://data.example.org/") }, []string{"cache"}},
 		{"batch", func(c *conf.Config) { c.Batch.Pool = append(c.Batch.Pool, c.Batch.Defaults) }, []string{"batch"}},
 		{"log", func(c *conf.Config) { c.Log.Level = "error" }, []string{"log"}},
+		{"federation", func(c *conf.Config) {
+			c.Federation.Peer = append(c.Federation.Peer, conf.FederationPeer{Name: "b", URL: "https://b.example.org:9444"})
+		}, []string{"federation"}},
+		// Its trust material reloads (certificate rotation); this daemon
+		// has no federation to apply it to.
+		{"federation trust", func(c *conf.Config) { c.Federation.Cert, c.Federation.CA = "/etc/fxd/site.pem", "/etc/fxd/ca.pem" }, nil},
 		{"several, with auth", func(c *conf.Config) {
 			c.Auth.MinUID++
 			c.Log.Format = "json"

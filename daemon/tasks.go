@@ -16,6 +16,9 @@ import (
 type caller struct {
 	identity string
 	acct     isolation.Account
+	// peer is the site that forwarded the call ("" for callers of this
+	// site's endpoint); identity is then "user@peer".
+	peer string
 }
 
 // resolveFunction finds the function a caller names: "name" for its own,
@@ -27,7 +30,7 @@ func (d *Daemon) resolveFunction(c caller, ref string) (api.Function, error) {
 		owner, name = ref[:i], ref[i+1:]
 	}
 	f, err := d.store.GetFunction(owner, name)
-	if err == nil && (owner == c.acct.Name || sharedWith(f, c.acct.Name)) {
+	if err == nil && (owner == c.acct.Name || sharedWith(f, c.acct.Name) || f.Federated && c.peer != "") {
 		return f, nil
 	}
 	if err != nil && !errors.Is(err, api.ErrNotFound) {
@@ -106,30 +109,75 @@ func (d *Daemon) submit(ctx context.Context, c caller, specs []api.TaskSpec) ([]
 		return nil, err
 	}
 	now := time.Now()
-	jobs := make([]*job, len(specs))
+	var jobs []*job
+	var fwds []*fwdTask
 	recs := make([]store.Record, len(specs))
 	ids := make([]string, len(specs))
 	for i, s := range specs {
-		j, err := d.newJob(ctx, c, s, now)
+		t, err := d.newTask(ctx, c, s, now)
 		if err != nil {
 			if len(specs) > 1 {
 				return nil, fmt.Errorf("tasks[%d]: %w", i, err)
 			}
 			return nil, err
 		}
-		jobs[i], ids[i] = j, j.task.ID
-		recs[i] = store.Record{Task: j.task, Identity: c.identity, Input: s.InputBytes()}
+		if t.job != nil {
+			jobs = append(jobs, t.job)
+		} else {
+			fwds = append(fwds, t.fwd)
+		}
+		ids[i] = t.task().ID
+		recs[i] = store.Record{Task: t.task(), Identity: c.identity, Input: s.InputBytes()}
+	}
+	if len(fwds) > 0 {
+		if err := d.fed.admit(c.acct.Name, len(fwds)); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.store.CreateTasks(ctx, recs); err != nil {
 		return nil, fmt.Errorf("store tasks: %w", err)
 	}
 	d.disp.enqueue(jobs...)
+	if len(fwds) > 0 {
+		d.fed.enqueue(fwds...)
+	}
 	return ids, nil
+}
+
+// newTask is a task to run here (job) or at a peer site (fwd).
+type newTask struct {
+	job *job
+	fwd *fwdTask
+}
+
+func (t newTask) task() api.Task {
+	if t.job != nil {
+		return t.job.task
+	}
+	return t.fwd.task
+}
+
+// newTask checks one task spec and makes its job, or its forward when it
+// names a peer site.
+func (d *Daemon) newTask(ctx context.Context, c caller, spec api.TaskSpec, now time.Time) (newTask, error) {
+	if spec.Site == "" || spec.Site == d.cfg.Site.Name {
+		j, err := d.newJob(ctx, c, spec, now)
+		return newTask{job: j}, err
+	}
+	site, err := d.fed.route(spec)
+	if err != nil {
+		return newTask{}, err
+	}
+	ft, err := d.fed.newForward(c, spec, site, now)
+	return newTask{fwd: ft}, err
 }
 
 // runSync runs one task on the low-latency path: dispatched before it is
 // durable, answered as soon as it ends, stored just after.
 func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.Task, error) {
+	if spec.Site != "" && spec.Site != d.cfg.Site.Name {
+		return d.runForwarded(ctx, c, spec)
+	}
 	if err := d.disp.admit(c.acct.Name, 1); err != nil {
 		return api.Task{}, err
 	}
@@ -150,9 +198,31 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 	return d.disp.snapshot(j), nil
 }
 
+// runForwarded runs one task at a peer site and waits for its end: it is
+// stored, then forwarded as any other, for it cannot be answered before
+// the peer has it.
+func (d *Daemon) runForwarded(ctx context.Context, c caller, spec api.TaskSpec) (api.Task, error) {
+	ids, err := d.submit(ctx, c, []api.TaskSpec{spec})
+	if err != nil {
+		return api.Task{}, err
+	}
+	if _, ft, ok := d.fed.lookup(ids[0]); ok {
+		select {
+		case <-ft.done:
+		case <-ctx.Done():
+			d.fed.cancel(ids[0])
+			return api.Task{}, ctx.Err()
+		}
+	}
+	return d.getTask(c, ids[0])
+}
+
 // getTask returns a task the caller owns; others' tasks are not found.
 func (d *Daemon) getTask(c caller, id string) (api.Task, error) {
 	t, _, ok := d.disp.lookup(id)
+	if !ok {
+		t, _, ok = d.fed.lookup(id)
+	}
 	if !ok {
 		var err error
 		if t, err = d.store.GetTask(id); err != nil {
@@ -196,6 +266,17 @@ func (d *Daemon) waitTasks(ctx context.Context, c caller, ids []string, wait tim
 				case <-ctx.Done():
 					return nil, ctx.Err()
 				}
+			} else if _, ft, ok := d.fed.lookup(id); ok {
+				select {
+				case <-ft.done:
+					if t, err = d.getTask(c, id); err != nil {
+						return nil, err
+					}
+				case <-timer.C:
+					wait = 0
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
 			}
 		}
 		out[i] = t
@@ -208,6 +289,9 @@ func (d *Daemon) cancelTask(c caller, id string) (api.Task, error) {
 	t, err := d.getTask(c, id)
 	if err != nil {
 		return api.Task{}, err
+	}
+	if !t.State.Final() && t.Site != "" {
+		return d.cancelForwarded(c, id)
 	}
 	if !t.State.Final() {
 		j, ok := d.disp.cancel(id)
@@ -235,4 +319,22 @@ func (d *Daemon) longestBlock() (longest time.Duration, ok bool) {
 		longest = max(longest, p.Walltime.D())
 	}
 	return longest, true
+}
+
+// forwardedCancelWait is how long a cancel of a forwarded task waits for
+// the peer to report it ended.
+const forwardedCancelWait = 10 * time.Second
+
+// cancelForwarded cancels the caller's forwarded task and waits a while
+// for its peer to report it ended; it may then still be running there,
+// and the peer ends it once it hears of the cancel.
+func (d *Daemon) cancelForwarded(c caller, id string) (api.Task, error) {
+	d.fed.cancel(id)
+	if _, ft, ok := d.fed.lookup(id); ok {
+		select {
+		case <-ft.done:
+		case <-time.After(forwardedCancelWait):
+		}
+	}
+	return d.getTask(c, id)
 }

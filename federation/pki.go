@@ -185,8 +185,10 @@ func serial() *big.Int {
 	return n
 }
 
-// NormalizeFingerprint is a fingerprint as people write it (colons,
-// upper case) in Fingerprint's form.
+// NormalizeFingerprint is a fingerprint as people write it (a "sha256:"
+// prefix, colons, upper case) in Fingerprint's form.
 func NormalizeFingerprint(f string) string {
-	return strings.ToLower(strings.ReplaceAll(f, ":", ""))
+	f = strings.ToLower(f)
+	f = strings.TrimPrefix(f, "sha256:")
+	return strings.ReplaceAll(f, ":", "")
 }

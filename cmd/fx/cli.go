@@ -39,8 +39,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"register", "NAME [flags] -- ARGV...", "register (or update) a function that runs ARGV", cmdRegister},
-		{"run", "NAME [--input FILE|-] [--json-input JSON] [--timeout 30s]", "run a task and wait: its output goes to stdout", cmdRun},
-		{"submit", "NAME [--input FILE|-] [--json-input JSON] [--count N]", "queue tasks durably; prints their ids", cmdSubmit},
+		{"run", "NAME [--input FILE|-] [--json-input JSON] [--timeout 30s] [--site NAME]", "run a task and wait: its output goes to stdout", cmdRun},
+		{"submit", "NAME [--input FILE|-] [--json-input JSON] [--count N] [--site NAME]", "queue tasks durably; prints their ids", cmdSubmit},
 		{"status", "ID... [--wait 30s]", "show tasks' states and timings", cmdStatus},
 		{"result", "ID [--wait 60s]", "write a task's output to stdout", cmdResult},
 		{"cancel", "ID...", "cancel tasks", cmdCancel},
@@ -50,6 +50,7 @@ func commands() []command {
 		{"data", dataUsage, "move data into the site's cache, where tasks name it; list, fetch or remove it", cmdData},
 		{"bench", "NAME [-n 10000] [-c 8] [-b 1] [--mode run|submit] [--input STRING]", "generate load and report throughput and latency", cmdBench},
 		{"site", "", "show the site and who you are there (also: whoami)", cmdSite},
+		{"sites", "[--offers]", "list the federation's peer sites: health, latency, forwarded tasks, offers", cmdSites},
 	}
 }
 
@@ -153,7 +154,7 @@ func (c *cli) flagSet(cmd command, g *globals) *flag.FlagSet {
 				return
 			}
 			arg, usage := flag.UnquoteUsage(f)
-			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" {
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
 				usage += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
 			fmt.Fprintf(tw, "  -%s %s\t%s\n", f.Name, arg, usage)

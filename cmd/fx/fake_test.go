@@ -23,7 +23,10 @@ import (
 // says. The real daemon is tested with fx in cmd/fxd's end-to-end tests.
 //
 // Tasks whose id or function starts with "fail" fail, "run" keep running,
-// anything else succeeds with output "out:" + id.
+// anything else succeeds with output "out:" + id. An id may start with
+// "fwd-", a task forwarded to peer site b, or "from-", one b forwarded
+// here; the rest of it says how the task ends. GET /v1/sites lists the
+// peers of fakePeers.
 type fakeAPI struct {
 	socket string
 
@@ -70,6 +73,11 @@ func fakeTask(id string) api.Task {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	t := api.Task{ID: id, Function: "alice/echo", Owner: "alice", Attempts: 1,
 		ReceivedAt: t0, DispatchedAt: t0.Add(2 * time.Millisecond), StartedAt: t0.Add(50 * time.Millisecond)}
+	if rest, ok := strings.CutPrefix(id, "fwd-"); ok {
+		t.Site, t.RemoteID, id = "b", "b-"+rest, rest
+	} else if rest, ok := strings.CutPrefix(id, "from-"); ok {
+		t.Origin, id = "b/"+rest, rest
+	}
 	switch {
 	case strings.HasPrefix(id, "fail"):
 		t.State, t.ExitCode, t.Error, t.Stderr = api.StateFailed, 3, "exit status 3", "boom\n"
@@ -77,7 +85,7 @@ func fakeTask(id string) api.Task {
 	case strings.HasPrefix(id, "run"):
 		t.State, t.Attempts = api.StateRunning, 1
 	default:
-		t.State, t.Output, t.Cold = api.StateSucceeded, []byte("out:"+id), true
+		t.State, t.Output, t.Cold = api.StateSucceeded, []byte("out:"+t.ID), true
 		t.FinishedAt = t.StartedAt.Add(5 * time.Millisecond)
 	}
 	return t
@@ -184,7 +192,33 @@ func (f *fakeAPI) routes() http.Handler {
 		t.State = api.StateCancelled
 		answer(w, 200, t)
 	})
+	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, 200, api.SitesResponse{Site: "fake", Peers: fakePeers(time.Now())})
+	})
 	return mux
+}
+
+// fakePeers are the peers of the fake site at now: hpc-b is up and
+// offers two functions, c is down, longer-name is up and lets the site
+// discover nothing.
+func fakePeers(now time.Time) []api.PeerStatus {
+	return []api.PeerStatus{
+		{Name: "hpc-b", URL: "https://b.example.org:9444", Healthy: true, Latency: api.Duration(1234 * time.Microsecond),
+			LastSeen: now.Add(-3 * time.Second), Forwarded: 2, Offers: &api.Offers{
+				Site: "hpc-b", Version: "test",
+				Functions: []api.OfferedFunction{
+					{Ref: "bob/resize", Runtime: "torch", Kind: api.KindServable, Description: "resize images"},
+					{Ref: "carol/count", Runtime: "host", Kind: api.KindCommand},
+				},
+				Runtimes: []string{"sha256:aa"},
+				Capacity: api.Capacity{Slots: 64, Running: 3, Queued: 1},
+				Data:     []string{"sha256:d1", "sha256:d2"},
+			}},
+		{Name: "c", URL: "https://c.example.org:9444", Error: "dial tcp 10.0.0.3:9444: connect: connection refused",
+			LastSeen: now.Add(-10 * time.Minute), Forwarded: 1},
+		{Name: "longer-name", URL: "https://d.example.org:9444", Healthy: true, Latency: api.Duration(20 * time.Microsecond),
+			LastSeen: now.Add(-time.Second)},
+	}
 }
 
 // fx runs the CLI in-process with env as its whole environment and returns

@@ -12,16 +12,19 @@ import (
 	"fxd.dev/fxd/api"
 )
 
-// inputFlags are the input flags of run and submit.
+// inputFlags are the flags of run and submit that make the task spec:
+// its input, its data and the site it runs at.
 type inputFlags struct {
 	file, json string
 	data       dataFlag
+	site       string
 }
 
 func (in *inputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.file, "input", "", "read raw input from `FILE` (- for stdin); the function reads it on stdin")
 	fs.StringVar(&in.json, "json-input", "", "send this `JSON` value as the input")
 	fs.Var(&in.data, "data", "`NAME=REF`: show cache entry REF (a digest from fx data, or a path or URL to stage) to the task as $FXD_DATA/NAME; repeatable")
+	fs.StringVar(&in.site, "site", "", "run at federated peer site `NAME`, or any to let the site pick one that offers the function (name it OWNER/NAME)")
 }
 
 // dataFlag collects --data NAME=REF flags.
@@ -41,7 +44,7 @@ func (d *dataFlag) Set(v string) error {
 // spec returns the task spec for function name with the input set: JSON in
 // Input, raw bytes in InputBase64. raw reports whether the input is raw.
 func (in *inputFlags) spec(c *cli, name string, timeout api.Duration) (spec api.TaskSpec, raw bool, err error) {
-	spec = api.TaskSpec{Function: name, Timeout: timeout, Data: in.data}
+	spec = api.TaskSpec{Function: name, Timeout: timeout, Data: in.data, Site: in.site}
 	switch {
 	case in.file != "" && in.json != "":
 		return spec, false, usageError("give --input or --json-input, not both")
@@ -71,7 +74,8 @@ func (in *inputFlags) spec(c *cli, name string, timeout api.Duration) (spec api.
 
 // finish prints a task's output (raw, or the Task JSON with --json) and
 // returns the error that sets the exit code: 1 if it did not succeed, 4 if
-// it has not ended yet. On failure the stderr tail goes to stderr. An
+// it has not ended yet. Unless it succeeded, the sites it involves go to
+// stderr (taskPlaces), and on failure its stderr tail. An
 // output kept in the data cache (too large for the task's record) is
 // fetched from cl.
 func (c *cli) finish(ctx context.Context, g *globals, cl *api.Client, t api.Task) error {
@@ -94,10 +98,15 @@ func (c *cli) finish(ctx context.Context, g *globals, cl *api.Client, t api.Task
 			return fmt.Errorf("write output: %w", err)
 		}
 	}
-	switch {
-	case t.State == api.StateSucceeded:
+	if t.State == api.StateSucceeded {
 		return nil
-	case !t.State.Final():
+	}
+	if !g.json { // where it runs or ran, to look further
+		for _, p := range taskPlaces(t) {
+			fmt.Fprintln(c.stderr, p)
+		}
+	}
+	if !t.State.Final() {
 		return &exitError{code: exitPending, err: fmt.Errorf("task %s is %s; wait for it with fx result --wait 5m %s", t.ID, t.State, t.ID)}
 	}
 	if t.Stderr != "" && !g.json {

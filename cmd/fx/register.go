@@ -30,6 +30,7 @@ func cmdRegister(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args
 	fs.Int64Var(&spec.Limits.Pids, "pids", 0, "process limit per worker (0: your quota)")
 	fs.TextVar(&timeout, "timeout", api.Duration(0), "timeout per task: a `DURATION` like 30s (0: the site default)")
 	fs.Var(&share, "share", "let `account` invoke it as OWNER/NAME; repeat for more")
+	fs.BoolVar(&spec.Federated, "federated", false, "offer it to the federation: peer sites list it and their users may run it as OWNER/NAME")
 	fs.StringVar(&spec.Description, "description", "", "what it does, for fx functions")
 	pos, tail, err := parse(fs, args)
 	if err != nil {

@@ -25,7 +25,7 @@ func cmdRun(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []st
 		return err
 	}
 	var t api.Task
-	if raw && len(spec.Data) == 0 { // raw bytes as the body carry no data refs
+	if raw && len(spec.Data) == 0 && spec.Site == "" { // raw bytes as the body carry no data refs nor site
 		t, err = cl.RunRaw(ctx, pos[0], spec.InputBase64, *timeout)
 	} else {
 		t, err = cl.Run(ctx, pos[0], spec)

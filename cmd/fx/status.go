@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -57,19 +56,39 @@ func waitOutcome(ts []api.Task) error {
 }
 
 // printTasks prints one row per task; QUEUE, START and RUN are its phases
-// (see phaseCells).
+// (see phaseCells). Under the row of a task that involves a peer site go
+// lines that name it (see taskPlaces).
 func printTasks(c *cli, ts []api.Task, now time.Time) error {
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tEXIT\tATTEMPTS\tQUEUE\tSTART\tRUN")
+	var tb table
+	tb.row("ID\tFUNCTION\tSTATE\tEXIT\tATTEMPTS\tQUEUE\tSTART\tRUN")
 	for _, t := range ts {
 		exit := "-"
 		if t.State.Final() && t.State != api.StateCancelled {
 			exit = strconv.Itoa(t.ExitCode)
 		}
 		queue, start, run := phaseCells(t, now)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Function, t.State, exit, t.Attempts, queue, start, run)
+		tb.row(fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s", t.ID, t.Function, t.State, exit, t.Attempts, queue, start, run),
+			taskPlaces(t)...)
 	}
-	return tw.Flush()
+	return tb.write(c.stdout)
+}
+
+// taskPlaces describes, for people, the sites a task involves besides
+// this one: "site: NAME (remote id RID)" for a task forwarded to a peer
+// site, "from: SITE/ID" for one a peer forwarded here. A forwarded task
+// has no remote id until the peer accepts it.
+func taskPlaces(t api.Task) []string {
+	var out []string
+	switch {
+	case t.Site != "" && t.RemoteID != "":
+		out = append(out, fmt.Sprintf("site: %s (remote id %s)", t.Site, t.RemoteID))
+	case t.Site != "":
+		out = append(out, "site: "+t.Site)
+	}
+	if t.Origin != "" {
+		out = append(out, "from: "+t.Origin)
+	}
+	return out
 }
 
 // phaseCells returns the QUEUE, START and RUN cells of a task: its

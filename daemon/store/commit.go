@@ -34,8 +34,12 @@ const fillPercent = 0.9
 type op struct {
 	create []encodedRecord // CreateTasks
 	update []encodedTask   // UpdateTasks
-	err    error
-	done   chan struct{}
+	// once skips the created tasks whose ID exists and sets existed for
+	// them, instead of refusing the op (CreateTasksOnce).
+	once    bool
+	existed []bool
+	err     error
+	done    chan struct{}
 }
 
 // encodedRecord is a validated Record encoded by its caller.
@@ -53,15 +57,41 @@ func (o *op) size() int { return len(o.create) + len(o.update) }
 // invalid (api.ErrInvalid) or its ID already exists (api.ErrConflict).
 // If ctx ends first it returns ctx.Err(); the tasks may still be stored.
 func (s *Store) CreateTasks(ctx context.Context, recs []Record) error {
+	o, err := newCreate(recs)
+	if err != nil || o == nil {
+		return err
+	}
+	return s.submit(ctx, o)
+}
+
+// CreateTasksOnce is CreateTasks for tasks that may have been stored
+// before (a peer sending a batch again): those whose ID exists are left
+// as they are and reported in existed, in recs' order; the others are
+// stored. It is atomic against other writers: of two calls with one ID,
+// one stores it and the other finds it.
+func (s *Store) CreateTasksOnce(ctx context.Context, recs []Record) (existed []bool, err error) {
+	o, err := newCreate(recs)
+	if err != nil || o == nil {
+		return make([]bool, len(recs)), err
+	}
+	o.once, o.existed = true, make([]bool, len(recs))
+	if err := s.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.existed, nil
+}
+
+// newCreate validates and encodes recs as a create op; nil for none.
+func newCreate(recs []Record) (*op, error) {
 	if len(recs) == 0 {
-		return nil
+		return nil, nil
 	}
 	o := &op{create: make([]encodedRecord, len(recs)), done: make(chan struct{})}
 	for i := range recs {
 		r := &recs[i]
 		t, err := encodeTask(&r.Task)
 		if err != nil {
-			return fmt.Errorf("create tasks: %w", err)
+			return nil, fmt.Errorf("create tasks: %w", err)
 		}
 		o.create[i] = encodedRecord{
 			task:  t,
@@ -69,7 +99,7 @@ func (s *Store) CreateTasks(ctx context.Context, recs []Record) error {
 			input: append([]byte{}, r.Input...), // the caller may reuse its buffer once ctx ends
 		}
 	}
-	return s.submit(ctx, o)
+	return o, nil
 }
 
 // UpdateTasks replaces stored tasks by ID with the given ones (callers pass
@@ -196,7 +226,7 @@ func (s *Store) commit(batch []*op) {
 		w := newWriter(tx)
 		for _, o := range batch {
 			if o.create != nil {
-				o.err = w.create(o.create)
+				o.err = w.create(o.create, o.existed)
 			} else {
 				o.err = w.update(o.update)
 			}
@@ -233,7 +263,9 @@ func newWriter(tx *bolt.Tx) *writer {
 	return w
 }
 
-func (w *writer) create(recs []encodedRecord) error {
+// create stores recs. With existed (CreateTasksOnce) it skips and marks
+// those whose ID exists, else it refuses them all.
+func (w *writer) create(recs []encodedRecord, existed []bool) error {
 	var seen map[string]bool
 	if len(recs) > 1 {
 		seen = make(map[string]bool, len(recs))
@@ -241,13 +273,19 @@ func (w *writer) create(recs []encodedRecord) error {
 	for i := range recs {
 		id := recs[i].task.id
 		if w.tasks.Get(id) != nil || seen[string(id)] {
-			return fmt.Errorf("create task %s: id already exists: %w", id, api.ErrConflict)
+			if existed == nil {
+				return fmt.Errorf("create task %s: id already exists: %w", id, api.ErrConflict)
+			}
+			existed[i] = true
 		}
 		if seen != nil {
 			seen[string(id)] = true
 		}
 	}
 	for i := range recs {
+		if existed != nil && existed[i] {
+			continue
+		}
 		r := &recs[i]
 		id := r.task.id
 		if err := w.tasks.Put(id, r.value); err != nil {

@@ -120,27 +120,46 @@ func (s *Store) SharedWith(account string) ([]api.Function, error) {
 	if account == "" {
 		return nil, fmt.Errorf("list functions shared with an empty account: %w", api.ErrInvalid)
 	}
-	needle := []byte(account)
+	fns, err := s.scanFunctions([]byte(account), func(f api.Function) bool {
+		return f.Owner != account && slices.Contains(f.SharedWith, account)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list functions shared with %s: %w", account, err)
+	}
+	return fns, nil
+}
+
+// Federated returns the functions offered to the federation, by owner
+// then name. It scans every function.
+func (s *Store) Federated() ([]api.Function, error) {
+	fns, err := s.scanFunctions([]byte(`"federated":true`), func(f api.Function) bool { return f.Federated })
+	if err != nil {
+		return nil, fmt.Errorf("list federated functions: %w", err)
+	}
+	return fns, nil
+}
+
+// scanFunctions returns, by owner then name, the functions keep keeps
+// among those whose stored JSON holds needle (a cheap filter before
+// decoding).
+func (s *Store) scanFunctions(needle []byte, keep func(api.Function) bool) ([]api.Function, error) {
 	var fns []api.Function
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFunctions).ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, needle) { // cheap filter before decoding
+			if !bytes.Contains(v, needle) {
 				return nil
 			}
 			var f api.Function
 			if err := json.Unmarshal(v, &f); err != nil {
 				return fmt.Errorf("decode function %q: %w", k, err)
 			}
-			if f.Owner != account && slices.Contains(f.SharedWith, account) {
+			if keep(f) {
 				fns = append(fns, f)
 			}
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list functions shared with %s: %w", account, err)
-	}
-	return fns, nil
+	return fns, err
 }
 
 // DeleteFunction removes the function name of owner, or returns an error

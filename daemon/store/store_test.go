@@ -521,3 +521,64 @@ func TestClosedAndCancelled(t *testing.T) {
 		t.Errorf("CreateTasks after Close = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCreateTasksOnce: a batch sent again stores only its new tasks and
+// leaves the stored ones as they are, even when two calls race.
+func TestCreateTasksOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	first := queued(taskID("o", 1))
+	done := finished(queued(taskID("o", 2)), api.StateSucceeded, time.Now().Add(time.Hour))
+	mustCreate(t, s, Record{Task: first, Input: []byte("in1")}, Record{Task: done})
+
+	again := queued(taskID("o", 1))
+	again.Owner = "mallory" // must not replace what is stored
+	fresh := queued(taskID("o", 3))
+	existed, err := s.CreateTasksOnce(ctx, []Record{{Task: again}, {Task: queued(taskID("o", 2))}, {Task: fresh, Input: []byte("in3")}})
+	if err != nil {
+		t.Fatalf("CreateTasksOnce = %v", err)
+	}
+	if want := []bool{true, true, false}; fmt.Sprint(existed) != fmt.Sprint(want) {
+		t.Fatalf("existed = %v, want %v", existed, want)
+	}
+	if got := mustGet(t, s, first.ID); got.Owner != "alice" {
+		t.Errorf("task 1 owner = %q, want the stored alice", got.Owner)
+	}
+	if got := mustGet(t, s, done.ID); got.State != api.StateSucceeded {
+		t.Errorf("task 2 state = %s, want succeeded kept", got.State)
+	}
+	if in, err := s.GetInput(fresh.ID); err != nil || string(in) != "in3" {
+		t.Errorf("GetInput(3) = %q, %v", in, err)
+	}
+	wantCounts(t, s, map[api.State]int{api.StateQueued: 2, api.StateSucceeded: 1})
+
+	// Racing calls with the same IDs: each ID is stored once.
+	const racers = 8
+	errs := make(chan error, racers)
+	created := make(chan int, racers)
+	for range racers {
+		go func() {
+			recs := []Record{{Task: queued(taskID("r", 1))}, {Task: queued(taskID("r", 2))}}
+			ex, err := s.CreateTasksOnce(ctx, recs)
+			n := 0
+			for _, e := range ex {
+				if !e {
+					n++
+				}
+			}
+			errs <- err
+			created <- n
+		}()
+	}
+	total := 0
+	for range racers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		total += <-created
+	}
+	if total != 2 {
+		t.Errorf("racing calls created %d tasks, want 2", total)
+	}
+	wantCounts(t, s, map[api.State]int{api.StateQueued: 4, api.StateSucceeded: 1})
+}

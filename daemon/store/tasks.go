@@ -195,3 +195,42 @@ func (s *Store) Counts() (map[api.State]int, error) {
 	}
 	return counts, nil
 }
+
+// Each calls fn with every stored task, final ones included, in ID order,
+// reading scanChunk tasks per read transaction and calling fn outside
+// any. It is for audits and tests: its cost follows what is stored.
+func (s *Store) Each(fn func(api.Task) error) error {
+	var after []byte
+	for {
+		var tasks []api.Task
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketTasks).Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(tasks) < scanChunk; k, v = c.Next() {
+				t, _, err := decodeRecord(v)
+				if err != nil {
+					return fmt.Errorf("read task %s: %w", k, err)
+				}
+				tasks = append(tasks, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if len(tasks) < scanChunk {
+			return nil
+		}
+		after = []byte(tasks[len(tasks)-1].ID)
+	}
+}

@@ -1,0 +1,603 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/cache"
+	"fxd.dev/fxd/daemon/store"
+)
+
+// maxPollers bounds the status queries in flight to one peer; tasks
+// accepted while all are busy join one at its next round.
+const maxPollers = 16
+
+// fwdTask is a task of this site's user forwarded to a peer, from its
+// submission until it is final and stored. Its fields are guarded by
+// fed.mu.
+type fwdTask struct {
+	task  api.Task // Site set; RemoteID once the peer accepted it
+	input []byte   // nil when it must be read from the store
+	// deadline is when it fails if its peer still cannot be reached.
+	deadline time.Time
+	ending   bool          // finish has it: no other path may end it
+	done     chan struct{} // closed once final and stored
+}
+
+// forwarder sends one peer the tasks forwarded to it, in batches, and
+// brings their states and results back. Its fields are guarded by fed.mu.
+type forwarder struct {
+	f    *fed
+	l    *peerLink
+	base context.Context // of pollers; nil until run
+	wake chan struct{}   // unsent tasks or cancels to send
+
+	unsent   []*fwdTask
+	cancels  []string            // remote IDs the peer must cancel
+	waiting  []*fwdTask          // accepted, in no poller yet
+	byRemote map[string]*fwdTask // accepted, not final, by remote ID
+	pollers  int
+	batch    int // tasks per request; halved when the peer finds it too large
+	// sendFail and pollFail are since when forwards and queries fail
+	// (zero while they succeed), and why: a task fails at its deadline
+	// only while its own kind of request cannot get through.
+	sendFail, pollFail       time.Time
+	sendFailErr, pollFailErr string
+}
+
+// failed records the outcome of a forward (send) or a query at now.
+func failed(since *time.Time, why *string, err error, now time.Time) {
+	if err == nil {
+		*since, *why = time.Time{}, ""
+		return
+	}
+	if since.IsZero() {
+		*since = now
+	}
+	*why = err.Error()
+}
+
+func newForwarder(f *fed, l *peerLink) *forwarder {
+	return &forwarder{f: f, l: l, wake: make(chan struct{}, 1), byRemote: map[string]*fwdTask{}, batch: f.d.cfg.Limits.MaxBatch}
+}
+
+func (fw *forwarder) signal() {
+	select {
+	case fw.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending counts the tasks forwarded to the peer that are not final.
+func (fw *forwarder) pending() int {
+	fw.f.mu.Lock()
+	defer fw.f.mu.Unlock()
+	return len(fw.unsent) + len(fw.byRemote)
+}
+
+// newForward checks one task spec bound for site and makes its forward,
+// not yet stored.
+func (f *fed) newForward(c caller, spec api.TaskSpec, site string, now time.Time) (*fwdTask, error) {
+	d := f.d
+	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
+		return nil, fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
+	}
+	input := spec.InputBytes()
+	if max := int64(d.cfg.Limits.MaxInputBytes); int64(len(input)) > max {
+		return nil, fmt.Errorf("input of %d bytes exceeds limits.max_input_bytes (%d): %w", len(input), max, api.ErrTooLarge)
+	}
+	if spec.Function == "" {
+		return nil, fmt.Errorf("no function given: %w", api.ErrInvalid)
+	}
+	if max := d.cfg.Limits.MaxTimeout.D(); spec.Timeout.D() > max {
+		return nil, fmt.Errorf("timeout %s exceeds limits.max_timeout (%s): %w", spec.Timeout.D(), max, api.ErrInvalid)
+	}
+	ft := &fwdTask{
+		task: api.Task{ID: newTaskID(now), Function: spec.Function, Owner: c.acct.Name, State: api.StateQueued,
+			Timeout: spec.Timeout, ReceivedAt: now, Data: spec.Data, Site: site},
+		deadline: now.Add(f.cfg.RetryDeadline.D()),
+		done:     make(chan struct{}),
+	}
+	if len(input) <= inlineInputMax {
+		ft.input = append([]byte{}, input...)
+	}
+	return ft, nil
+}
+
+// admit checks account's queue quota for n more forwarded tasks; those
+// run elsewhere, so they count apart from the tasks that run here.
+func (f *fed) admit(account string, n int) error {
+	q := f.d.disp.quotaFor(account)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if have := f.forwarded[account]; have+n > q.MaxQueued {
+		return fmt.Errorf("account %q has %d forwarded tasks not finished and its quota is %d (tenants max_queued); wait for some to finish: %w", account, have, q.MaxQueued, api.ErrUnavailable)
+	}
+	return nil
+}
+
+// enqueue hands stored forwards to their peers' forwarders.
+func (f *fed) enqueue(fts ...*fwdTask) {
+	f.mu.Lock()
+	woken := map[*forwarder]bool{}
+	for _, ft := range fts {
+		fw := f.links[ft.task.Site].fw
+		f.tasks[ft.task.ID] = ft
+		f.forwarded[ft.task.Owner]++
+		if ft.task.RemoteID != "" {
+			fw.byRemote[ft.task.RemoteID] = ft
+			fw.waiting = append(fw.waiting, ft)
+			fw.startPollerLocked()
+			continue
+		}
+		fw.unsent = append(fw.unsent, ft)
+		woken[fw] = true
+	}
+	f.mu.Unlock()
+	for fw := range woken {
+		fw.signal()
+	}
+}
+
+// recovered takes back a forwarded task found unfinished at start, or
+// says why it cannot go on.
+func (f *fed) recovered(rec store.Record) error {
+	if f == nil || f.links[rec.Task.Site] == nil {
+		return fmt.Errorf("site %s is no longer a peer this site dials ([[federation.peer]] with a url)", rec.Task.Site)
+	}
+	ft := &fwdTask{task: rec.Task, deadline: rec.Task.ReceivedAt.Add(f.cfg.RetryDeadline.D()), done: make(chan struct{})}
+	if len(rec.Input) <= inlineInputMax {
+		ft.input = rec.Input
+	}
+	f.enqueue(ft)
+	return nil
+}
+
+// lookup returns a copy of a forwarded task that is not final yet.
+func (f *fed) lookup(id string) (api.Task, *fwdTask, bool) {
+	if f == nil {
+		return api.Task{}, nil, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ft, ok := f.tasks[id]
+	if !ok {
+		return api.Task{}, nil, false
+	}
+	return ft.task, ft, true
+}
+
+// cancel cancels a forwarded task: at once if it was not sent yet, else
+// by telling the peer, whose answer comes back through the queries.
+func (f *fed) cancel(id string) {
+	f.mu.Lock()
+	ft, ok := f.tasks[id]
+	if !ok {
+		f.mu.Unlock()
+		return
+	}
+	fw := f.links[ft.task.Site].fw
+	if ft.task.RemoteID == "" {
+		for i, u := range fw.unsent {
+			if u == ft {
+				fw.unsent = append(fw.unsent[:i:i], fw.unsent[i+1:]...)
+				break
+			}
+		}
+		t := ft.task
+		t.State, t.ExitCode, t.Error = api.StateCancelled, -1, "cancelled before it was forwarded to site "+t.Site
+		f.mu.Unlock()
+		f.finish([]*fwdTask{ft}, []api.Task{t})
+		return
+	}
+	fw.cancels = append(fw.cancels, ft.task.RemoteID)
+	f.mu.Unlock()
+	fw.signal()
+}
+
+// finish stores final states of forwards, then lets their waiters go. Of
+// two paths that end one task at once (its result, its deadline), the
+// first wins and the other's state is dropped.
+func (f *fed) finish(all []*fwdTask, allFinal []api.Task) {
+	now := time.Now()
+	var fts []*fwdTask
+	var final []api.Task
+	f.mu.Lock()
+	for i, ft := range all {
+		if ft.ending || f.tasks[ft.task.ID] != ft {
+			continue
+		}
+		ft.ending = true
+		t := allFinal[i]
+		t.ExpiresAt = now.Add(f.d.cfg.Limits.ResultRetention.D())
+		if t.FinishedAt.IsZero() {
+			t.FinishedAt = now
+		}
+		fts, final = append(fts, ft), append(final, t)
+	}
+	f.mu.Unlock()
+	if len(fts) == 0 {
+		return
+	}
+	if err := f.d.store.UpdateTasks(context.Background(), final); err != nil {
+		f.log.Error().Err(err).Int("tasks", len(final)).Msg("store results of forwarded tasks")
+	}
+	f.mu.Lock()
+	for i, ft := range fts {
+		ft.task = final[i]
+		delete(f.tasks, ft.task.ID)
+		delete(f.links[ft.task.Site].fw.byRemote, ft.task.RemoteID)
+		if f.forwarded[ft.task.Owner]--; f.forwarded[ft.task.Owner] <= 0 {
+			delete(f.forwarded, ft.task.Owner)
+		}
+	}
+	f.mu.Unlock()
+	for _, ft := range fts {
+		close(ft.done)
+	}
+	f.d.metrics.finishedForwarded(final)
+}
+
+// run sends unsent tasks and cancels until ctx ends, and fails those
+// whose deadline passed while the peer could not be reached.
+func (fw *forwarder) run(ctx context.Context) {
+	fw.f.mu.Lock()
+	fw.base = ctx
+	fw.startPollerLocked()
+	fw.f.mu.Unlock()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	failures := 0
+	for {
+		if err := fw.sendAll(ctx); err != nil {
+			failures++
+			fw.expire()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff(failures)):
+			}
+			continue
+		}
+		failures = 0
+		select {
+		case <-ctx.Done():
+			return
+		case <-fw.wake:
+		case <-tick.C:
+			fw.expire()
+		}
+	}
+}
+
+// sendAll forwards every unsent task in batches and sends the cancels.
+// An error means the peer could not take them now: retry later.
+func (fw *forwarder) sendAll(ctx context.Context) error {
+	f := fw.f
+	for {
+		f.mu.Lock()
+		cancels := fw.cancels
+		fw.cancels = nil
+		n := min(len(fw.unsent), fw.batch)
+		batch := append([]*fwdTask{}, fw.unsent[:n]...)
+		fw.unsent = fw.unsent[n:]
+		f.mu.Unlock()
+		if len(cancels) > 0 {
+			if err := fw.l.client.PeerCancel(ctx, cancels); err != nil {
+				f.mu.Lock()
+				fw.cancels = append(fw.cancels, cancels...)
+				f.mu.Unlock()
+				fw.l.contact(err)
+				fw.putBack(batch)
+				return err
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := fw.send(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// putBack returns tasks to the head of the unsent queue.
+func (fw *forwarder) putBack(batch []*fwdTask) {
+	if len(batch) == 0 {
+		return
+	}
+	fw.f.mu.Lock()
+	fw.unsent = append(batch, fw.unsent...)
+	fw.f.mu.Unlock()
+}
+
+// send forwards one batch and applies the peer's answers.
+func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
+	f := fw.f
+	req := api.ForwardRequest{Tasks: make([]api.ForwardedTask, 0, len(batch))}
+	for _, ft := range batch {
+		f.mu.Lock()
+		t, input := ft.task, ft.input
+		f.mu.Unlock()
+		if input == nil {
+			var err error
+			if input, err = f.d.store.GetInput(t.ID); err != nil {
+				input = []byte{} // failed below, with the reason
+				f.log.Error().Err(err).Str("task", t.ID).Msg("read input of forwarded task")
+			}
+		}
+		req.Tasks = append(req.Tasks, api.ForwardedTask{ID: t.ID, User: t.Owner, ReceivedAt: t.ReceivedAt,
+			Spec: api.TaskSpec{Function: t.Function, InputBase64: input, Timeout: t.Timeout, Data: t.Data}})
+	}
+	results, err := fw.l.client.Forward(ctx, req)
+	if errors.Is(err, api.ErrTooLarge) && len(batch) > 1 {
+		f.mu.Lock()
+		fw.batch = max(len(batch)/2, 1)
+		f.mu.Unlock()
+		fw.putBack(batch)
+		return nil // again at once, smaller
+	}
+	if err == nil && len(results) != len(batch) {
+		err = fmt.Errorf("site %s answered %d results for %d tasks", fw.l.name, len(results), len(batch))
+	}
+	fw.l.contact(err)
+	f.mu.Lock()
+	failed(&fw.sendFail, &fw.sendFailErr, err, time.Now())
+	f.mu.Unlock()
+	if err != nil {
+		fw.putBack(batch)
+		if ctx.Err() == nil {
+			f.log.Warn().Err(err).Str("peer", fw.l.name).Int("tasks", len(batch)).Msg("forward failed; retrying")
+		}
+		return err
+	}
+	var accepted, refused, retry []*fwdTask
+	var acceptedTasks, refusedTasks []api.Task
+	for i, r := range results {
+		ft := batch[i]
+		f.mu.Lock()
+		t := ft.task
+		f.mu.Unlock()
+		switch {
+		case r.Error == nil && r.ID != "":
+			t.RemoteID = r.ID
+			accepted, acceptedTasks = append(accepted, ft), append(acceptedTasks, t)
+		case r.Error != nil && r.Error.Code == api.CodeUnavailable:
+			retry = append(retry, ft) // the peer is full or draining: later
+		default:
+			msg := "no reason given"
+			if r.Error != nil {
+				msg = r.Error.Message
+			}
+			t.State, t.ExitCode, t.Error = api.StateFailed, -1, fmt.Sprintf("site %s refused the task: %s", fw.l.name, msg)
+			refused, refusedTasks = append(refused, ft), append(refusedTasks, t)
+		}
+	}
+	if len(acceptedTasks) > 0 {
+		// Stored before polling: a restart polls them again rather than
+		// sending them again (which the peer would find sent anyway).
+		if err := f.d.store.UpdateTasks(context.Background(), acceptedTasks); err != nil {
+			f.log.Error().Err(err).Msg("store remote IDs of forwarded tasks")
+		}
+		f.mu.Lock()
+		for i, ft := range accepted {
+			if ft.ending || f.tasks[ft.task.ID] != ft {
+				// Cancelled while on its way: the peer cancels it too.
+				fw.cancels = append(fw.cancels, acceptedTasks[i].RemoteID)
+				continue
+			}
+			ft.task = acceptedTasks[i]
+			fw.byRemote[ft.task.RemoteID] = ft
+			fw.waiting = append(fw.waiting, ft)
+		}
+		fw.startPollerLocked()
+		f.mu.Unlock()
+	}
+	if len(refused) > 0 {
+		f.finish(refused, refusedTasks)
+	}
+	if len(retry) > 0 {
+		fw.putBack(retry)
+		return fmt.Errorf("site %s cannot take %d tasks now: %s", fw.l.name, len(retry), results[0].Error.Message)
+	}
+	return nil
+}
+
+// expire fails the tasks whose deadline passed while the peer could not
+// be reached: unsent ones while forwards fail, accepted ones while
+// queries fail.
+func (fw *forwarder) expire() {
+	f := fw.f
+	now := time.Now()
+	var fts []*fwdTask
+	var final []api.Task
+	fail := func(ft *fwdTask, why string) {
+		t := ft.task
+		t.State, t.ExitCode, t.Error = api.StateFailed, -1, why
+		fts, final = append(fts, ft), append(final, t)
+	}
+	f.mu.Lock()
+	if !fw.sendFail.IsZero() {
+		keep := fw.unsent[:0]
+		for _, ft := range fw.unsent {
+			if now.Before(ft.deadline) {
+				keep = append(keep, ft)
+				continue
+			}
+			fail(ft, fmt.Sprintf("not run: site %s could not be reached to forward it since %s (last error: %s); federation.retry_deadline (%s) passed",
+				fw.l.name, fw.sendFail.Format(time.RFC3339), fw.sendFailErr, f.cfg.RetryDeadline.D()))
+		}
+		clear(fw.unsent[len(keep):])
+		fw.unsent = keep
+	}
+	if !fw.pollFail.IsZero() {
+		for _, ft := range fw.byRemote {
+			if now.Before(ft.deadline) {
+				continue
+			}
+			fail(ft, fmt.Sprintf("site %s accepted the task as %s but has not answered since %s (last error: %s); federation.retry_deadline (%s) passed, so it may have run there",
+				fw.l.name, ft.task.RemoteID, fw.pollFail.Format(time.RFC3339), fw.pollFailErr, f.cfg.RetryDeadline.D()))
+		}
+	}
+	f.mu.Unlock()
+	if len(fts) > 0 {
+		f.log.Warn().Str("peer", fw.l.name).Int("tasks", len(fts)).Msg("forwarded tasks failed: their peer stayed unreachable past federation.retry_deadline")
+		f.finish(fts, final)
+	}
+}
+
+// startPollerLocked starts a poller for the waiting tasks if fewer than
+// maxPollers run. The caller holds fed.mu.
+func (fw *forwarder) startPollerLocked() {
+	if fw.base == nil || len(fw.waiting) == 0 || fw.pollers >= maxPollers {
+		return
+	}
+	fw.pollers++
+	go fw.poll(fw.base)
+}
+
+// poll asks the peer about a set of accepted tasks until all are final,
+// taking in waiting ones between rounds, then ends.
+func (fw *forwarder) poll(ctx context.Context) {
+	f := fw.f
+	set := map[string]*fwdTask{}
+	failures := 0
+	for {
+		f.mu.Lock()
+		for len(fw.waiting) > 0 && len(set) < fw.batch {
+			ft := fw.waiting[0]
+			fw.waiting = fw.waiting[1:]
+			set[ft.task.RemoteID] = ft
+		}
+		for id, ft := range set {
+			if fw.byRemote[id] != ft { // finished elsewhere (cancelled, expired)
+				delete(set, id)
+			}
+		}
+		if len(set) == 0 || ctx.Err() != nil {
+			fw.pollers--
+			f.mu.Unlock()
+			return
+		}
+		q := api.PeerQuery{Wait: api.Duration(f.cfg.PollWait), Tasks: make([]api.KnownState, 0, len(set))}
+		for id, ft := range set {
+			q.Tasks = append(q.Tasks, api.KnownState{ID: id, State: ft.task.State})
+		}
+		f.mu.Unlock()
+		resp, err := fw.l.client.PeerTasks(ctx, q)
+		if ctx.Err() != nil {
+			continue // ends above
+		}
+		f.mu.Lock()
+		failed(&fw.pollFail, &fw.pollFailErr, err, time.Now())
+		if errors.Is(err, api.ErrTooLarge) && len(set) > 1 {
+			// The peer's limits.max_batch is smaller: ask for fewer.
+			fw.batch = max(len(set)/2, 1)
+			for id, ft := range set {
+				if len(set) <= fw.batch {
+					break
+				}
+				delete(set, id)
+				fw.waiting = append(fw.waiting, ft)
+			}
+			fw.startPollerLocked()
+			f.mu.Unlock()
+			continue
+		}
+		f.mu.Unlock()
+		if err != nil {
+			fw.l.contact(err)
+			failures++
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff(failures)):
+			}
+			continue
+		}
+		fw.l.contact(nil)
+		failures = 0
+		fw.apply(ctx, set, resp.Tasks)
+	}
+}
+
+// apply takes in the states the peer reported for tasks of set.
+func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote []api.Task) {
+	f := fw.f
+	var changed []api.Task
+	var finals []*fwdTask
+	var finalTasks []api.Task
+	for _, rt := range remote {
+		ft, ok := set[rt.ID]
+		if !ok {
+			continue
+		}
+		f.mu.Lock()
+		t := ft.task
+		f.mu.Unlock()
+		merged := mergeRemote(t, rt)
+		if merged.State.Final() && rt.OutputRef != "" {
+			if err := fw.fetchOutput(ctx, &merged, rt); err != nil {
+				f.log.Warn().Err(err).Str("task", t.ID).Str("peer", fw.l.name).Msg("fetch large output of forwarded task; retrying")
+				continue // still the old state: the peer reports it again
+			}
+		}
+		if merged.State.Final() {
+			finals, finalTasks = append(finals, ft), append(finalTasks, merged)
+			delete(set, rt.ID)
+			continue
+		}
+		f.mu.Lock()
+		ft.task = merged
+		f.mu.Unlock()
+		changed = append(changed, merged)
+	}
+	if len(changed) > 0 {
+		if err := f.d.store.UpdateTasks(context.Background(), changed); err != nil {
+			f.log.Error().Err(err).Msg("store states of forwarded tasks")
+		}
+	}
+	if len(finals) > 0 {
+		f.finish(finals, finalTasks)
+	}
+}
+
+// mergeRemote is t, this site's record of a forwarded task, with what the
+// peer reported of it in rt. The ID, owner, site and retention stay this
+// site's.
+func mergeRemote(t, rt api.Task) api.Task {
+	if rt.Function != "" {
+		t.Function, t.FunctionVersion = rt.Function, rt.FunctionVersion
+	}
+	t.State, t.Attempts, t.ExitCode = rt.State, rt.Attempts, rt.ExitCode
+	t.Output, t.OutputSize, t.Error, t.Stderr = rt.Output, rt.OutputSize, rt.Error, rt.Stderr
+	t.Cold, t.Worker = rt.Cold, rt.Worker
+	t.DispatchedAt, t.StartedAt, t.FinishedAt = rt.DispatchedAt, rt.StartedAt, rt.FinishedAt
+	if rt.Worker != "" {
+		t.Worker = t.Site + "/" + rt.Worker
+	}
+	return t
+}
+
+// fetchOutput copies the output the peer kept in its data cache into this
+// site's, for the task's owner, as long as the task's result is kept.
+func (fw *forwarder) fetchOutput(ctx context.Context, t *api.Task, rt api.Task) error {
+	d := fw.f.d
+	body, err := fw.l.client.PeerOutput(ctx, rt.ID)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	e, err := d.cache.Put(ctx, t.Owner, body, cache.PutOptions{
+		Want: rt.OutputRef, Source: "output of task " + t.ID + " at site " + t.Site, Size: rt.OutputSize,
+		MaxSize: int64(d.cfg.Limits.MaxCachedResultBytes), Quota: d.cacheQuota(t.Owner),
+		KeepUntil: time.Now().Add(d.cfg.Limits.ResultRetention.D()),
+	})
+	if err != nil {
+		return err
+	}
+	t.OutputRef, t.OutputSize = e.Digest, e.Size
+	return nil
+}
