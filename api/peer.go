@@ -183,3 +183,11 @@ func (c *Client) PeerOutput(ctx context.Context, id string) (io.ReadCloser, erro
 	}
 	return cancelOnClose{resp.Body, cancel}, nil
 }
+
+// PeerRun runs one forwarded task on the peer's synchronous path and
+// returns it ended (POST /v1/peer/run).
+func (c *Client) PeerRun(ctx context.Context, t ForwardedTask) (Task, error) {
+	var out Task
+	err := c.doJSON(ctx, "POST", PeerPath+"/run", t, &out, t.Spec.Timeout.D())
+	return out, err
+}

@@ -39,6 +39,9 @@ type fed struct {
 	// peerMu serializes the forwards of each peer site here, so that a
 	// batch sent again while the first is being stored finds it stored.
 	peerMu sync.Map // site → *sync.Mutex
+	// stores are the synchronous forwarded runs being stored, after their
+	// answer; run waits for them.
+	stores sync.WaitGroup
 }
 
 // peerLink is this site's side of the link with one peer.
@@ -116,6 +119,7 @@ func (f *fed) run(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	wg.Wait()
+	f.stores.Wait()
 	return err
 }
 

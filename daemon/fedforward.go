@@ -526,7 +526,6 @@ func (fw *forwarder) poll(ctx context.Context) {
 // apply takes in the states the peer reported for tasks of set.
 func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote []api.Task) {
 	f := fw.f
-	var changed []api.Task
 	var finals []*fwdTask
 	var finalTasks []api.Task
 	for _, rt := range remote {
@@ -552,13 +551,9 @@ func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote 
 		f.mu.Lock()
 		ft.task = merged
 		f.mu.Unlock()
-		changed = append(changed, merged)
 	}
-	if len(changed) > 0 {
-		if err := f.d.store.UpdateTasks(context.Background(), changed); err != nil {
-			f.log.Error().Err(err).Msg("store states of forwarded tasks")
-		}
-	}
+	// States short of final are kept in memory only: the store has the
+	// remote ID, and after a restart the peer tells them again.
 	if len(finals) > 0 {
 		f.finish(finals, finalTasks)
 	}
@@ -600,4 +595,63 @@ func (fw *forwarder) fetchOutput(ctx context.Context, t *api.Task, rt api.Task) 
 	}
 	t.OutputRef, t.OutputSize = e.Digest, e.Size
 	return nil
+}
+
+// runRemote runs ft at its peer on the peer's synchronous path, then
+// stores its end here. A refusal by the peer (it maps the caller to no
+// account, knows no such function, …) ends the task failed, as for a
+// submitted one; a peer that cannot take it now is an error.
+func (f *fed) runRemote(ctx context.Context, c caller, ft *fwdTask, input []byte) (api.Task, error) {
+	l := f.links[ft.task.Site]
+	t := ft.task
+	rt, err := l.client.PeerRun(ctx, api.ForwardedTask{ID: t.ID, User: t.Owner, ReceivedAt: t.ReceivedAt,
+		Spec: api.TaskSpec{Function: t.Function, InputBase64: input, Timeout: t.Timeout, Data: t.Data}})
+	var refused *api.RemoteError
+	switch {
+	case err == nil:
+		l.contact(nil)
+		t = mergeRemote(t, rt)
+		t.RemoteID = rt.ID
+		if rt.OutputRef != "" {
+			if err := l.fw.fetchOutput(ctx, &t, rt); err != nil {
+				t.State, t.ExitCode, t.Output = api.StateFailed, -1, nil
+				t.Error = fmt.Sprintf("ran at site %s, but its output of %d bytes could not be copied here: %v", l.name, rt.OutputSize, err)
+			}
+		}
+	case ctx.Err() != nil:
+		return api.Task{}, ctx.Err()
+	case errors.As(err, &refused) && !errors.Is(err, api.ErrUnavailable):
+		l.contact(nil)
+		t.State, t.ExitCode, t.Error = api.StateFailed, -1, fmt.Sprintf("site %s refused the task: %s", l.name, refused.Message)
+	default:
+		if !errors.As(err, &refused) {
+			l.contact(err)
+		}
+		return api.Task{}, fmt.Errorf("site %s cannot run the task now: %v; retry, or submit it (fx submit --site %s) to have it retried until federation.retry_deadline: %w",
+			l.name, err, l.name, api.ErrUnavailable)
+	}
+	now := time.Now()
+	if t.FinishedAt.IsZero() {
+		t.FinishedAt = now
+	}
+	t.ExpiresAt = now.Add(f.d.cfg.Limits.ResultRetention.D())
+	// Answered first, stored just after, as a synchronous run here; until
+	// it is stored, lookups find it here.
+	ft.task, ft.ending = t, true
+	close(ft.done)
+	f.mu.Lock()
+	f.tasks[t.ID] = ft
+	f.mu.Unlock()
+	f.d.metrics.finishedForwarded([]api.Task{t})
+	f.stores.Add(1)
+	go func() {
+		defer f.stores.Done()
+		if err := f.d.store.CreateTasks(context.Background(), []store.Record{{Task: t, Identity: c.identity}}); err != nil {
+			f.log.Error().Err(err).Str("task", t.ID).Msg("store forwarded synchronous run")
+		}
+		f.mu.Lock()
+		delete(f.tasks, t.ID)
+		f.mu.Unlock()
+	}()
+	return t, nil
 }

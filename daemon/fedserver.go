@@ -28,6 +28,7 @@ func (f *fed) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := "/" + api.Version + api.PeerPath
 	mux.HandleFunc("POST "+p+"/tasks", f.peer(api.AllowRun, f.handleForward))
+	mux.HandleFunc("POST "+p+"/run", f.peer(api.AllowRun, f.handlePeerRun))
 	mux.HandleFunc("POST "+p+"/tasks/query", f.peer(api.AllowRun, f.handlePeerQuery))
 	mux.HandleFunc("POST "+p+"/tasks/cancel", f.peer(api.AllowRun, f.handlePeerCancel))
 	mux.HandleFunc("GET "+p+"/tasks/{id}/output", f.peer(api.AllowRun, f.handlePeerOutput))
@@ -143,6 +144,24 @@ func (f *fed) takeForwarded(ctx context.Context, site string, tasks []api.Forwar
 		f.log.Info().Str("peer", site).Int("tasks", len(fresh)).Msg("took forwarded tasks")
 	}
 	return results, nil
+}
+
+// handlePeerRun runs one forwarded task on the synchronous path, as a
+// synchronous run here: stored once it ends, answered with its end.
+func (f *fed) handlePeerRun(w http.ResponseWriter, r *http.Request, site string) error {
+	var ft api.ForwardedTask
+	if err := f.d.decodeJSON(w, r, &ft); err != nil {
+		return err
+	}
+	id, err := f.acceptForward(site, ft)
+	if err != nil {
+		return err
+	}
+	j, err := f.forwardedJob(r.Context(), site, ft, id, time.Now(), map[string]int{})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, f.d.runJob(r.Context(), j, ft.Spec.InputBytes()))
 }
 
 // acceptForward checks what the peer says of one task and returns its ID

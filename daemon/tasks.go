@@ -185,8 +185,14 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 	if err != nil {
 		return api.Task{}, err
 	}
+	return d.runJob(ctx, j, spec.InputBytes()), nil
+}
+
+// runJob runs j on the synchronous path: dispatched before it is durable,
+// answered when it ends, stored just after; cancelled if ctx ends first.
+func (d *Daemon) runJob(ctx context.Context, j *job, input []byte) api.Task {
 	j.sync = true
-	j.input = spec.InputBytes()
+	j.input = input
 	j.task.State = api.StateReceived
 	d.disp.enqueue(j)
 	select {
@@ -195,26 +201,26 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 		d.disp.cancel(j.task.ID)
 		<-j.done
 	}
-	return d.disp.snapshot(j), nil
+	return d.disp.snapshot(j)
 }
 
-// runForwarded runs one task at a peer site and waits for its end: it is
-// stored, then forwarded as any other, for it cannot be answered before
-// the peer has it.
+// runForwarded runs one task at a peer site on the synchronous path: the
+// peer runs it as its own synchronous run and answers with its end, and
+// only then is it stored here, as a synchronous run here is. A peer that
+// cannot be reached is an error (unavailable) and nothing is stored.
 func (d *Daemon) runForwarded(ctx context.Context, c caller, spec api.TaskSpec) (api.Task, error) {
-	ids, err := d.submit(ctx, c, []api.TaskSpec{spec})
+	site, err := d.fed.route(spec)
 	if err != nil {
 		return api.Task{}, err
 	}
-	if _, ft, ok := d.fed.lookup(ids[0]); ok {
-		select {
-		case <-ft.done:
-		case <-ctx.Done():
-			d.fed.cancel(ids[0])
-			return api.Task{}, ctx.Err()
-		}
+	ft, err := d.fed.newForward(c, spec, site, time.Now())
+	if err != nil {
+		return api.Task{}, err
 	}
-	return d.getTask(c, ids[0])
+	if err := d.fed.admit(c.acct.Name, 1); err != nil {
+		return api.Task{}, err
+	}
+	return d.fed.runRemote(ctx, c, ft, spec.InputBytes())
 }
 
 // getTask returns a task the caller owns; others' tasks are not found.

@@ -4,10 +4,14 @@
 # Python echo servable and a /bin/true command as that user, runs the load
 # shapes of the README's performance section, then stops fxd and removes the
 # user. Run as root after `make build`; ROUNDS=N repeats each shape;
-# SHAPES=echo,https,stream,true,sif,data,node runs only the shapes named
-# (default: all); data times staging a 1 GiB file from a site path against
+# SHAPES=echo,https,stream,true,sif,data,federation,node runs only the
+# shapes named (default: all); data times staging a 1 GiB file from a site path against
 # cp (+ fsync) of it, and compares warm servable tasks that read a cache
-# entry with the same tasks reading none; node compares no-op tasks on the daemon's own node with the same
+# entry with the same tasks reading none; federation compares the echo
+# servable run directly with the same tasks through a second daemon on
+# this host (site "front", its own state and socket) that forwards them
+# over a mutual TLS peer link (it restarts fxd with a [federation]
+# section); node compares no-op tasks on the daemon's own node with the same
 # tasks through a node agent (fxd node on this host, linked over HTTPS,
 # with daemon_node_tasks off), so it runs last and restarts fxd;
 # sif compares a static servable and /bin/true on the host and in a busybox
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SHAPES=${SHAPES:-echo,https,stream,true,sif,data,node}
+SHAPES=${SHAPES:-echo,https,stream,true,sif,data,federation,node}
 want() { [[ ",$SHAPES," == *",$1,"* ]]; }
 bin=$PWD/bin
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (it starts fxd and creates a user)" >&2; exit 1; }
@@ -28,9 +32,10 @@ state=$(mktemp -d /tmp/fxd-bench.XXXXXX)
 chmod 755 "$state"
 user=fxb$$
 cold=fxc$$ # a second user, for the cold starts: its own worker quota
-fxd_pid= agent_pid=
+fxd_pid= agent_pid= front_pid=
 cleanup() {
   [ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  [ -n "$front_pid" ] && kill -TERM "$front_pid" 2>/dev/null && wait "$front_pid" 2>/dev/null || true
   [ -n "$fxd_pid" ] && kill -TERM "$fxd_pid" 2>/dev/null && wait "$fxd_pid" 2>/dev/null || true
   userdel -r "$user" 2>/dev/null || true
   userdel -r "$cold" 2>/dev/null || true
@@ -198,6 +203,72 @@ if want data; then
     printf '%-10s ' none; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 </dev/null | grep -E 'tasks/s:'
     printf '%-10s ' data; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 --data "in=$small" </dev/null | grep -E 'tasks/s:'
   done
+fi
+if want federation; then
+  # Site "fxd" (this daemon) takes tasks from site "front", which maps the
+  # same local users by UID and forwards to fxd; fxd maps "$user@front" to
+  # $user. Certificates from fxd federation init/sign.
+  pki=$state/pki
+  "$bin/fxd" federation init --site fxd --dir "$pki/fxd" --host 127.0.0.1 --ca >/dev/null
+  "$bin/fxd" federation init --site front --dir "$pki/front" --host 127.0.0.1 >/dev/null
+  "$bin/fxd" federation sign --ca-cert "$pki/fxd/federation-ca.pem" --ca-key "$pki/fxd/federation-ca.key" "$pki/front/front.csr" >"$pki/front/front.pem"
+  peer_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  front_peer_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >>"$state/fxd.toml" <<EOF
+[[auth.map]]
+match = "$user@front"
+account = "$user"
+[federation]
+listen = "127.0.0.1:$peer_port"
+cert = "$pki/fxd/fxd.pem"
+key = "$pki/fxd/fxd.key"
+ca = "$pki/fxd/federation-ca.pem"
+[[federation.peer]]
+name = "front"
+EOF
+  kill -TERM "$fxd_pid"; wait "$fxd_pid" || true; fxd_pid=
+  serve
+  mkdir -p "$state/front" && chmod 711 "$state/front"
+  cat >"$state/front.toml" <<EOF
+[site]
+name = "front"
+state_dir = "$state/front"
+[endpoint]
+socket = "$state/front/fxd.sock"
+[workers]
+cgroup_parent = "fxd-bench-$$-front"
+[log]
+level = "warn"
+[[auth.map]]
+regex = '^uid:([0-9]+)$'
+account = "\$1"
+[federation]
+listen = "127.0.0.1:$front_peer_port"
+cert = "$pki/front/front.pem"
+key = "$pki/front/front.key"
+ca = "$pki/fxd/federation-ca.pem"
+[[federation.peer]]
+name = "fxd"
+url = "https://127.0.0.1:$peer_port"
+EOF
+  "$bin/fxd" serve --config "$state/front.toml" 2>>"$state/front.log" &
+  front_pid=$!
+  for _ in $(seq 100); do [ -S "$state/front/fxd.sock" ] && break; sleep 0.1; done
+  [ -S "$state/front/fxd.sock" ] || { cat "$state/front.log" >&2; exit 1; }
+  as_front() { as_user env FX_ENDPOINT="unix://$state/front/fxd.sock" "$@"; }
+  as_front "$bin/fx" bench echo --site fxd --mode run -c 1 -n 200 --input x </dev/null >/dev/null # warm the link
+  echo "== sync runs, direct vs forwarded from site front, interleaved: fx bench echo --mode run -c 1 -n 2000 --input x [--site fxd]"
+  for _ in $(seq "$ROUNDS"); do
+    printf '%-10s ' direct; as_user "$bin/fx" bench echo --mode run -c 1 -n 2000 --input x </dev/null | grep -E 'p50'
+    printf '%-10s ' forwarded; as_front "$bin/fx" bench echo --site fxd --mode run -c 1 -n 2000 --input x </dev/null | grep -E 'p50'
+  done
+  echo "== batches, direct vs forwarded, interleaved: fx bench echo --mode submit -c 4 -b 1000 -n 50000 [--site fxd]"
+  for _ in $(seq "$ROUNDS"); do
+    printf '%-10s ' direct; as_user "$bin/fx" bench echo --mode submit -c 4 -b 1000 -n 50000 </dev/null | grep -E 'tasks/s:'
+    printf '%-10s ' forwarded; as_front "$bin/fx" bench echo --site fxd --mode submit -c 4 -b 1000 -n 50000 </dev/null | grep -E 'tasks/s:'
+  done
+  kill -TERM "$front_pid"; wait "$front_pid" || true; front_pid=
+  rmdir /sys/fs/cgroup/*/"fxd-bench-$$-front" /sys/fs/cgroup/"fxd-bench-$$-front" 2>/dev/null || true
 fi
 if want node; then
   nodeshapes() {

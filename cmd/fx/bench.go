@@ -21,6 +21,7 @@ type benchConfig struct {
 	n, conc, batch    int
 	input             []byte
 	data              []api.DataRef // every task reads these
+	site              string        // every task runs there (TaskSpec.Site)
 	duration, pollFor time.Duration
 	execBaseline      bool
 }
@@ -75,6 +76,7 @@ func cmdBench(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, args []
 	input := fs.String("input", "", "input `STRING` of every task")
 	var data dataFlag
 	fs.Var(&data, "data", "`NAME=REF`: every task reads cache entry REF at $FXD_DATA/NAME (as fx run --data); repeatable")
+	fs.StringVar(&cfg.site, "site", "", "run every task at federated peer site `NAME` (or any), through this site")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Minute, "stop after this long even if -n tasks have not run")
 	fs.BoolVar(&cfg.execBaseline, "exec-baseline", false, "also fork/exec /bin/true here -n times with -c callers and report the rate of fxd's tasks as a share of it")
 	pos, err := parseN(fs, args, 1, 1, "the function NAME (or owner/name)")
@@ -171,8 +173,8 @@ func (st *benchState) runLoop(ctx context.Context, cl *api.Client) {
 		t0 := time.Now()
 		var t api.Task
 		var err error
-		if len(st.cfg.data) > 0 {
-			t, err = cl.Run(ctx, st.cfg.function, api.TaskSpec{InputBase64: st.cfg.input, Data: st.cfg.data})
+		if len(st.cfg.data) > 0 || st.cfg.site != "" {
+			t, err = cl.Run(ctx, st.cfg.function, api.TaskSpec{InputBase64: st.cfg.input, Data: st.cfg.data, Site: st.cfg.site})
 		} else {
 			t, err = cl.RunRaw(ctx, st.cfg.function, st.cfg.input, 0)
 		}
@@ -187,7 +189,7 @@ func (st *benchState) runLoop(ctx context.Context, cl *api.Client) {
 // submitLoop submits batches and waits for each with batched long polls;
 // a task's latency runs from its submit to the poll that saw it end.
 func (st *benchState) submitLoop(ctx context.Context, cl *api.Client) {
-	spec := api.TaskSpec{Function: st.cfg.function, InputBase64: st.cfg.input, Data: st.cfg.data}
+	spec := api.TaskSpec{Function: st.cfg.function, InputBase64: st.cfg.input, Data: st.cfg.data, Site: st.cfg.site}
 	for ctx.Err() == nil {
 		k := st.claim(st.cfg.batch)
 		if k == 0 {

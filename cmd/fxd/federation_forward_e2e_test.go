@@ -108,15 +108,15 @@ type fedPair struct {
 	alice, bob tenant
 }
 
-// newPair starts b, then a with aTenants tenants and aFederation in its
-// [federation] table.
-func newPair(t *testing.T, aTenants int, aFederation string) fedPair {
+// newPair starts b with bExtra in its config, then a with aTenants
+// tenants and aFederation in its [federation] table.
+func newPair(t *testing.T, aTenants int, aFederation, bExtra string) fedPair {
 	t.Helper()
 	tenants, aRules := newTenants(t, aTenants)
 	bTenants, bRules := newTenants(t, 1)
 	p := fedPair{f: newFederation(t, "a", "b"), aTenants: tenants, alice: tenants[0], bob: bTenants[0]}
 	bRules += fmt.Sprintf("\n[[auth.map]]\nmatch = %q\naccount = %q\n", p.alice.user.Name+"@a", p.bob.user.Name)
-	p.b = p.f.site("b", bRules, p.f.section("b", []string{"a"}, ""))
+	p.b = p.f.site("b", bRules+bExtra, p.f.section("b", []string{"a"}, ""))
 	p.a = p.f.site("a", aRules, p.f.section("a", []string{"b"}, aFederation))
 	return p
 }
@@ -176,7 +176,8 @@ func waitOffers(t *testing.T, c *api.Client, peer, ref string) {
 // "any" to the peer that offers the function.
 func TestFederationForward(t *testing.T) {
 	// b maps alice@a to bob; mallory@a is mapped to nobody.
-	p := newPair(t, 2, "")
+	// b keeps outputs over 1 KiB in its data cache.
+	p := newPair(t, 2, "", "\n[limits]\nmax_result_bytes = \"1KiB\"\n")
 	a, b, alice, mallory, bob := p.a, p.b, p.alice, p.aTenants[1], p.bob
 
 	bc := b.client(bob.id)
@@ -230,6 +231,17 @@ func TestFederationForward(t *testing.T) {
 		if want := fmt.Sprintf("%s\n%d", bob.user.Name, i); tk.State != api.StateSucceeded || string(tk.Output) != want {
 			t.Errorf("batch task %d: %s %q %q, want %q", i, tk.State, tk.Output, tk.Error, want)
 		}
+	}
+
+	// An output too large for b's records comes back through a's cache.
+	big := strings.Repeat("0123456789abcdef", 1024) // 16 KiB
+	task, err = ac.Run(ctxT(t, time.Minute), "whoami", api.TaskSpec{Site: "b", InputBase64: []byte(big)})
+	if err != nil || task.State != api.StateSucceeded || task.OutputRef == "" || task.OutputSize != int64(len(bob.user.Name)+1+len(big)) {
+		t.Fatalf("large output at b: %+v, %v; want succeeded with an output ref of %d bytes", task, err, len(bob.user.Name)+1+len(big))
+	}
+	out, err := ac.Output(ctxT(t, 30*time.Second), task.ID)
+	if err != nil || string(out) != bob.user.Name+"\n"+big {
+		t.Errorf("a's copy of the large output: %d bytes, %v", len(out), err)
 	}
 
 	// The synchronous path through a peer.
@@ -392,7 +404,7 @@ func countOrigins(t *testing.T, s *site) (byOrigin map[string]int, final int) {
 // keeps no duplicate: a resends what b had not acknowledged, b finds what
 // it had stored by its origin, and every task ends once at both sites.
 func TestFederationPeerCrash(t *testing.T) {
-	p := newPair(t, 1, `retry_deadline = "5m"`)
+	p := newPair(t, 1, `retry_deadline = "5m"`, "")
 	a, b, alice, bob := p.a, p.b, p.alice, p.bob
 	register(t, b.client(bob.id), api.FunctionSpec{Name: "slow", Command: []string{"/bin/sh", "-c", "sleep 0.02; cat"}})
 
@@ -541,7 +553,7 @@ func servedFingerprint(t *testing.T, f *fedSites, site, as string) string {
 // SIGHUP rotates a site's federation certificate without a restart: new
 // links see the new one, and forwarding goes on.
 func TestFederationCertRotation(t *testing.T) {
-	p := newPair(t, 1, "")
+	p := newPair(t, 1, "", "")
 	f, a, b, alice, bob := p.f, p.a, p.b, p.alice, p.bob
 	register(t, b.client(bob.id), api.FunctionSpec{Name: "echo", Command: []string{"/bin/cat"}})
 	ac := a.client(alice.id)
@@ -593,7 +605,7 @@ func TestFederationCertRotation(t *testing.T) {
 // it had accepted (they may have run there) and those it never got, each
 // saying so.
 func TestFederationPeerDown(t *testing.T) {
-	p := newPair(t, 1, `retry_deadline = "3s"`)
+	p := newPair(t, 1, `retry_deadline = "3s"`, "")
 	a, b, alice, bob := p.a, p.b, p.alice, p.bob
 	register(t, b.client(bob.id), api.FunctionSpec{Name: "long", Command: []string{"/bin/sleep", "5"}})
 	ac := a.client(alice.id)
@@ -616,6 +628,9 @@ func TestFederationPeerDown(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.kill9()
+	if _, err := ac.Run(ctxT(t, 30*time.Second), "long", api.TaskSpec{Site: "b"}); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "fx submit --site b") {
+		t.Errorf("sync run at a peer that is down: %v; want unavailable, suggesting fx submit", err)
+	}
 	later, err := ac.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "long", Site: "b"}})
 	if err != nil {
 		t.Fatal(err)
