@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"fxd.dev/fxd/api"
@@ -88,6 +89,9 @@ func newFed(d *Daemon) (*fed, error) {
 		l.fw = newForwarder(f, l)
 		f.links[p.Name] = l
 	}
+	if len(f.links) > 0 {
+		d.metrics.reg.MustRegister(peerCollector{f})
+	}
 	return f, nil
 }
 
@@ -105,7 +109,7 @@ func (f *fed) run(ctx context.Context, ln net.Listener) error {
 	}
 	var err error
 	if ln != nil {
-		srv := &http.Server{Handler: f.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: newStdLogger(f.log),
+		srv := &http.Server{Handler: f.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: newStdLoggerAt(f.log, zerolog.WarnLevel),
 			BaseContext: func(net.Listener) context.Context { return ctx }}
 		go func() {
 			<-ctx.Done()
@@ -300,4 +304,32 @@ func (d *Daemon) handleSites(w http.ResponseWriter, r *http.Request, c caller) e
 		return writeJSON(w, http.StatusOK, api.SitesResponse{Site: d.cfg.Site.Name, Peers: []api.PeerStatus{}})
 	}
 	return writeJSON(w, http.StatusOK, d.fed.sites())
+}
+
+// peerCollector exports the links' health for Prometheus.
+type peerCollector struct{ f *fed }
+
+var (
+	peerUpDesc      = prometheus.NewDesc("fxd_peer_up", "Whether the last request to a federation peer succeeded (1) or not (0).", []string{"peer"}, nil)
+	peerLatencyDesc = prometheus.NewDesc("fxd_peer_latency_seconds", "Round trip of the last offers request to a federation peer.", []string{"peer"}, nil)
+	peerPendingDesc = prometheus.NewDesc("fxd_peer_forwarded", "Tasks forwarded to a federation peer and not final yet.", []string{"peer"}, nil)
+)
+
+func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- peerUpDesc
+	ch <- peerLatencyDesc
+	ch <- peerPendingDesc
+}
+
+func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.f.links {
+		s := l.status()
+		up := 0.0
+		if s.Healthy {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(peerUpDesc, prometheus.GaugeValue, up, l.name)
+		ch <- prometheus.MustNewConstMetric(peerLatencyDesc, prometheus.GaugeValue, s.Latency.D().Seconds(), l.name)
+		ch <- prometheus.MustNewConstMetric(peerPendingDesc, prometheus.GaugeValue, float64(s.Forwarded), l.name)
+	}
 }

@@ -407,8 +407,8 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 }
 
 // expire fails the tasks whose deadline passed while the peer could not
-// be reached: unsent ones while forwards fail, accepted ones while
-// queries fail.
+// be reached: unsent ones while forwards fail, accepted ones once queries
+// have failed for a whole retry_deadline.
 func (fw *forwarder) expire() {
 	f := fw.f
 	now := time.Now()
@@ -427,15 +427,18 @@ func (fw *forwarder) expire() {
 				keep = append(keep, ft)
 				continue
 			}
-			fail(ft, fmt.Sprintf("not run: site %s could not be reached to forward it since %s (last error: %s); federation.retry_deadline (%s) passed",
+			fail(ft, fmt.Sprintf("not run: forwarding it to site %s has failed since %s (last error: %s); federation.retry_deadline (%s) passed",
 				fw.l.name, fw.sendFail.Format(time.RFC3339), fw.sendFailErr, f.cfg.RetryDeadline.D()))
 		}
 		clear(fw.unsent[len(keep):])
 		fw.unsent = keep
 	}
 	if !fw.pollFail.IsZero() {
+		// A task the peer runs may outlast its deadline: it fails once the
+		// peer has not answered for a whole retry_deadline too.
+		cutoff := fw.pollFail.Add(f.cfg.RetryDeadline.D())
 		for _, ft := range fw.byRemote {
-			if now.Before(ft.deadline) {
+			if now.Before(ft.deadline) || now.Before(cutoff) {
 				continue
 			}
 			fail(ft, fmt.Sprintf("site %s accepted the task as %s but has not answered since %s (last error: %s); federation.retry_deadline (%s) passed, so it may have run there",

@@ -12,7 +12,6 @@ import (
 
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/daemon/store"
-	"fxd.dev/fxd/federation"
 )
 
 // maxPeerOutputs bounds the output bytes of one answer to a peer's query;
@@ -40,14 +39,10 @@ func (f *fed) routes() http.Handler {
 }
 
 // peer runs h for the peer site whose certificate the handshake verified,
-// if it may do what.
+// if the trust in force now still admits it and lets it do what.
 func (f *fed) peer(what string, h func(http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := f.peerAllowed(r, what)
-		var site string
-		if err == nil {
-			site, err = federation.SiteOf(r.TLS.PeerCertificates[0])
-		}
+		site, err := f.peerAllowed(r, what)
 		if err == nil {
 			err = h(w, r, site)
 		}
@@ -57,18 +52,19 @@ func (f *fed) peer(what string, h func(http.ResponseWriter, *http.Request, strin
 	}
 }
 
-func (f *fed) peerAllowed(r *http.Request, what string) error {
+func (f *fed) peerAllowed(r *http.Request, what string) (string, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return fmt.Errorf("the peer endpoint takes peers with a certificate only: %w", api.ErrUnauthenticated)
+		return "", fmt.Errorf("the peer endpoint takes peers with a certificate only: %w", api.ErrUnauthenticated)
 	}
-	site, err := federation.SiteOf(r.TLS.PeerCertificates[0])
+	trust := f.trust.Load()
+	site, err := trust.Check(r.TLS.PeerCertificates, time.Now())
 	if err != nil {
-		return err
+		return "", err
 	}
-	if !f.trust.Load().Allowed(site, what) {
-		return fmt.Errorf("site %s may not %s here (federation.peer allow); ask this site's admin: %w", site, what, api.ErrDenied)
+	if !trust.Allowed(site, what) {
+		return "", fmt.Errorf("site %s may not %s here (federation.peer allow); ask this site's admin: %w", site, what, api.ErrDenied)
 	}
-	return nil
+	return site, nil
 }
 
 // handleForward takes a batch of tasks a peer forwards: each runs as the

@@ -80,14 +80,22 @@ func watchdogLoop(ctx context.Context, every time.Duration, alive, ping func() e
 }
 
 // newStdLogger routes net/http's own error log (TLS handshake failures and
-// the like) into zerolog at debug level.
-func newStdLogger(l zerolog.Logger) *log.Logger {
-	return log.New(debugWriter{l.With().Str("component", "http").Logger()}, "", 0)
+// the like) into zerolog at debug level: on the endpoint they are mostly
+// scanners and clients that hang up.
+func newStdLogger(l zerolog.Logger) *log.Logger { return newStdLoggerAt(l, zerolog.DebugLevel) }
+
+// newStdLoggerAt is newStdLogger at level: the peer endpoint's refused
+// handshakes (a peer's expired or unknown certificate) are for the admin.
+func newStdLoggerAt(l zerolog.Logger, level zerolog.Level) *log.Logger {
+	return log.New(levelWriter{l.With().Str("source", "net/http").Logger(), level}, "", 0)
 }
 
-type debugWriter struct{ l zerolog.Logger }
+type levelWriter struct {
+	l     zerolog.Logger
+	level zerolog.Level
+}
 
-func (w debugWriter) Write(p []byte) (int, error) {
-	w.l.Debug().Msg(strings.TrimSpace(string(p)))
+func (w levelWriter) Write(p []byte) (int, error) {
+	w.l.WithLevel(w.level).Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"slices"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -56,25 +55,19 @@ func (p Peer) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, now time
 
 // ServerTLS is the TLS config of this site's peer endpoint: TLS 1.3 only,
 // cert as its own, and a client certificate required of every peer, which
-// must be one of peers' (Peer.verify). A handler finds the peer again
+// must be one of peers' (Trust.Check). A handler finds the peer again
 // with SiteOf(r.TLS.PeerCertificates[0]).
 func ServerTLS(cert tls.Certificate, peers []Peer, now func() time.Time) *tls.Config {
+	return serverTLS(&Trust{Cert: cert, Peers: peers}, now)
+}
+
+func serverTLS(t *Trust, now func() time.Time) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{t.Cert},
 		ClientAuth: tls.RequireAnyClientCert, // checked below, by site
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("no client certificate: %w", api.ErrUnauthenticated)
-			}
-			site, err := SiteOf(cs.PeerCertificates[0])
-			if err != nil {
-				return err
-			}
-			i := slices.IndexFunc(peers, func(p Peer) bool { return p.Name == site })
-			if i < 0 {
-				return fmt.Errorf("site %s is not a peer of this site (federation.peer): %w", site, api.ErrDenied)
-			}
-			return peers[i].verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, now())
+			_, err := t.Check(cs.PeerCertificates, now())
+			return err
 		},
 	}
 }

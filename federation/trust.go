@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -22,6 +23,51 @@ type Trust struct {
 	// Allow holds, by peer name, what the peer may do here
 	// (api.AllowRun, api.AllowDiscover).
 	Allow map[string][]string
+
+	// checked memoizes Check by leaf fingerprint: a Trust never changes,
+	// and a link's certificate neither.
+	mu      sync.Mutex
+	checked map[string]checkResult
+}
+
+type checkResult struct {
+	site string
+	err  error
+}
+
+// maxChecked bounds the certificates Check remembers.
+const maxChecked = 1024
+
+// Check verifies, against this trust, the client certificate chain a
+// peer presented (leaf first) and returns the peer's site: a connection
+// made under an older Trust is judged by this one, so that a peer dropped
+// or re-pinned by a reload is refused on its open connections too.
+func (t *Trust) Check(chain []*x509.Certificate, now time.Time) (string, error) {
+	if len(chain) == 0 {
+		return "", fmt.Errorf("no client certificate: %w", api.ErrUnauthenticated)
+	}
+	fp := Fingerprint(chain[0])
+	t.mu.Lock()
+	r, ok := t.checked[fp]
+	t.mu.Unlock()
+	if ok && r.err == nil && !now.After(chain[0].NotAfter) {
+		return r.site, nil
+	}
+	site, err := SiteOf(chain[0])
+	if err == nil {
+		if p, known := t.Peer(site); !known {
+			err = fmt.Errorf("site %s is not a peer of this site (federation.peer): %w", site, api.ErrDenied)
+		} else {
+			err = p.verify(chain, x509.ExtKeyUsageClientAuth, now)
+		}
+	}
+	t.mu.Lock()
+	if t.checked == nil || len(t.checked) >= maxChecked {
+		t.checked = map[string]checkResult{}
+	}
+	t.checked[fp] = checkResult{site, err}
+	t.mu.Unlock()
+	return site, err
 }
 
 // Peer returns the peer named name.
@@ -106,8 +152,7 @@ func ServerConfig(current func() *Trust, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			t := current()
-			return ServerTLS(t.Cert, t.Peers, now), nil
+			return serverTLS(current(), now), nil
 		},
 	}
 }

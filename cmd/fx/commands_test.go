@@ -94,7 +94,7 @@ func TestResultAndStatus(t *testing.T) {
 		{"status json", []string{"status", "--json", "t1"}, 0, []string{`"tasks": [`, `"state": "succeeded"`}, ""},
 		{"cancel", []string{"cancel", "run1", "t1", "run2"}, exitAPI, []string{"run1", "cancelled", "run2"}, "fx cancel: t1: task t1 already succeeded"},
 		{"submit", []string{"submit", "echo", "--count", "3", "--json-input", "[1]"}, 0, []string{"t0\nt1\nt2\n"}, ""},
-		{"functions", []string{"functions"}, 0, []string{"NAME", "echo", "alice", "command", "model", "bob", "servable", "torch", "7", "alice,carol"}, ""},
+		{"functions", []string{"functions"}, 0, []string{"NAME", "echo", "alice", "command", "model", "bob", "servable", "torch", "7", "federation,alice,carol"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,7 +117,7 @@ func (f *fakeAPI) routes() http.Handler {
 	mux.HandleFunc("GET /v1/functions", func(w http.ResponseWriter, r *http.Request) {
 		answer(w, 200, api.FunctionsResponse{Functions: []api.Function{
 			{FunctionSpec: api.FunctionSpec{Name: "echo", Kind: api.KindCommand, Runtime: "host", Command: []string{"cat"}}, Owner: "alice", Version: 1},
-			{FunctionSpec: api.FunctionSpec{Name: "model", Kind: api.KindServable, Runtime: "torch", SharedWith: []string{"alice", "carol"}}, Owner: "bob", Version: 7},
+			{FunctionSpec: api.FunctionSpec{Name: "model", Kind: api.KindServable, Runtime: "torch", SharedWith: []string{"alice", "carol"}, Federated: true}, Owner: "bob", Version: 7},
 		}})
 	})
 	mux.HandleFunc("POST /v1/functions/{name}/run", func(w http.ResponseWriter, r *http.Request) {

@@ -30,7 +30,11 @@ func cmdFunctions(ctx context.Context, c *cli, g *globals, fs *flag.FlagSet, arg
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tOWNER\tKIND\tRUNTIME\tVERSION\tSHARED WITH")
 	for _, f := range fns {
-		shared := cmp.Or(strings.Join(f.SharedWith, ","), "-")
+		with := f.SharedWith
+		if f.Federated {
+			with = append([]string{"federation"}, with...)
+		}
+		shared := cmp.Or(strings.Join(with, ","), "-")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", f.Name, f.Owner, cmp.Or(f.Kind, api.KindCommand),
 			cmp.Or(f.Runtime, api.RuntimeHost), f.Version, shared)
 	}

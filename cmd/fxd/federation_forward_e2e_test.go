@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"fxd.dev/fxd/api"
 	"fxd.dev/fxd/daemon/store"
 	"fxd.dev/fxd/federation"
+	"fxd.dev/fxd/internal/testenv"
 )
 
 // fedPKI makes, with the fxd federation tooling, what the named sites
@@ -58,11 +61,23 @@ type fedSites struct {
 	pki   string
 	ca    string
 	ports map[string]int
+	// addrs and netns are each site's address (127.0.0.1 if not set) and
+	// network namespace (the host's if not set).
+	addrs, netns map[string]string
+}
+
+// addr is the address of site name's peer endpoint.
+func (f *fedSites) addr(name string) string {
+	a := f.addrs[name]
+	if a == "" {
+		a = "127.0.0.1"
+	}
+	return net.JoinHostPort(a, fmt.Sprint(f.ports[name]))
 }
 
 func newFederation(t *testing.T, names ...string) *fedSites {
 	pki, ca := fedPKI(t, names...)
-	f := &fedSites{t: t, pki: pki, ca: ca, ports: map[string]int{}}
+	f := &fedSites{t: t, pki: pki, ca: ca, ports: map[string]int{}, addrs: map[string]string{}, netns: map[string]string{}}
 	for _, n := range names {
 		f.ports[n] = freePort(t)
 	}
@@ -73,10 +88,10 @@ func newFederation(t *testing.T, names ...string) *fedSites {
 // goes into the [federation] table.
 func (f *fedSites) section(name string, peers []string, extra string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n[federation]\nlisten = \"127.0.0.1:%d\"\ncert = %q\nkey = %q\nca = %q\npoll_wait = \"2s\"\noffer_interval = \"1s\"\n%s\n",
-		f.ports[name], filepath.Join(f.pki, name, name+".pem"), filepath.Join(f.pki, name, name+".key"), f.ca, extra)
+	fmt.Fprintf(&b, "\n[federation]\nlisten = %q\ncert = %q\nkey = %q\nca = %q\npoll_wait = \"2s\"\noffer_interval = \"1s\"\n%s\n",
+		f.addr(name), filepath.Join(f.pki, name, name+".pem"), filepath.Join(f.pki, name, name+".key"), f.ca, extra)
 	for _, p := range peers {
-		fmt.Fprintf(&b, "[[federation.peer]]\nname = %q\nurl = \"https://127.0.0.1:%d\"\n", p, f.ports[p])
+		fmt.Fprintf(&b, "[[federation.peer]]\nname = %q\nurl = \"https://%s\"\n", p, f.addr(p))
 	}
 	return b.String()
 }
@@ -95,6 +110,7 @@ func (f *fedSites) site(name, rules, federation string) *site {
 	if err := os.WriteFile(s.configPath(), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.netns = f.netns[name]
 	s.start()
 	return s
 }
@@ -271,6 +287,17 @@ func TestFederationForward(t *testing.T) {
 	if err != nil || len(sites.Peers) != 1 || !sites.Peers[0].Healthy || sites.Peers[0].Latency <= 0 {
 		t.Errorf("sites = %+v, %v; want b, healthy, with a latency", sites, err)
 	}
+	resp, err := a.rawHTTP().Get("http://fxd/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`fxd_peer_up{peer="b"} 1`, `fxd_forwarded_tasks_total{peer="b",state="succeeded"} 10`, `fxd_peer_forwarded{peer="b"} 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("a's metrics lack %s", want)
+		}
+	}
 }
 
 // The peer endpoint refuses at the TLS layer a client certificate from a
@@ -333,7 +360,7 @@ func TestFederationRefusesStrangers(t *testing.T) {
 		{"expired", cert("a", caPEM, caKey, now.Add(-48*time.Hour), 24*time.Hour), "not now; the peer must renew it"},
 		{"not a peer", cert("c", caPEM, caKey, now, 24*time.Hour), "site c is not a peer of this site"},
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", f.ports["b"])
+	addr := f.addr("b")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, federation.ClientTLS(tc.cert, pin, time.Now))
@@ -348,10 +375,19 @@ func TestFederationRefusesStrangers(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "remote error: tls") {
 				t.Errorf("handshake with a %s certificate: %v; want a TLS alert", tc.name, err)
 			}
+			// At warn, so that the default log level shows it to the admin.
+			logged := func() bool {
+				for _, line := range strings.Split(b.logs(), "\n") {
+					if strings.Contains(line, tc.log) && strings.Contains(line, `"level":"warn"`) {
+						return true
+					}
+				}
+				return false
+			}
 			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(b.logs(), tc.log) {
+			for !logged() {
 				if time.Now().After(deadline) {
-					t.Errorf("b's log does not say %q:\n%s", tc.log, b.logs())
+					t.Errorf("b's log does not say %q at warn:\n%s", tc.log, b.logs())
 					break
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -541,7 +577,7 @@ func servedFingerprint(t *testing.T, f *fedSites, site, as string) string {
 	caPEM, _ := os.ReadFile(f.ca)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", f.ports[site]),
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", f.addr(site),
 		federation.ClientTLS(mine, federation.Peer{Name: site, Roots: roots}, time.Now))
 	if err != nil {
 		t.Fatalf("dial %s: %v", site, err)
@@ -599,6 +635,35 @@ func TestFederationCertRotation(t *testing.T) {
 	if task, err := ac.Run(ctxT(t, time.Minute), "echo", api.TaskSpec{Site: "b", InputBase64: []byte("after")}); err != nil || task.State != api.StateSucceeded {
 		t.Errorf("after the rotation: %+v, %v", task, err)
 	}
+
+	// b pins another certificate for a and reloads: a is refused at once,
+	// on the connections it keeps open too.
+	cfg, err := os.ReadFile(b.configPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := strings.Replace(string(cfg), "[[federation.peer]]\nname = \"a\"\n",
+		"[[federation.peer]]\nname = \"a\"\nfingerprint = \"sha256:"+strings.Repeat("ab", 32)+"\"\n", 1)
+	if pinned == string(cfg) {
+		t.Fatal("b's config has no peer a to pin")
+	}
+	if err := os.WriteFile(b.configPath(), []byte(pinned), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		task, err := ac.Run(ctxT(t, time.Minute), "echo", api.TaskSpec{Site: "b", InputBase64: []byte("pinned away")})
+		if err == nil && task.State == api.StateFailed && strings.Contains(task.Error, "is not the pinned one") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a still runs at b 10s after b pinned another certificate: %+v, %v", task, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // A peer that goes away fails, after federation.retry_deadline, the tasks
@@ -640,9 +705,78 @@ func TestFederationPeerDown(t *testing.T) {
 		!strings.Contains(tk.Error, "may have run there") || !strings.Contains(tk.Error, "retry_deadline") {
 		t.Errorf("accepted task: %s %q; want failed: accepted, may have run there", tk.State, tk.Error)
 	}
-	if tk := ts[1]; tk.State != api.StateFailed || !strings.Contains(tk.Error, "not run: site b could not be reached") || tk.RemoteID != "" {
-		t.Errorf("unsent task: %s %q (remote %q); want failed: could not be reached", tk.State, tk.Error, tk.RemoteID)
+	if tk := ts[1]; tk.State != api.StateFailed || !strings.Contains(tk.Error, "not run: forwarding it to site b has failed since") || tk.RemoteID != "" {
+		t.Errorf("unsent task: %s %q (remote %q); want failed: forwarding has failed", tk.State, tk.Error, tk.RemoteID)
 	}
 	// b comes back and cleans up the worker the kill left.
 	b.start()
+}
+
+// netnsPair makes two network namespaces joined by a veth pair, the
+// first 10.x.y.1/30, the second 10.x.y.2/30, each with its loopback up;
+// they are deleted when the test ends. It returns their names and
+// addresses.
+func netnsPair(t *testing.T) (names, addrs [2]string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	ip := testenv.RequireCommand(t, "ip")
+	testenv.RequireCommand(t, "nsenter") // site.start runs fxd through it
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	tag := randomName("")[:6]
+	x, y := 1+int(tag[0])%200, 1+int(tag[1])*4%250
+	for i := range names {
+		names[i] = fmt.Sprintf("fxdt%s%c", tag, 'a'+i)
+		addrs[i] = fmt.Sprintf("10.%d.%d.%d", x, y, i+1)
+		run("netns", "add", names[i])
+		t.Cleanup(func() { exec.Command(ip, "netns", "del", names[i]).Run() })
+		run("-n", names[i], "link", "set", "lo", "up")
+	}
+	veth := [2]string{"fxv" + tag + "a", "fxv" + tag + "b"}
+	run("link", "add", veth[0], "netns", names[0], "type", "veth", "peer", "name", veth[1], "netns", names[1])
+	for i := range names {
+		run("-n", names[i], "addr", "add", addrs[i]+"/30", "dev", veth[i])
+		run("-n", names[i], "link", "set", veth[i], "up")
+	}
+	return names, addrs
+}
+
+// Sites in network namespaces of their own, joined by a veth pair: the
+// peer link needs nothing of loopback. The test reaches each daemon on
+// its unix socket, which the namespaces share with the host.
+func TestFederationNetns(t *testing.T) {
+	names, addrs := netnsPair(t)
+	tenants, aRules := newTenants(t, 1)
+	bTenants, bRules := newTenants(t, 1)
+	alice, bob := tenants[0], bTenants[0]
+	bRules += fmt.Sprintf("\n[[auth.map]]\nmatch = %q\naccount = %q\n", alice.user.Name+"@a", bob.user.Name)
+	f := newFederation(t, "a", "b")
+	f.netns["a"], f.addrs["a"] = names[0], addrs[0]
+	f.netns["b"], f.addrs["b"] = names[1], addrs[1]
+	b := f.site("b", bRules, f.section("b", []string{"a"}, ""))
+	a := f.site("a", aRules, f.section("a", []string{"b"}, ""))
+	register(t, b.client(bob.id), api.FunctionSpec{Name: "where", Command: []string{"/bin/sh", "-c", "id -un; cat"}})
+	ac := a.client(alice.id)
+	task, err := ac.Run(ctxT(t, time.Minute), "where", api.TaskSpec{Site: "b", InputBase64: []byte("over veth")})
+	if err != nil || task.State != api.StateSucceeded || string(task.Output) != bob.user.Name+"\nover veth" {
+		t.Fatalf("sync run across namespaces: %+v, %v", task, err)
+	}
+	ids, err := ac.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: "where", Site: "b", InputBase64: []byte("1")}, {Function: "where", Site: "b", InputBase64: []byte("2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range waitTasks(t, ac, ids, time.Minute) {
+		if tk.State != api.StateSucceeded || string(tk.Output) != fmt.Sprintf("%s\n%d", bob.user.Name, i+1) {
+			t.Errorf("forwarded task %d: %s %q %q", i, tk.State, tk.Output, tk.Error)
+		}
+	}
+	// The host reaches neither peer endpoint: the link went over the veth.
+	if c, err := net.DialTimeout("tcp", f.addr("b"), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the host reached b's peer endpoint at %s; want it only inside the namespaces", f.addr("b"))
+	}
 }

@@ -86,6 +86,7 @@ type site struct {
 	socket     string
 	cgParent   string
 	stopWithin time.Duration // from SIGTERM to exit, at most
+	netns      string        // network namespace start runs fxd serve in; "" the host's
 	cmd        *exec.Cmd     // what spawn started: fxd, sh exec'ing fxd, or make
 	exited     chan struct{} // closed once cmd has exited
 	log        *os.File
@@ -178,6 +179,12 @@ func cleanEnv() []string { return []string{"PATH=/usr/local/bin:/usr/bin:/bin:/u
 func (s *site) start() {
 	s.t.Helper()
 	cmd := exec.Command(bin(s.t, "fxd"), "serve", "--config", s.configPath())
+	if s.netns != "" {
+		// nsenter execs fxd after setns (the PID stays fxd's), and unlike
+		// ip netns exec it mounts no sysfs of the namespace over
+		// /sys, which would hide /sys/fs/cgroup.
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + s.netns, "--"}, cmd.Args...)...)
+	}
 	cmd.Env = cleanEnv()
 	s.spawn(cmd)
 	s.waitHealthy(20 * time.Second)
