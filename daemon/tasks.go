@@ -162,7 +162,10 @@ func (t newTask) task() api.Task {
 func (d *Daemon) newTask(ctx context.Context, c caller, spec api.TaskSpec, now time.Time) (newTask, error) {
 	if spec.Site == "" || spec.Site == d.cfg.Site.Name {
 		j, err := d.newJob(ctx, c, spec, now)
-		return newTask{job: j}, err
+		if err == nil || spec.Site != "" || !d.offeredElsewhere(c, spec, err) {
+			return newTask{job: j}, err
+		}
+		spec.Site = api.SiteAny // a function only peers offer: forwarded
 	}
 	site, err := d.fed.route(spec)
 	if err != nil {
@@ -182,6 +185,10 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 		return api.Task{}, err
 	}
 	j, err := d.newJob(ctx, c, spec, time.Now())
+	if err != nil && spec.Site == "" && d.offeredElsewhere(c, spec, err) {
+		spec.Site = api.SiteAny
+		return d.runForwarded(ctx, c, spec)
+	}
 	if err != nil {
 		return api.Task{}, err
 	}
@@ -202,6 +209,22 @@ func (d *Daemon) runJob(ctx context.Context, j *job, input []byte) api.Task {
 		<-j.done
 	}
 	return d.disp.snapshot(j)
+}
+
+// offeredElsewhere says whether a task that names no site, refused here
+// with err, names a function ("owner/name") that the caller cannot run
+// here and a peer offers: such a task goes to the peer. Whether the
+// function exists here unshared does not matter, so that nothing tells.
+func (d *Daemon) offeredElsewhere(c caller, spec api.TaskSpec, err error) bool {
+	if d.fed == nil || !errors.Is(err, api.ErrNotFound) || !strings.Contains(spec.Function, "/") {
+		return false
+	}
+	if _, ferr := d.resolveFunction(c, spec.Function); !errors.Is(ferr, api.ErrNotFound) {
+		return false // refused for another reason than the function
+	}
+	spec.Site = api.SiteAny
+	_, rerr := d.fed.route(spec)
+	return rerr == nil
 }
 
 // runForwarded runs one task at a peer site on the synchronous path: the

@@ -276,6 +276,18 @@ func TestFederationForward(t *testing.T) {
 	if _, err := ac.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: bob.user.Name + "/whoami", Site: api.SiteAny}}); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("site any for an unoffered function: %v, want not found", err)
 	}
+	// A function that only b offers goes to b with no site named.
+	task, err = ac.Run(ctxT(t, time.Minute), bob.user.Name+"/shared", api.TaskSpec{InputBase64: []byte("implicit")})
+	if err != nil || task.State != api.StateSucceeded || task.Site != "b" {
+		t.Errorf("a function only b offers, no site: %+v, %v; want succeeded at b", task, err)
+	}
+	ids, err = ac.Submit(ctxT(t, 10*time.Second), []api.TaskSpec{{Function: bob.user.Name + "/shared"}})
+	if err != nil {
+		t.Fatalf("submit a function only b offers, no site: %v", err)
+	}
+	if task := waitTasks(t, ac, ids, time.Minute)[0]; task.State != api.StateSucceeded || task.Site != "b" {
+		t.Errorf("submitted, no site: %+v; want succeeded at b", task)
+	}
 	// mallory@a may not run bob's federated function either: b maps her
 	// to no account.
 	task, err = mc.Run(ctxT(t, time.Minute), bob.user.Name+"/shared", api.TaskSpec{Site: "b"})
