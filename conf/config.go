@@ -26,7 +26,7 @@ type Config struct {
 // Site names this installation and where it keeps its state.
 type Site struct {
 	Name     string `toml:"name"`      // e.g. "alcf"; [a-z0-9-]
-	StateDir string `toml:"state_dir"` // bbolt task store, tokens; created 0700
+	StateDir string `toml:"state_dir"` // task store, tokens, images, cache; created 0711
 }
 
 // Endpoint is where the facility endpoint listens.
