@@ -61,6 +61,9 @@ type Block struct {
 	// Options are extra scheduler options, passed as given (a pool's
 	// options).
 	Options []string
+	// LogDir is where the job writes its output (a pool's log_dir); ""
+	// sends it nowhere.
+	LogDir string
 }
 
 // Provider obtains blocks from one scheduler, for one pool (the queue,

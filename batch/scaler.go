@@ -285,7 +285,7 @@ func (s *Scaler) check(ctx context.Context, b *blockRecord, now time.Time) {
 	switch {
 	case !b.EverLinked && now.Sub(b.Started) > linkTimeout:
 		s.log.Error().Str("block", b.Name).Str("job", string(b.Job)).Dur("dur", linkTimeout).
-			Msg("block's agents never linked; check [batch] node_command, daemon_url and daemon_ca, and the node's log")
+			Msg("block's agents never linked; check [batch] node_command, daemon_url and daemon_ca, and the block's output in the pool's log_dir (set one to keep it)")
 		s.cancel(ctx, b, now, "its agents never linked")
 	case b.EverLinked && u.Linked == 0 && b.Unlinked.IsZero():
 		b.Unlinked = now
@@ -422,7 +422,7 @@ func (s *Scaler) newBlock(ctx context.Context, now time.Time, want int) (Block, 
 	for k, v := range s.c.Env {
 		env[k] = v
 	}
-	b := Block{Name: name, Nodes: nodes, Walltime: walltime, Init: p.WorkerInit, Command: s.c.Command, Env: env, Options: p.Options}
+	b := Block{Name: name, Nodes: nodes, Walltime: walltime, Init: p.WorkerInit, Command: s.c.Command, Env: env, Options: p.Options, LogDir: p.LogDir}
 	rec := &blockRecord{Name: name, State: stateSubmitting, Nodes: nodes, Walltime: walltime, Shaped: fits, Submitted: now}
 	return b, rec, nil
 }

@@ -273,10 +273,13 @@ type Pool struct {
 	// ("module load apptainer").
 	WorkerInit []string `toml:"worker_init"`
 	// Options are extra scheduler options, passed as given
-	// ("--constraint=haswell", "-l place=scatter").
-	Options []string  `toml:"options"`
-	Slurm   SlurmPool `toml:"slurm"`
-	PBS     PBSPool   `toml:"pbs"`
+	// ("--constraint=haswell", "-W group_list=hpc").
+	Options []string `toml:"options"`
+	// LogDir is the directory where each block's job writes its output:
+	// what its nodes' agents log. "" sends it nowhere.
+	LogDir string    `toml:"log_dir"`
+	Slurm  SlurmPool `toml:"slurm"`
+	PBS    PBSPool   `toml:"pbs"`
 }
 
 // SlurmPool is where a slurm pool's blocks go.

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ func validatePool(ps *problems, key string, p Pool) {
 		if strings.ContainsAny(line, "\n\x00") {
 			ps.add(fmt.Sprintf("%s.worker_init[%d]", key, j), "holds a newline or NUL; give one shell line per entry")
 		}
+	}
+	if p.LogDir != "" && !filepath.IsAbs(p.LogDir) {
+		ps.add(key+".log_dir", "%q is not an absolute path; give the directory blocks write their output to, like \"/scratch/fxd/blocks\", or \"\" for none", p.LogDir)
 	}
 	for j, o := range p.Options {
 		if o == "" || strings.ContainsAny(o, "\n\x00") {

@@ -37,10 +37,10 @@
 //
 // # Output
 //
-// The job's output is joined and sent to /dev/null on the submitting
-// host: the node agents report to the daemon, and PBS would otherwise
-// copy a NAME.oNNN file into the daemon's working directory for every
-// block.
+// The job's output is joined and sent to the pool's log_dir on the
+// submitting host, where the server names it NAME.oNNN, or to /dev/null
+// without one: PBS would otherwise copy such a file into the daemon's
+// working directory for every block.
 //
 // # Tests
 //

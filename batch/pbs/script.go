@@ -14,7 +14,8 @@ import (
 // place=scatter:exclhost puts them on N distinct hosts, each the job's
 // alone: whole nodes, the form PBS sites document for node-exclusive jobs
 // (excl alone would leave the host's other vnodes to other jobs).
-// Output and error are joined and go to /dev/null (see the package doc).
+// Output and error are joined and go to b.LogDir, or to /dev/null without
+// one (see the package doc).
 // The shell is bash whatever the daemon user's login shell; no mail is
 // sent (the default mails the daemon's account when PBS aborts a job);
 // and the job is not rerun after a node failure, since the daemon
@@ -34,7 +35,11 @@ func (p *Provider) directives(b batch.Block) []string {
 	if p.c.Account != "" {
 		d = append(d, "-A "+p.c.Account)
 	}
-	return append(d, "-S /bin/bash", "-j oe", "-o /dev/null", "-m n", "-r n")
+	output := "/dev/null"
+	if b.LogDir != "" {
+		output = strings.TrimSuffix(b.LogDir, "/") + "/" // a directory: the server names the file
+	}
+	return append(d, "-S /bin/bash", "-j oe", "-o "+output, "-m n", "-r n")
 }
 
 // jobScript is b's job script: its directives, then the shell that

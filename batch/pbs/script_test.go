@@ -29,10 +29,16 @@ func TestDirectives(t *testing.T) {
 			[]string{"-N fxd-x", "-l select=3", "-l place=scatter:exclhost", "-l walltime=00:02:00", "-S /bin/bash", "-j oe", "-o /dev/null", "-m n", "-r n"}},
 		{"over a day", conf.PBSPool{}, 25*time.Hour + time.Second,
 			[]string{"-N fxd-x", "-l select=3", "-l place=scatter:exclhost", "-l walltime=25:01:00", "-S /bin/bash", "-j oe", "-o /dev/null", "-m n", "-r n"}},
+		{"log dir", conf.PBSPool{}, time.Hour,
+			[]string{"-N fxd-x", "-l select=3", "-l place=scatter:exclhost", "-l walltime=01:00:00", "-S /bin/bash", "-j oe", "-o /var/log/fxd/blocks/", "-m n", "-r n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProvider(t, tc.c)
-			got := p.directives(batch.Block{Name: "fxd-x", Nodes: 3, Walltime: tc.walltime})
+			b := batch.Block{Name: "fxd-x", Nodes: 3, Walltime: tc.walltime}
+			if tc.name == "log dir" {
+				b.LogDir = "/var/log/fxd/blocks"
+			}
+			got := p.directives(b)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("directives = %q, want %q", got, tc.want)
 			}

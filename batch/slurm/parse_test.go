@@ -125,6 +125,14 @@ func TestScript(t *testing.T) {
 			t.Errorf("script lacks %q:\n%s", want, s)
 		}
 	}
+	if !strings.Contains(s, "#SBATCH --output=/dev/null\n#SBATCH --error=/dev/null\n") {
+		t.Errorf("script without a log_dir keeps output:\n%s", s)
+	}
+	b.LogDir = "/scratch/fxd/blocks"
+	s = script(b)
+	if !strings.Contains(s, "#SBATCH --output=/scratch/fxd/blocks/%x-%j.log\n") || strings.Contains(s, "--error") || !strings.Contains(s, "exec srun --label ") {
+		t.Errorf("script with a log_dir does not send labelled output there:\n%s", s)
+	}
 }
 
 func FuzzPoll(f *testing.F) {

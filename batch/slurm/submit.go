@@ -3,6 +3,7 @@ package slurm
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,27 +33,31 @@ func (p *Provider) Submit(ctx context.Context, b batch.Block) (batch.JobID, erro
 
 // script is b's batch script. Each node runs one task of one step that
 // has the whole node (all its CPUs and memory, no binding), so that the
-// agent can give them to workers. Output goes nowhere: the agent reports
-// to the daemon, and files would pile up in the submitter's directory.
+// agent can give them to workers. Output goes to b.LogDir/NAME-JOBID.log,
+// each line labelled with its node's rank, or nowhere without a LogDir:
+// files would pile up in the submitter's directory.
 // The environment, with the block's credential, is exported in the
 // script, which only the submitter and the admins can read
 // (scontrol write batch_script), never on a command line.
 func script(b batch.Block) string {
 	var sb strings.Builder
 	sb.WriteString("#!/bin/bash\n")
-	for _, d := range []string{
+	output := []string{"--output=/dev/null", "--error=/dev/null"}
+	label := ""
+	if b.LogDir != "" {
+		output, label = []string{"--output=" + filepath.Join(b.LogDir, "%x-%j.log")}, "--label "
+	}
+	for _, d := range append([]string{
 		"--job-name=" + b.Name,
 		"--nodes=" + strconv.Itoa(b.Nodes),
 		"--ntasks-per-node=1",
 		"--exclusive",
 		"--time=" + strconv.FormatInt(b.Minutes(), 10),
-		"--output=/dev/null",
-		"--error=/dev/null",
-	} {
+	}, output...) {
 		sb.WriteString("#SBATCH " + d + "\n")
 	}
 	sb.WriteString(b.Body())
-	sb.WriteString(`exec srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --cpus-per-task="$SLURM_CPUS_ON_NODE" --mem=0 --cpu-bind=none --kill-on-bad-exit=0 `)
+	sb.WriteString(`exec srun ` + label + `--nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --cpus-per-task="$SLURM_CPUS_ON_NODE" --mem=0 --cpu-bind=none --kill-on-bad-exit=0 `)
 	sb.WriteString(batch.QuoteArgv(b.Command) + "\n")
 	return sb.String()
 }

@@ -282,8 +282,23 @@ idle_timeout = "10s"
 }
 
 // The slurm provider's blocks are sbatch jobs on the CI's one-node Slurm.
+// Each block's output, its agents' log, goes to the pool's log_dir.
 func TestBlocksSlurm(t *testing.T) {
 	part := testenv.RequireSlurm(t)
+	logDir := t.TempDir()
+	defer func() {
+		logs, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+		linked := 0
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			if strings.Contains(string(b), `0: {"level":"info"`) && strings.Contains(string(b), `"message":"linked"`) {
+				linked++
+			}
+		}
+		if linked < 2 {
+			t.Errorf("%d block logs in log_dir (%v) show a labelled agent that linked; want one per block", linked, logs)
+		}
+	}()
 	blockLifecycle(t, fmt.Sprintf(`
 [[batch.pool]]
 name = "test"
@@ -292,9 +307,10 @@ nodes = 1
 walltime = "10m"
 max_blocks = 1
 idle_timeout = "10s"
+log_dir = %q
 [batch.pool.slurm]
 partition = %q
-`, part), func(_ *linkedSite, b api.Block) bool {
+`, logDir, part), func(_ *linkedSite, b api.Block) bool {
 		// squeue lists a job for a while after it ends (as COMPLETED or
 		// CANCELLED with --states=all); by default only the live ones, and a
 		// purged id is an error of its own
