@@ -7,6 +7,7 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,11 +128,23 @@ func RemoveCgroupParent(t testing.TB, parent string) {
 				}
 				return nil
 			})
-			for i := len(children) - 1; i >= 0; i-- {
-				os.Remove(children[i])
-			}
-			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
-				t.Errorf("remove test cgroup parent: %v", err)
+			// Processes of a cancelled block may still be on their way out
+			// (the scheduler signals them after scancel returns): give them
+			// up to half a minute.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				for i := len(children) - 1; i >= 0; i-- {
+					os.Remove(children[i])
+				}
+				err := os.Remove(d)
+				if err == nil || os.IsNotExist(err) {
+					break
+				}
+				if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+					t.Errorf("remove test cgroup parent: %v", err)
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}
