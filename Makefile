@@ -20,7 +20,7 @@ DEV_DIR ?= /tmp/fxd-dev
 # SERVE_FLAGS are more flags for make run's fxd serve, e.g. --cgroup-parent NAME.
 SERVE_FLAGS ?=
 
-.PHONY: build run test test-deps check bench help
+.PHONY: build run test test-deps check bench package help
 
 build: ## build bin/fxd, bin/fxd-shim (static) and bin/fx
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/fxd ./cmd/fxd
@@ -51,6 +51,9 @@ check: ## gofmt, go vet, the import-direction test, and no drift after go mod ti
 	$(GO) vet ./...
 	$(GO) test -count=1 -run 'TestImport' ./cmd/fxd
 	$(GO) mod tidy -diff
+
+package: ## build dist/fxd_<version>_amd64.deb and dist/fxd-<version>.x86_64.rpm (PACKAGE_VERSION=V sets the version)
+	$(GO) run ./packaging $(if $(PACKAGE_VERSION),--version $(PACKAGE_VERSION))
 
 bench: build ## Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./daemon/... ./runtimes/... ./isolation/...

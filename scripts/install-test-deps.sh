@@ -5,11 +5,14 @@
 # squashfs-tools (mksquashfs) and busybox-static (/bin/busybox) to build test
 # SIF images offline; crun and runc to run them as OCI containers; then
 # Slurm (slurmctld, slurmd, munge), started as a single-node cluster by
-# scripts/start-local-slurm.sh for the batch/slurm tests.
+# scripts/start-local-slurm.sh for the batch/slurm tests; for
+# scripts/test-packages.sh, lintian, rpm (to inspect the .rpm) and systemd
+# (systemd-analyze verify, which needs no running systemd), and binutils
+# (objcopy) for the packaging build.
 # Idempotent; run as root. Only the package registry is needed.
 set -euo pipefail
 need=()
-for p in passwd python3 procps util-linux gcc libc6-dev squashfs-tools busybox-static crun runc; do
+for p in passwd python3 procps util-linux gcc libc6-dev squashfs-tools busybox-static crun runc lintian rpm systemd binutils man-db; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ "$(id -u)" != 0 ]; then

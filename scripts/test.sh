@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: static checks, every package's tests (root-only tests
-# included when run as root), then each fuzz target for a fixed number of
-# inputs.
+# included when run as root), the packages (scripts/test-packages.sh builds,
+# installs, upgrades and purges the .deb, as root), then each fuzz target
+# for a fixed number of inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -20,6 +21,16 @@ go vet ./...
 
 echo "== go test"
 go test -count=1 -timeout 20m ./...
+
+echo "== packages: build, inspect, install, upgrade, remove (scripts/test-packages.sh)"
+if [ "$(id -u)" = 0 ]; then
+  ./scripts/test-packages.sh
+elif [ "${CI:-}" = true ]; then
+  echo "test.sh: the package test installs the .deb: run as root (sudo make test)" >&2
+  exit 1
+else
+  echo "test.sh: not root: the package test (scripts/test-packages.sh) is skipped" >&2
+fi
 
 echo "== fuzz (${FUZZEXECS} inputs each, FuzzLoad ${fuzzexecs[FuzzLoad]})"
 # Every Fuzz* target in the module, one at a time (go test -fuzz takes one).

@@ -12,7 +12,7 @@ import (
 type command func(args []string, stdout, stderr io.Writer) error
 
 func main() {
-	cmds := map[string]command{"serve": cmdServe, "config": cmdConfig, "token": cmdToken, "runtime": cmdRuntime, "node": cmdNode, "nodes": cmdNodes, "blocks": cmdBlocks, "data": cmdData, "federation": cmdFederation, "version": cmdVersion}
+	cmds := map[string]command{"serve": cmdServe, "config": cmdConfig, "token": cmdToken, "runtime": cmdRuntime, "node": cmdNode, "nodes": cmdNodes, "blocks": cmdBlocks, "data": cmdData, "federation": cmdFederation, "version": cmdVersion, "--version": cmdVersion}
 	if len(os.Args) == 2 && (os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help") {
 		fmt.Fprint(os.Stdout, usage)
 		return
