@@ -46,6 +46,21 @@ func (c *Config) Validate() error {
 	return ps.err()
 }
 
+// ValidateNode checks what a node agent (fxd node) uses of the config:
+// [site], [auth], [workers], [containers], [cache] and [log]. The
+// endpoint's and the federation's key files, which a compute node need
+// not hold, and the daemon's own sections are not read.
+func (c *Config) ValidateNode() error {
+	ps := &problems{src: c.src}
+	c.validateSite(ps)
+	c.validateAuth(ps)
+	c.validateWorkers(ps)
+	c.validateContainers(ps)
+	c.validateCache(ps)
+	c.validateLog(ps)
+	return ps.err()
+}
+
 // File is the absolute path the config was loaded from (Load), "" for
 // one built in code (Default, Dev) or parsed from bytes.
 func (c *Config) File() string {

@@ -110,3 +110,34 @@ func TestValidatePools(t *testing.T) {
 		t.Errorf("Validate(pools without HTTPS) = %v, want a problem saying pools need endpoint.listen", err)
 	}
 }
+
+// A node agent's config may name key files only the daemon's host holds;
+// what the agent itself uses is still checked.
+func TestValidateNode(t *testing.T) {
+	text := `[endpoint]
+listen = ":8443"
+tls_cert = "/etc/fxd/tls/nowhere.pem"
+tls_key = "/etc/fxd/tls/nowhere.key"
+[federation]
+listen = ":9444"
+cert = "/etc/fxd/federation/nowhere.pem"
+key = "/etc/fxd/federation/nowhere.key"
+`
+	c, err := Parse([]byte(text), "node.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil {
+		t.Error("Validate = nil; want the missing key files refused")
+	}
+	if err := c.ValidateNode(); err != nil {
+		t.Errorf("ValidateNode = %v; want nil: an agent reads no key file", err)
+	}
+	c, err = Parse([]byte(text+"[workers]\nidle_timeout = \"0s\"\n"), "node.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateNode(); err == nil || !strings.Contains(err.Error(), "workers.idle_timeout") {
+		t.Errorf("ValidateNode with a bad [workers] = %v; want it refused", err)
+	}
+}

@@ -73,7 +73,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := site.load()
+	cfg, err := site.loadNode()
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,17 @@ func (s *siteFlags) check(fl *flag.FlagSet) error {
 
 // load reads and validates the config the flags choose.
 func (s *siteFlags) load() (*conf.Config, error) {
+	return s.loadValid((*conf.Config).Validate)
+}
+
+// loadNode is load for a node agent, which reads less of the config
+// (conf.Config.ValidateNode): a compute node may use the login node's
+// file without its private keys.
+func (s *siteFlags) loadNode() (*conf.Config, error) {
+	return s.loadValid((*conf.Config).ValidateNode)
+}
+
+func (s *siteFlags) loadValid(validate func(*conf.Config) error) (*conf.Config, error) {
 	if !s.dev {
 		cfg, err := conf.Load(s.path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -129,7 +140,7 @@ func (s *siteFlags) load() (*conf.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		return cfg, cfg.Validate()
+		return cfg, validate(cfg)
 	}
 	dir, err := filepath.Abs(cmp.Or(s.stateDir, devStateDir))
 	if err != nil {
@@ -142,7 +153,7 @@ func (s *siteFlags) load() (*conf.Config, error) {
 	if s.cgroupParent != "" {
 		cfg.Workers.CgroupParent = s.cgroupParent
 	}
-	return cfg, cfg.Validate()
+	return cfg, validate(cfg)
 }
 
 // checkDevDir refuses a dev state dir that another user could have
