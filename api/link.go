@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -230,6 +231,12 @@ func (c *Client) AdminNodeCredential(ctx context.Context, block string, ttl time
 	var r NodeCredential
 	err := c.doJSON(ctx, http.MethodPost, "/admin/nodes/credentials", NodeCredentialRequest{Block: block, TTL: Duration(ttl)}, &r, 0)
 	return r, err
+}
+
+// AdminRevokeNodeCredentials ends every credential of block and unlinks
+// its nodes. Only root on the daemon's unix socket may call it.
+func (c *Client) AdminRevokeNodeCredentials(ctx context.Context, block string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/admin/nodes/credentials/"+url.PathEscape(block), nil, nil, 0)
 }
 
 // AdminNodes lists the linked nodes. Only root on the daemon's unix socket

@@ -46,6 +46,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+v+"/admin/runtimes", d.adminOnly(d.handleAdminAddRuntime))
 	mux.HandleFunc("DELETE "+v+"/admin/runtimes/{ref}", d.adminOnly(d.handleAdminDeleteRuntime))
 	mux.HandleFunc("POST "+v+"/admin/nodes/credentials", d.adminOnly(d.handleNodeCredential))
+	mux.HandleFunc("DELETE "+v+"/admin/nodes/credentials/{block}", d.adminOnly(d.handleRevokeNodeCredentials))
 	mux.HandleFunc("GET "+v+"/admin/nodes", d.adminOnly(d.handleNodes))
 	mux.HandleFunc("GET "+v+"/admin/blocks", d.adminOnly(d.handleBlocks))
 	mux.HandleFunc("POST "+api.LinkPath, d.counted(d.handleLink))

@@ -32,6 +32,28 @@ func (d *Daemon) handleNodeCredential(w http.ResponseWriter, r *http.Request) er
 	return writeJSON(w, http.StatusCreated, api.NodeCredential{Block: req.Block, Token: tok, Expires: time.Now().Add(ttl).UTC()})
 }
 
+// handleRevokeNodeCredentials ends the credentials of a block the admin
+// minted by hand: its nodes are unlinked (their tasks run elsewhere) and
+// cannot link again. A pool's live block ends with its job instead.
+func (d *Daemon) handleRevokeNodeCredentials(w http.ResponseWriter, r *http.Request) error {
+	block := r.PathValue("block")
+	if err := api.CheckName("block name", block); err != nil {
+		return err
+	}
+	for _, s := range d.scalers {
+		for _, b := range s.Blocks() {
+			if b.Name == block && b.State != "done" {
+				return fmt.Errorf("block %s is pool %s's (job %s): it ends with its job; cancel the job with the scheduler, or let the pool give it back when idle: %w",
+					block, b.Pool, b.Job, api.ErrConflict)
+			}
+		}
+	}
+	d.nodes.endBlock(block)
+	d.log.Info().Str("block", block).Msg("node credentials revoked; the block's nodes are unlinked")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (d *Daemon) handleBlocks(w http.ResponseWriter, r *http.Request) error {
 	blocks := []api.Block{}
 	for _, s := range d.scalers {

@@ -121,9 +121,13 @@ func daemonTLS(caFile string) (*tls.Config, error) {
 const nodesUsage = `usage:
   fxd nodes                          list the nodes linked to the daemon
   fxd nodes credential BLOCK [--ttl D]  mint a credential for the agents of BLOCK
+  fxd nodes revoke BLOCK             end BLOCK's credentials and unlink its nodes
 
-A credential admits agents that link within its ttl (default 12h); the daemon
-keeps only its hash. These verbs talk to the running daemon over its unix
+A credential admits agents that link within its ttl (default 12h), and
+lets them fetch images and data until then; the daemon keeps only its
+hash. Revoking one unlinks its nodes at once (their tasks run elsewhere)
+and their agents exit; a pool's live block cannot be revoked, as it ends
+with its job. These verbs talk to the running daemon over its unix
 socket, as root. Every verb takes --config FILE (default ` + defaultConfigPath + `), or
 --dev [--state-dir DIR].
 
@@ -141,9 +145,9 @@ func cmdNodes(args []string, stdout, stderr io.Writer) error {
 	if err := site.check(fl); err != nil {
 		return err
 	}
-	if !(len(pos) == 0 || len(pos) == 2 && pos[0] == "credential") {
+	if !(len(pos) == 0 || len(pos) == 2 && (pos[0] == "credential" || pos[0] == "revoke")) {
 		fl.Usage()
-		return errors.New("want no verb, or credential BLOCK")
+		return errors.New("want no verb, credential BLOCK or revoke BLOCK")
 	}
 	cl, err := site.adminClient()
 	if err != nil {
@@ -151,6 +155,13 @@ func cmdNodes(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if len(pos) == 2 && pos[0] == "revoke" {
+		if err := cl.AdminRevokeNodeCredentials(ctx, pos[1]); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stderr, "credentials of block %s revoked; its nodes are unlinked\n", pos[1])
+		return err
+	}
 	if len(pos) == 2 {
 		c, err := cl.AdminNodeCredential(ctx, pos[1], *ttl)
 		if err != nil {

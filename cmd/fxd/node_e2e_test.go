@@ -182,9 +182,33 @@ func TestNodeAgent(t *testing.T) {
 	if left := workerCgroups(t, s.cgParent+"-node-n1"); len(left) == 0 {
 		t.Errorf("no worker left by the killed agent: the test no longer proves the clean-up")
 	}
-	again := s.startAgent("n1", "blk2", s.credential("blk2"))
+	tok2 := s.credential("blk2")
+	again := s.startAgent("n1", "blk2", tok2)
 	s.waitLinked("n1", again)
 	if left := workerCgroups(t, s.cgParent+"-node-n1"); len(left) > 0 {
 		t.Errorf("worker cgroups of the killed agent after its successor started: %v", left)
+	}
+
+	// The admin revokes blk2: its node is unlinked and its agent leaves;
+	// the credential admits no new link.
+	if _, stderr, code := fxdRun(t, "nodes", "revoke", "blk2", "--config", s.configPath()); code != 0 || !strings.Contains(stderr, "revoked") {
+		t.Fatalf("fxd nodes revoke blk2: exit %d, %q", code, stderr)
+	}
+	select {
+	case <-again.exited:
+		if !strings.Contains(again.logs(), "refuses this node's credential") {
+			t.Errorf("agent of a revoked block left without saying why:\n%s", again.logs())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("agent of a revoked block still runs 30 s later:\n%s", again.logs())
+	}
+	if stdout, _, _ := fxdRun(t, "nodes", "--config", s.configPath()); strings.Contains(stdout, "blk2") {
+		t.Errorf("fxd nodes lists the revoked block's node:\n%s", stdout)
+	}
+	late := s.startAgent("n2", "blk2", tok2)
+	select {
+	case <-late.exited:
+	case <-time.After(20 * time.Second):
+		t.Errorf("agent with a revoked credential still runs after 20 s:\n%s", late.logs())
 	}
 }
