@@ -16,11 +16,12 @@ import (
 )
 
 const federationUsage = `usage:
-  fxd federation init --site NAME --dir DIR [--host H]... [--ca [--days N]]
+  fxd federation init --site NAME --dir DIR [--host H]... [--ca [--ca-days N] [--days N]]
       make this site's key (DIR/NAME.key) and certificate request (DIR/NAME.csr)
       for the hosts its peer endpoint listens on; with --ca, also a federation
-      CA (DIR/federation-ca.pem, DIR/federation-ca.key) that signs the site's
-      certificate (DIR/NAME.pem): enough for a small federation
+      CA (DIR/federation-ca.pem, DIR/federation-ca.key, valid --ca-days) that
+      signs the site's certificate (DIR/NAME.pem, valid --days): enough for a
+      small federation
   fxd federation sign --ca-cert FILE --ca-key FILE [--days N] CSR
       sign a site's certificate request with the federation CA; the
       certificate goes to stdout, for the site's admin
@@ -44,7 +45,8 @@ func cmdFederation(args []string, stdout, stderr io.Writer) error {
 	var hosts hostsFlag
 	fl.Var(&hosts, "host", "with init: a `host` name or address the peer endpoint listens on; repeatable")
 	withCA := fl.Bool("ca", false, "with init: also make a federation CA and sign the site's certificate")
-	days := fl.Int("days", 365, "with init --ca and sign: how many `days` certificates are valid")
+	days := fl.Int("days", 365, "with init --ca and sign: how many `days` site certificates are valid")
+	caDays := fl.Int("ca-days", 3650, "with init --ca: how many `days` the federation CA is valid (it must outlive the certificates it signs)")
 	caCert := fl.String("ca-cert", "", "with sign: the federation CA's certificate `file`")
 	caKey := fl.String("ca-key", "", "with sign: the federation CA's key `file`")
 	pos, err := parseAnywhere(fl, args)
@@ -54,7 +56,11 @@ func cmdFederation(args []string, stdout, stderr io.Writer) error {
 	validity := time.Duration(*days) * 24 * time.Hour
 	switch {
 	case len(pos) == 1 && pos[0] == "init":
-		return federationInit(stdout, *site, *dir, hosts, *withCA, validity)
+		caValidity := time.Duration(*caDays) * 24 * time.Hour
+		if *withCA && caValidity < validity {
+			return fmt.Errorf("--ca-days %d is shorter than --days %d: the CA must outlive the certificates it signs", *caDays, *days)
+		}
+		return federationInit(stdout, *site, *dir, hosts, *withCA, validity, caValidity)
 	case len(pos) == 2 && pos[0] == "sign":
 		return federationSign(stdout, *caCert, *caKey, pos[1], validity)
 	case len(pos) == 2 && pos[0] == "show":
@@ -72,7 +78,7 @@ func (h *hostsFlag) Set(v string) error { *h = append(*h, v); return nil }
 
 // federationInit makes a site's key and request, and with ca a CA that
 // signs its certificate.
-func federationInit(stdout io.Writer, site, dir string, hosts []string, ca bool, validity time.Duration) error {
+func federationInit(stdout io.Writer, site, dir string, hosts []string, ca bool, validity, caValidity time.Duration) error {
 	if site == "" || dir == "" {
 		return errors.New("give --site NAME (this site's site.name) and --dir DIR")
 	}
@@ -93,7 +99,7 @@ func federationInit(stdout io.Writer, site, dir string, hosts []string, ca bool,
 	}
 	files := map[string][]byte{site + ".key": keyPEM, site + ".csr": csr}
 	if ca {
-		caPEM, caKey, err := federation.NewCA(site, time.Now(), validity)
+		caPEM, caKey, err := federation.NewCA(site, time.Now(), caValidity)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,14 @@ func TestFederationTooling(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bdir, "b.pem"), []byte(cert), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The CA outlives the certificates it signs: ten years by default.
+	if out, _, code := fxdRun(t, "federation", "show", filepath.Join(adir, "federation-ca.pem")); code != 0 ||
+		!strings.Contains(out, " to "+time.Now().AddDate(0, 0, 3650).UTC().Format("2006-01-02")) {
+		t.Errorf("show the CA: exit %d, %q; want it valid for 3650 days", code, out)
+	}
+	if _, stderr, code := fxdRun(t, "federation", "init", "--site", "c", "--dir", filepath.Join(dir, "c"), "--ca", "--days", "400", "--ca-days", "300"); code == 0 || !strings.Contains(stderr, "must outlive") {
+		t.Errorf("init with a CA shorter-lived than its certificate: exit %d, %q; want it refused", code, stderr)
+	}
 	for _, s := range []string{"a", "b"} {
 		out, stderr, code := fxdRun(t, "federation", "show", filepath.Join(dir, s, s+".pem"))
 		if code != 0 || !strings.Contains(out, "site:        "+s+"\n") || !strings.Contains(out, "127.0.0.1") || !strings.Contains(out, "fingerprint: ") {
