@@ -37,6 +37,9 @@ type ClientOptions struct {
 	// TLS, when set, is the whole TLS config of an https endpoint (a
 	// federation peer link) instead of CAFile, CertFile and KeyFile.
 	TLS *tls.Config
+	// MaxAnswer bounds the bytes of a JSON answer the client decodes (a
+	// peer it need not trust with its memory); 0 bounds nothing.
+	MaxAnswer int64
 	// Timeout bounds each request, on top of any wait or task timeout the
 	// request itself asks for; 0 means only ctx bounds it.
 	Timeout time.Duration
@@ -45,18 +48,19 @@ type ClientOptions struct {
 // Client calls one fxd endpoint over HTTP/1.1 with keep-alive. It is safe
 // for concurrent use; many goroutines may share one Client.
 type Client struct {
-	endpoint string // as given, for messages
-	base     string // "http://fxd" or "https://host:port"
-	unix     bool
-	token    string
-	timeout  time.Duration
-	http     *http.Client
+	endpoint  string // as given, for messages
+	base      string // "http://fxd" or "https://host:port"
+	unix      bool
+	token     string
+	timeout   time.Duration
+	maxAnswer int64
+	http      *http.Client
 }
 
 // NewClient returns a client of endpoint: "unix:///path/fxd.sock", a plain
 // absolute socket path, or "https://host:port".
 func NewClient(endpoint string, o ClientOptions) (*Client, error) {
-	c := &Client{endpoint: endpoint, token: o.Token, timeout: o.Timeout}
+	c := &Client{endpoint: endpoint, token: o.Token, timeout: o.Timeout, maxAnswer: o.MaxAnswer}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		MaxIdleConns:          1024,
@@ -125,6 +129,10 @@ func tlsConfig(o ClientOptions) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// CloseIdleConnections closes the kept-alive connections no request uses
+// now; the next requests dial again.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // Endpoint returns the endpoint the client calls, as given to NewClient.
 func (c *Client) Endpoint() string { return c.endpoint }
@@ -334,7 +342,14 @@ func (c *Client) decode(resp *http.Response, method, path string, out any) error
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	var body io.Reader = resp.Body
+	if c.maxAnswer > 0 {
+		body = io.LimitReader(resp.Body, c.maxAnswer)
+	}
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		if c.maxAnswer > 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("answer to %s %s from %s: longer than %d bytes, or cut short: %w", method, path, c.endpoint, c.maxAnswer, ErrTooLarge)
+		}
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -185,9 +185,10 @@ func (c *Client) PeerOutput(ctx context.Context, id string) (io.ReadCloser, erro
 }
 
 // PeerRun runs one forwarded task on the peer's synchronous path and
-// returns it ended (POST /v1/peer/run).
-func (c *Client) PeerRun(ctx context.Context, t ForwardedTask) (Task, error) {
+// returns it ended (POST /v1/peer/run). runFor is the longest the task
+// may run there, on top of the client's timeout.
+func (c *Client) PeerRun(ctx context.Context, t ForwardedTask, runFor time.Duration) (Task, error) {
 	var out Task
-	err := c.doJSON(ctx, "POST", PeerPath+"/run", t, &out, t.Spec.Timeout.D())
+	err := c.doJSON(ctx, "POST", PeerPath+"/run", t, &out, runFor)
 	return out, err
 }

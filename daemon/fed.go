@@ -81,6 +81,9 @@ func newFed(d *Daemon) (*fed, error) {
 		c, err := api.NewClient(p.URL, api.ClientOptions{
 			TLS:     federation.ClientConfig(f.trust.Load, p.Name, time.Now),
 			Timeout: peerTimeout,
+			// A query answers at most 16 MiB of outputs, in base64; a
+			// forward or a run, as much as a task's record.
+			MaxAnswer: max(64<<20, 2*int64(d.cfg.Limits.MaxResultBytes)),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("federation peer %s: %w", p.Name, err)
@@ -147,6 +150,11 @@ func (f *fed) reload(site string, fc conf.Federation) error {
 		return err
 	}
 	f.trust.Store(t)
+	// Kept-alive connections were verified under the old trust: the next
+	// requests dial again, under the new one.
+	for _, l := range f.links {
+		l.client.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -169,13 +177,20 @@ func (f *fed) offersLoop(ctx context.Context, l *peerLink) {
 func (f *fed) refreshOffers(ctx context.Context, l *peerLink) {
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
+	if err := l.stillPeer(); err != nil {
+		l.contact(err)
+		return
+	}
 	start := time.Now()
 	o, err := l.client.Offers(ctx)
 	if ctx.Err() != nil && err != nil && errors.Is(context.Cause(ctx), context.Canceled) {
 		return // shutting down
 	}
-	if errors.Is(err, api.ErrDenied) {
+	var re *api.RemoteError
+	if errors.As(err, &re) && re.Code == api.CodeDenied {
 		// Linked, but it lets this site forward without discovering.
+		// (A certificate refused by either side is an error of the
+		// link, not an answer: it is no *api.RemoteError.)
 		l.contact(nil)
 		l.mu.Lock()
 		l.latency, l.offers = time.Since(start), nil
@@ -216,6 +231,15 @@ func (l *peerLink) contact(err error) {
 		}
 		ev.Str("peer", l.name).Bool("healthy", l.healthy).Msg("peer health changed")
 	}
+}
+
+// stillPeer says why the link may no longer be used: its peer was dropped
+// from [[federation.peer]] by a reload.
+func (l *peerLink) stillPeer() error {
+	if _, ok := l.fw.f.trust.Load().Peer(l.name); !ok {
+		return fmt.Errorf("site %s is no longer a peer of this site ([[federation.peer]] reloaded without it): %w", l.name, api.ErrUnavailable)
+	}
+	return nil
 }
 
 // status describes the link for GET /v1/sites.

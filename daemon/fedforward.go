@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,10 @@ type fwdTask struct {
 	input []byte   // nil when it must be read from the store
 	// deadline is when it fails if its peer still cannot be reached.
 	deadline time.Time
-	ending   bool          // finish has it: no other path may end it
-	done     chan struct{} // closed once final and stored
+	ending   bool // finish has it: no other path may end it
+	// fetchFails counts failed copies of its large output.
+	fetchFails int
+	done       chan struct{} // closed once final and stored
 }
 
 // forwarder sends one peer the tasks forwarded to it, in batches, and
@@ -255,10 +258,16 @@ func (fw *forwarder) run(ctx context.Context) {
 		if err := fw.sendAll(ctx); err != nil {
 			failures++
 			fw.expire()
+			pause := backoff(failures)
+			if errors.Is(err, errPeerBusy) {
+				// It answers, and takes tasks as its queues drain: ask
+				// again soon.
+				pause = min(pause, 2*time.Second)
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff(failures)):
+			case <-time.After(pause):
 			}
 			continue
 		}
@@ -273,28 +282,34 @@ func (fw *forwarder) run(ctx context.Context) {
 	}
 }
 
-// sendAll forwards every unsent task in batches and sends the cancels.
+// errPeerBusy is a peer's refusal of tasks for now (its queues are
+// full, or it drains).
+var errPeerBusy = errors.New("busy")
+
+// maxForwardBytes bounds the inputs of one forward request (sent in
+// base64, a third more), whatever the peer's limits.max_request_bytes.
+const maxForwardBytes = 32 << 20
+
+// sendAll sends the cancels, then forwards every unsent task in batches.
 // An error means the peer could not take them now: retry later.
 func (fw *forwarder) sendAll(ctx context.Context) error {
 	f := fw.f
-	for {
-		f.mu.Lock()
-		cancels := fw.cancels
-		fw.cancels = nil
-		n := min(len(fw.unsent), fw.batch)
-		batch := append([]*fwdTask{}, fw.unsent[:n]...)
-		fw.unsent = fw.unsent[n:]
-		f.mu.Unlock()
-		if len(cancels) > 0 {
-			if err := fw.l.client.PeerCancel(ctx, cancels); err != nil {
-				f.mu.Lock()
-				fw.cancels = append(fw.cancels, cancels...)
-				f.mu.Unlock()
-				fw.l.contact(err)
-				fw.putBack(batch)
-				return err
-			}
+	f.mu.Lock()
+	cancels := fw.cancels
+	fw.cancels = nil
+	f.mu.Unlock()
+	if len(cancels) > 0 {
+		if err := fw.l.client.PeerCancel(ctx, cancels); err != nil {
+			f.mu.Lock()
+			fw.cancels = append(fw.cancels, cancels...)
+			failed(&fw.sendFail, &fw.sendFailErr, err, time.Now())
+			f.mu.Unlock()
+			fw.l.contact(err)
+			return err
 		}
+	}
+	for {
+		batch := fw.takeBatch()
 		if len(batch) == 0 {
 			return nil
 		}
@@ -304,20 +319,56 @@ func (fw *forwarder) sendAll(ctx context.Context) error {
 	}
 }
 
-// putBack returns tasks to the head of the unsent queue.
-func (fw *forwarder) putBack(batch []*fwdTask) {
-	if len(batch) == 0 {
-		return
+// takeBatch takes the next unsent tasks for one forward: at most batch
+// of them, with inputs of at most maxForwardBytes (but one task always),
+// leaving out those that ended meanwhile (cancelled).
+func (fw *forwarder) takeBatch() []*fwdTask {
+	f := fw.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var batch []*fwdTask
+	bytes := 0
+	n := 0
+	for ; n < len(fw.unsent) && len(batch) < fw.batch; n++ {
+		ft := fw.unsent[n]
+		if ft.ending || f.tasks[ft.task.ID] != ft {
+			continue
+		}
+		size := len(ft.input)
+		if ft.input == nil {
+			size = int(f.d.cfg.Limits.MaxInputBytes) // read at send: count the most it may be
+		}
+		if len(batch) > 0 && bytes+size > maxForwardBytes {
+			break
+		}
+		bytes += size
+		batch = append(batch, ft)
 	}
+	fw.unsent = fw.unsent[n:]
+	return batch
+}
+
+// putBack returns tasks that did not go to the head of the unsent queue,
+// those that ended meanwhile left out.
+func (fw *forwarder) putBack(batch []*fwdTask) {
 	fw.f.mu.Lock()
-	fw.unsent = append(batch, fw.unsent...)
-	fw.f.mu.Unlock()
+	defer fw.f.mu.Unlock()
+	keep := make([]*fwdTask, 0, len(batch))
+	for _, ft := range batch {
+		if !ft.ending && fw.f.tasks[ft.task.ID] == ft {
+			keep = append(keep, ft)
+		}
+	}
+	fw.unsent = append(keep, fw.unsent...)
 }
 
 // send forwards one batch and applies the peer's answers.
 func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 	f := fw.f
 	req := api.ForwardRequest{Tasks: make([]api.ForwardedTask, 0, len(batch))}
+	var unreadable []*fwdTask
+	var unreadableTasks []api.Task
+	sent := batch[:0:0]
 	for _, ft := range batch {
 		f.mu.Lock()
 		t, input := ft.task, ft.input
@@ -325,28 +376,47 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 		if input == nil {
 			var err error
 			if input, err = f.d.store.GetInput(t.ID); err != nil {
-				input = []byte{} // failed below, with the reason
-				f.log.Error().Err(err).Str("task", t.ID).Msg("read input of forwarded task")
+				t.State, t.ExitCode, t.Error = api.StateFailed, -1, fmt.Sprintf("not forwarded: its input cannot be read back from the task store: %v", err)
+				unreadable, unreadableTasks = append(unreadable, ft), append(unreadableTasks, t)
+				continue
 			}
 		}
+		sent = append(sent, ft)
 		req.Tasks = append(req.Tasks, api.ForwardedTask{ID: t.ID, User: t.Owner, ReceivedAt: t.ReceivedAt,
 			Spec: api.TaskSpec{Function: t.Function, InputBase64: input, Timeout: t.Timeout, Data: t.Data}})
 	}
-	results, err := fw.l.client.Forward(ctx, req)
-	if errors.Is(err, api.ErrTooLarge) && len(batch) > 1 {
-		f.mu.Lock()
-		fw.batch = max(len(batch)/2, 1)
-		f.mu.Unlock()
+	if len(unreadable) > 0 {
+		f.finish(unreadable, unreadableTasks)
+	}
+	batch = sent
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := fw.l.stillPeer(); err != nil {
 		fw.putBack(batch)
-		return nil // again at once, smaller
+		fw.recordSend(err)
+		return err
+	}
+	results, err := fw.l.client.Forward(ctx, req)
+	if errors.Is(err, api.ErrTooLarge) {
+		if len(batch) > 1 {
+			f.mu.Lock()
+			fw.batch = max(len(batch)/2, 1)
+			f.mu.Unlock()
+			fw.putBack(batch)
+			return nil // again at once, smaller
+		}
+		// One task the peer finds too large: it never will take it.
+		t := batch[0].task
+		t.State, t.ExitCode, t.Error = api.StateFailed, -1, fmt.Sprintf("site %s refused the task: %v", fw.l.name, err)
+		f.finish(batch, []api.Task{t})
+		return nil
 	}
 	if err == nil && len(results) != len(batch) {
 		err = fmt.Errorf("site %s answered %d results for %d tasks", fw.l.name, len(results), len(batch))
 	}
 	fw.l.contact(err)
-	f.mu.Lock()
-	failed(&fw.sendFail, &fw.sendFailErr, err, time.Now())
-	f.mu.Unlock()
+	fw.recordSend(err)
 	if err != nil {
 		fw.putBack(batch)
 		if ctx.Err() == nil {
@@ -356,6 +426,7 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 	}
 	var accepted, refused, retry []*fwdTask
 	var acceptedTasks, refusedTasks []api.Task
+	retryWhy := ""
 	for i, r := range results {
 		ft := batch[i]
 		f.mu.Lock()
@@ -367,6 +438,7 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 			accepted, acceptedTasks = append(accepted, ft), append(acceptedTasks, t)
 		case r.Error != nil && r.Error.Code == api.CodeUnavailable:
 			retry = append(retry, ft) // the peer is full or draining: later
+			retryWhy = r.Error.Message
 		default:
 			msg := "no reason given"
 			if r.Error != nil {
@@ -377,33 +449,67 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 		}
 	}
 	if len(acceptedTasks) > 0 {
-		// Stored before polling: a restart polls them again rather than
-		// sending them again (which the peer would find sent anyway).
-		if err := f.d.store.UpdateTasks(context.Background(), acceptedTasks); err != nil {
-			f.log.Error().Err(err).Msg("store remote IDs of forwarded tasks")
-		}
-		f.mu.Lock()
-		for i, ft := range accepted {
-			if ft.ending || f.tasks[ft.task.ID] != ft {
-				// Cancelled while on its way: the peer cancels it too.
-				fw.cancels = append(fw.cancels, acceptedTasks[i].RemoteID)
-				continue
-			}
-			ft.task = acceptedTasks[i]
-			fw.byRemote[ft.task.RemoteID] = ft
-			fw.waiting = append(fw.waiting, ft)
-		}
-		fw.startPollerLocked()
-		f.mu.Unlock()
+		fw.accepted(accepted, acceptedTasks)
 	}
 	if len(refused) > 0 {
 		f.finish(refused, refusedTasks)
 	}
 	if len(retry) > 0 {
-		fw.putBack(retry)
-		return fmt.Errorf("site %s cannot take %d tasks now: %s", fw.l.name, len(retry), results[0].Error.Message)
+		// Behind the other tasks, so that one account at its quota there
+		// does not hold up the rest; their deadline runs as for a peer
+		// that cannot be reached.
+		err := fmt.Errorf("site %s cannot take %d tasks now: %s: %w", fw.l.name, len(retry), retryWhy, errPeerBusy)
+		f.log.Info().Str("peer", fw.l.name).Int("tasks", len(retry)).Str("why", retryWhy).Msg("peer cannot take tasks now; sending them again shortly")
+		fw.recordSend(err)
+		f.mu.Lock()
+		fw.unsent = append(fw.unsent, retry...)
+		f.mu.Unlock()
+		return err
 	}
 	return nil
+}
+
+// recordSend records the outcome of a forward for the deadlines.
+func (fw *forwarder) recordSend(err error) {
+	fw.f.mu.Lock()
+	failed(&fw.sendFail, &fw.sendFailErr, err, time.Now())
+	fw.f.mu.Unlock()
+}
+
+// accepted takes in the tasks the peer accepted, with their remote IDs:
+// stored first, so that a restart polls them again rather than sending
+// them again (which the peer would find sent anyway), then polled.
+func (fw *forwarder) accepted(accepted []*fwdTask, acceptedTasks []api.Task) {
+	f := fw.f
+	f.mu.Lock()
+	var live []api.Task
+	for i, ft := range accepted {
+		if !ft.ending && f.tasks[ft.task.ID] == ft {
+			live = append(live, acceptedTasks[i])
+		}
+	}
+	f.mu.Unlock()
+	if err := f.d.store.UpdateTasks(context.Background(), live); err != nil {
+		f.log.Error().Err(err).Msg("store remote IDs of forwarded tasks")
+	}
+	f.mu.Lock()
+	cancelled := false
+	for i, ft := range accepted {
+		if ft.ending || f.tasks[ft.task.ID] != ft {
+			// Cancelled while on its way: the peer cancels it too.
+			fw.cancels = append(fw.cancels, acceptedTasks[i].RemoteID)
+			cancelled = true
+			continue
+		}
+		ft.task = acceptedTasks[i]
+		fw.byRemote[ft.task.RemoteID] = ft
+		fw.waiting = append(fw.waiting, ft)
+	}
+	fw.startPollerLocked()
+	f.mu.Unlock()
+	if cancelled {
+		fw.signal()
+	}
 }
 
 // expire fails the tasks whose deadline passed while the peer could not
@@ -490,7 +596,11 @@ func (fw *forwarder) poll(ctx context.Context) {
 			q.Tasks = append(q.Tasks, api.KnownState{ID: id, State: ft.task.State})
 		}
 		f.mu.Unlock()
-		resp, err := fw.l.client.PeerTasks(ctx, q)
+		err := fw.l.stillPeer()
+		var resp api.PeerQueryResponse
+		if err == nil {
+			resp, err = fw.l.client.PeerTasks(ctx, q)
+		}
 		if ctx.Err() != nil {
 			continue // ends above
 		}
@@ -522,12 +632,19 @@ func (fw *forwarder) poll(ctx context.Context) {
 		}
 		fw.l.contact(nil)
 		failures = 0
-		fw.apply(ctx, set, resp.Tasks)
+		if fw.apply(ctx, set, resp.Tasks) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 
 // apply takes in the states the peer reported for tasks of set.
-func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote []api.Task) {
+// It reports whether an output could not be copied now: the poller then
+// pauses before it asks again.
+func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote []api.Task) (retryLater bool) {
 	f := fw.f
 	var finals []*fwdTask
 	var finalTasks []api.Task
@@ -542,8 +659,20 @@ func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote 
 		merged := mergeRemote(t, rt)
 		if merged.State.Final() && rt.OutputRef != "" {
 			if err := fw.fetchOutput(ctx, &merged, rt); err != nil {
-				f.log.Warn().Err(err).Str("task", t.ID).Str("peer", fw.l.name).Msg("fetch large output of forwarded task; retrying")
-				continue // still the old state: the peer reports it again
+				f.mu.Lock()
+				ft.fetchFails++
+				fails := ft.fetchFails
+				f.mu.Unlock()
+				if ctx.Err() != nil {
+					return false
+				}
+				if !permanent(err) && fails < maxFetchFails {
+					f.log.Warn().Err(err).Str("task", t.ID).Str("peer", fw.l.name).Msg("fetch large output of forwarded task; retrying")
+					retryLater = true
+					continue // still the old state: the peer reports it again
+				}
+				merged.State, merged.ExitCode, merged.Output, merged.OutputRef = api.StateFailed, -1, nil, ""
+				merged.Error = fmt.Sprintf("ran at site %s, but its output of %d bytes could not be copied here: %v", fw.l.name, rt.OutputSize, err)
 			}
 		}
 		if merged.State.Final() {
@@ -560,6 +689,18 @@ func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote 
 	if len(finals) > 0 {
 		f.finish(finals, finalTasks)
 	}
+	return retryLater
+}
+
+// maxFetchFails is how often copying a forwarded task's large output may
+// fail before the task fails.
+const maxFetchFails = 5
+
+// permanent says err will not go away by trying again: the output is too
+// large for this site's limits, the owner's cache quota is full, or the
+// bytes are not what the peer said.
+func permanent(err error) bool {
+	return errors.Is(err, api.ErrTooLarge) || errors.Is(err, api.ErrDenied) || errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrNotFound)
 }
 
 // mergeRemote is t, this site's record of a forwarded task, with what the
@@ -607,8 +748,14 @@ func (fw *forwarder) fetchOutput(ctx context.Context, t *api.Task, rt api.Task) 
 func (f *fed) runRemote(ctx context.Context, c caller, ft *fwdTask, input []byte) (api.Task, error) {
 	l := f.links[ft.task.Site]
 	t := ft.task
+	if err := l.stillPeer(); err != nil {
+		return api.Task{}, err
+	}
+	// The peer's own timeout ends the task; without one given, this
+	// site's longest lets the answer come back.
+	runFor := cmp.Or(t.Timeout.D(), f.d.cfg.Limits.MaxTimeout.D())
 	rt, err := l.client.PeerRun(ctx, api.ForwardedTask{ID: t.ID, User: t.Owner, ReceivedAt: t.ReceivedAt,
-		Spec: api.TaskSpec{Function: t.Function, InputBase64: input, Timeout: t.Timeout, Data: t.Data}})
+		Spec: api.TaskSpec{Function: t.Function, InputBase64: input, Timeout: t.Timeout, Data: t.Data}}, runFor)
 	var refused *api.RemoteError
 	switch {
 	case err == nil:

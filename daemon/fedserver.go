@@ -124,7 +124,10 @@ func (f *fed) takeForwarded(ctx context.Context, site string, tasks []api.Forwar
 		jobs, at = append(jobs, j), append(at, i)
 		recs = append(recs, store.Record{Task: j.task, Identity: ft.User + "@" + site, Input: ft.Spec.InputBytes()})
 	}
-	existed, err := d.store.CreateTasksOnce(ctx, recs)
+	// Stored and queued whatever becomes of the request: tasks stored but
+	// not queued would be found "sent before" when the peer sends them
+	// again, and never run.
+	existed, err := d.store.CreateTasksOnce(context.WithoutCancel(ctx), recs)
 	if err != nil {
 		return nil, fmt.Errorf("store forwarded tasks: %w", err)
 	}
@@ -157,7 +160,12 @@ func (f *fed) handlePeerRun(w http.ResponseWriter, r *http.Request, site string)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, f.d.runJob(r.Context(), j, ft.Spec.InputBytes()))
+	t := f.d.runJob(r.Context(), j, ft.Spec.InputBytes())
+	if t.State == api.StateCancelled && f.d.draining.Load() && r.Context().Err() != nil {
+		// Stopped by this site's shutdown, not by the caller.
+		return fmt.Errorf("site %s shut down while the task ran; run it again: %w", f.d.cfg.Site.Name, api.ErrUnavailable)
+	}
+	return writeJSON(w, http.StatusOK, t)
 }
 
 // acceptForward checks what the peer says of one task and returns its ID

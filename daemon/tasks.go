@@ -105,9 +105,6 @@ func (d *Daemon) submit(ctx context.Context, c caller, specs []api.TaskSpec) ([]
 	if max := d.cfg.Limits.MaxBatch; len(specs) > max {
 		return nil, fmt.Errorf("%d tasks in one request exceed limits.max_batch (%d); split the batch: %w", len(specs), max, api.ErrTooLarge)
 	}
-	if err := d.disp.admit(c.acct.Name, len(specs)); err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	var jobs []*job
 	var fwds []*fwdTask
@@ -128,6 +125,13 @@ func (d *Daemon) submit(ctx context.Context, c caller, specs []api.TaskSpec) ([]
 		}
 		ids[i] = t.task().ID
 		recs[i] = store.Record{Task: t.task(), Identity: c.identity, Input: s.InputBytes()}
+	}
+	// Tasks that run here count against the queue here, forwarded ones
+	// apart.
+	if len(jobs) > 0 {
+		if err := d.disp.admit(c.acct.Name, len(jobs)); err != nil {
+			return nil, err
+		}
 	}
 	if len(fwds) > 0 {
 		if err := d.fed.admit(c.acct.Name, len(fwds)); err != nil {

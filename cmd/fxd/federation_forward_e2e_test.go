@@ -792,3 +792,29 @@ func TestFederationNetns(t *testing.T) {
 		t.Errorf("the host reached b's peer endpoint at %s; want it only inside the namespaces", f.addr("b"))
 	}
 }
+
+// A peer whose queue for the account is full takes part of a batch and
+// refuses the rest as unavailable: those are sent again as its queue
+// drains, and every task runs once.
+func TestFederationPeerBusy(t *testing.T) {
+	p := newPair(t, 1, "", "\n[tenants.default]\nmax_queued = 5\n")
+	register(t, p.b.client(p.bob.id), api.FunctionSpec{Name: "slow", Command: []string{"/bin/sh", "-c", "sleep 0.2; cat"}})
+	ac := p.a.client(p.alice.id)
+	const n = 20
+	specs := make([]api.TaskSpec, n)
+	for i := range specs {
+		specs[i] = api.TaskSpec{Function: "slow", Site: "b", InputBase64: []byte(fmt.Sprint(i))}
+	}
+	ids, err := ac.Submit(ctxT(t, 10*time.Second), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range waitTasks(t, ac, ids, 2*time.Minute) {
+		if tk.State != api.StateSucceeded || string(tk.Output) != fmt.Sprint(i) {
+			t.Errorf("task %d: %s %q %q", i, tk.State, tk.Output, tk.Error)
+		}
+	}
+	if !strings.Contains(p.a.logs(), "peer cannot take tasks now") {
+		t.Errorf("b never refused a task as busy: the test no longer proves the retry")
+	}
+}
