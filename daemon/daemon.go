@@ -199,6 +199,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-gctx.Done()
 	d.shutdown(srv)
 	err = g.Wait()
+	if d.fed != nil {
+		d.fed.stores.Wait() // after the last request: none adds one
+	}
 	d.closeProviders()
 	stopWatchdog()
 	<-wdDone

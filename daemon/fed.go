@@ -41,7 +41,7 @@ type fed struct {
 	// batch sent again while the first is being stored finds it stored.
 	peerMu sync.Map // site → *sync.Mutex
 	// stores are the synchronous forwarded runs being stored, after their
-	// answer; run waits for them.
+	// answer; Daemon.Run waits for them once no request is served.
 	stores sync.WaitGroup
 }
 
@@ -126,7 +126,6 @@ func (f *fed) run(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	wg.Wait()
-	f.stores.Wait()
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"fxd.dev/fxd/api"
@@ -43,7 +44,9 @@ type forwarder struct {
 	waiting  []*fwdTask          // accepted, in no poller yet
 	byRemote map[string]*fwdTask // accepted, not final, by remote ID
 	pollers  int
-	batch    int // tasks per request; halved when the peer finds it too large
+	polls    sync.WaitGroup // the pollers' goroutines; run waits for them
+	closed   bool           // run has ended: no poller starts
+	batch    int            // tasks per request; halved when the peer finds it too large
 	// sendFail and pollFail are since when forwards and queries fail
 	// (zero while they succeed), and why: a task fails at its deadline
 	// only while its own kind of request cannot get through.
@@ -251,6 +254,13 @@ func (fw *forwarder) run(ctx context.Context) {
 	fw.base = ctx
 	fw.startPollerLocked()
 	fw.f.mu.Unlock()
+	defer func() {
+		// No poller starts from now on; those running end with ctx.
+		fw.f.mu.Lock()
+		fw.closed = true
+		fw.f.mu.Unlock()
+		fw.polls.Wait()
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	failures := 0
@@ -561,11 +571,15 @@ func (fw *forwarder) expire() {
 // startPollerLocked starts a poller for the waiting tasks if fewer than
 // maxPollers run. The caller holds fed.mu.
 func (fw *forwarder) startPollerLocked() {
-	if fw.base == nil || len(fw.waiting) == 0 || fw.pollers >= maxPollers {
+	if fw.base == nil || fw.closed || len(fw.waiting) == 0 || fw.pollers >= maxPollers {
 		return
 	}
 	fw.pollers++
-	go fw.poll(fw.base)
+	fw.polls.Add(1)
+	go func() {
+		defer fw.polls.Done()
+		fw.poll(fw.base)
+	}()
 }
 
 // poll asks the peer about a set of accepted tasks until all are final,
@@ -751,6 +765,17 @@ func (f *fed) runRemote(ctx context.Context, c caller, ft *fwdTask, input []byte
 	if err := l.stillPeer(); err != nil {
 		return api.Task{}, err
 	}
+	// It counts against the account's forwarded tasks while it runs.
+	f.mu.Lock()
+	f.forwarded[t.Owner]++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if f.forwarded[t.Owner]--; f.forwarded[t.Owner] <= 0 {
+			delete(f.forwarded, t.Owner)
+		}
+		f.mu.Unlock()
+	}()
 	// The peer's own timeout ends the task; without one given, this
 	// site's longest lets the answer come back.
 	runFor := cmp.Or(t.Timeout.D(), f.d.cfg.Limits.MaxTimeout.D())
