@@ -195,7 +195,9 @@ func blockLifecycle(t *testing.T, pool string, gone func(s *linkedSite, b api.Bl
 	deadline := time.Now().Add(30 * time.Second)
 	for !gone(s, first) {
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s of the idle block still known to the scheduler 30 s after it was given back", first.Job)
+			left, _ := filepath.Glob(filepath.Join(s.state, "nodes", "*"))
+			t.Fatalf("job %s of the idle block still known to the scheduler 30 s after it was given back (agents %v, node dirs %v)\ndaemon:\n%s",
+				first.Job, agentPIDs(first.Name), left, s.logs())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
