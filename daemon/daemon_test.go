@@ -237,9 +237,9 @@ func TestDrainEndsSyncRuns(t *testing.T) {
 	}
 	running, queued := make(chan answer, 1), make(chan answer, 1)
 	go func() { task, err := c.Run(ctx, "sleep", api.TaskSpec{}); running <- answer{task, err} }()
-	waitFor(t, "the first run to start", func() bool { r, _ := s.d.disp.counts(); return r == 1 })
+	waitFor(t, "the first run to start", func() bool { r, _ := s.d.disp.load(); return r == 1 })
 	go func() { task, err := c.Run(ctx, "sleep", api.TaskSpec{}); queued <- answer{task, err} }()
-	waitFor(t, "the second run to queue", func() bool { _, q := s.d.disp.counts(); return q == 1 })
+	waitFor(t, "the second run to queue", func() bool { _, q := s.d.disp.load(); return q == 1 })
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
@@ -284,21 +284,11 @@ func TestSyncRunEnqueuedWhileDraining(t *testing.T) {
 	if got := s.d.disp.snapshot(j); got.State != api.StateFailed || !strings.HasPrefix(got.Error, "not started") {
 		t.Errorf("sync run enqueued while draining = %s %q, want failed, not started", got.State, got.Error)
 	}
-	if r, q := s.d.disp.counts(); r != 0 || q != 0 {
+	if r, q := s.d.disp.load(); r != 0 || q != 0 {
 		t.Errorf("after it: %d running, %d queued; want none", r, q)
 	}
 }
 
-// counts returns the tasks running and queued over all tenants.
-func (d *dispatcher) counts() (running, queued int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, t := range d.tenants {
-		running += t.running
-		queued += len(t.queue)
-	}
-	return running, queued
-}
 
 // waitFor polls cond for up to 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
