@@ -289,7 +289,6 @@ func TestSyncRunEnqueuedWhileDraining(t *testing.T) {
 	}
 }
 
-
 // waitFor polls cond for up to 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
