@@ -78,6 +78,12 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	// Signals are caught until the clean-up below has run too: a block's
+	// scheduler may signal the agent again as it leaves (drained, then
+	// cancelled), and the default action would end it mid-clean-up, its
+	// caches and images left behind.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	n, err := agent.Open(cfg, *name, log)
 	if err != nil {
 		return err
@@ -90,8 +96,6 @@ func cmdNode(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	return agent.Run(ctx, agent.Config{
 		Daemon: *daemonURL, TLS: tlsCfg, Token: token, Pools: n.Pools, Images: n.Images, ImageLimits: n.ImageLimits,
 		Cache: n.Cache, MaxEntry: int64(cfg.Cache.MaxEntrySize),

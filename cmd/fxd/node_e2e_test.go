@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"fxd.dev/fxd/api"
+	"fxd.dev/fxd/batch/local"
 	"fxd.dev/fxd/internal/testenv"
 )
 
@@ -210,5 +213,68 @@ func TestNodeAgent(t *testing.T) {
 	case <-late.exited:
 	case <-time.After(20 * time.Second):
 		t.Errorf("agent with a revoked credential still runs after 20 s:\n%s", late.logs())
+	}
+}
+
+// A local block's agent signalled again and again as it leaves (drained,
+// then cancelled) still removes its caches and images and exits cleanly:
+// it keeps catching signals until its clean-up is done.
+func TestNodeAgentSignalledWhileLeaving(t *testing.T) {
+	s := startLinkedSite(t, "")
+	cmd := exec.Command(bin(t, "fxd"), "node", "--config", s.configPath(), "--daemon", s.url, "--ca", s.caFile,
+		"--name", "eph1", "--block", "blk", "--slots", "1")
+	cmd.Env = append(cleanEnv(), "FXD_NODE_TOKEN="+s.credential("blk"), local.EphemeralEnv+"=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		testenv.RemoveCgroupParent(t, s.cgParent+"-node-eph1")
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if stdout, _, code := fxdRun(t, "nodes", "--config", s.configPath()); code == 0 && strings.Contains(stdout, "eph1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not linked after 20 s:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dir := filepath.Join(s.state, "nodes", "eph1")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the agent keeps nothing in %s: %v", dir, err)
+	}
+	err := signalUntilExit(cmd, exited, 20*time.Second)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("agent still runs after 20 s of SIGTERMs:\n%s", out.String())
+	}
+	if err != nil {
+		t.Errorf("agent signalled while leaving: %v; want a clean exit\n%s", err, out.String())
+	}
+	if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("agent left %s behind (%v)", dir, serr)
+	}
+}
+
+// signalUntilExit sends cmd SIGTERM every 2 ms until it exits (its Wait's
+// error comes on exited) or within passes (os.ErrDeadlineExceeded).
+func signalUntilExit(cmd *exec.Cmd, exited <-chan error, within time.Duration) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(within)
+	for {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-end:
+			return os.ErrDeadlineExceeded
+		case <-tick.C:
+		}
 	}
 }
