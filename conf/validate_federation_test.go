@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
@@ -61,30 +60,6 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// wantProblems checks that err holds problems starting with want, in
-// order; none: err is nil.
-func wantProblems(t *testing.T, err error, want []string) {
-	t.Helper()
-	if len(want) == 0 {
-		if err != nil {
-			t.Errorf("Validate() = %v, want nil", err)
-		}
-		return
-	}
-	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("Validate() = %v, want an ErrInvalid problem", err)
-	}
-	lines := strings.Split(err.Error(), "\n")
-	if len(lines) != len(want) {
-		t.Fatalf("Validate() =\n%v\nwant %d problems", err, len(want))
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(lines[i], w) {
-			t.Errorf("problem %d = %q, want it to start with %q", i, lines[i], w)
-		}
 	}
 }
 

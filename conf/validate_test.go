@@ -45,25 +45,7 @@ func TestValidateTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = c.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Errorf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Validate() = %v, want an ErrInvalid problem", err)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tt.want) {
-				t.Fatalf("Validate() =\n%v\nwant %d problems", err, len(tt.want))
-			}
-			for i, w := range tt.want {
-				if !strings.HasPrefix(lines[i], w) {
-					t.Errorf("problem %d = %q, want it to start with %q", i, lines[i], w)
-				}
-			}
+			wantProblems(t, c.Validate(), tt.want)
 		})
 	}
 }
@@ -139,5 +121,29 @@ key = "/etc/fxd/federation/nowhere.key"
 	}
 	if err := c.ValidateNode(); err == nil || !strings.Contains(err.Error(), "workers.idle_timeout") {
 		t.Errorf("ValidateNode with a bad [workers] = %v; want it refused", err)
+	}
+}
+
+// wantProblems checks that err holds problems starting with want, in
+// order; none: err is nil.
+func wantProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Errorf("Validate() = %v, want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate() = %v, want an ErrInvalid problem", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("Validate() =\n%v\nwant %d problems", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, lines[i], w)
+		}
 	}
 }

@@ -50,6 +50,7 @@ type peerLink struct {
 	name, url string
 	client    *api.Client
 	fw        *forwarder
+	log       zerolog.Logger
 
 	mu       sync.Mutex
 	healthy  bool
@@ -88,7 +89,8 @@ func newFed(d *Daemon) (*fed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("federation peer %s: %w", p.Name, err)
 		}
-		l := &peerLink{name: p.Name, url: p.URL, client: c, since: time.Now(), lastErr: "not contacted yet"}
+		l := &peerLink{name: p.Name, url: p.URL, client: c, since: time.Now(), lastErr: "not contacted yet",
+			log: f.log.With().Str("peer", p.Name).Logger()}
 		l.fw = newForwarder(f, l)
 		f.links[p.Name] = l
 	}
@@ -201,7 +203,7 @@ func (f *fed) refreshOffers(ctx context.Context, l *peerLink) {
 		return
 	}
 	if o.Site != l.name {
-		f.log.Warn().Str("peer", l.name).Str("says", o.Site).Msg("peer's offers name another site; its certificate is what counts")
+		l.log.Warn().Str("says", o.Site).Msg("peer's offers name another site; its certificate is what counts")
 	}
 	o.Site = l.name
 	l.mu.Lock()
@@ -224,11 +226,11 @@ func (l *peerLink) contact(err error) {
 	}
 	if was != l.healthy || (err != nil && l.since.IsZero()) {
 		l.since = now
-		ev := l.fw.f.log.Info()
+		ev := l.log.Info()
 		if err != nil {
-			ev = l.fw.f.log.Warn().Err(err)
+			ev = l.log.Warn().Err(err)
 		}
-		ev.Str("peer", l.name).Bool("healthy", l.healthy).Msg("peer health changed")
+		ev.Bool("healthy", l.healthy).Msg("peer health changed")
 	}
 }
 

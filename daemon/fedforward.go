@@ -88,13 +88,10 @@ func (fw *forwarder) pending() int {
 // not yet stored.
 func (f *fed) newForward(c caller, spec api.TaskSpec, site string, now time.Time) (*fwdTask, error) {
 	d := f.d
-	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
-		return nil, fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
+	if err := d.checkInput(spec); err != nil {
+		return nil, err
 	}
 	input := spec.InputBytes()
-	if max := int64(d.cfg.Limits.MaxInputBytes); int64(len(input)) > max {
-		return nil, fmt.Errorf("input of %d bytes exceeds limits.max_input_bytes (%d): %w", len(input), max, api.ErrTooLarge)
-	}
 	if spec.Function == "" {
 		return nil, fmt.Errorf("no function given: %w", api.ErrInvalid)
 	}
@@ -123,6 +120,14 @@ func (f *fed) admit(account string, n int) error {
 		return fmt.Errorf("account %q has %d forwarded tasks not finished and its quota is %d (tenants max_queued); wait for some to finish: %w", account, have, q.MaxQueued, api.ErrUnavailable)
 	}
 	return nil
+}
+
+// unforwardLocked counts one task of account's forwards less. The caller
+// holds f.mu.
+func (f *fed) unforwardLocked(account string) {
+	if f.forwarded[account]--; f.forwarded[account] <= 0 {
+		delete(f.forwarded, account)
+	}
 }
 
 // enqueue hands stored forwards to their peers' forwarders.
@@ -236,9 +241,7 @@ func (f *fed) finish(all []*fwdTask, allFinal []api.Task) {
 		ft.task = final[i]
 		delete(f.tasks, ft.task.ID)
 		delete(f.links[ft.task.Site].fw.byRemote, ft.task.RemoteID)
-		if f.forwarded[ft.task.Owner]--; f.forwarded[ft.task.Owner] <= 0 {
-			delete(f.forwarded, ft.task.Owner)
-		}
+		f.unforwardLocked(ft.task.Owner)
 	}
 	f.mu.Unlock()
 	for _, ft := range fts {
@@ -430,7 +433,7 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 	if err != nil {
 		fw.putBack(batch)
 		if ctx.Err() == nil {
-			f.log.Warn().Err(err).Str("peer", fw.l.name).Int("tasks", len(batch)).Msg("forward failed; retrying")
+			fw.l.log.Warn().Err(err).Int("tasks", len(batch)).Msg("forward failed; retrying")
 		}
 		return err
 	}
@@ -469,7 +472,7 @@ func (fw *forwarder) send(ctx context.Context, batch []*fwdTask) error {
 		// does not hold up the rest; their deadline runs as for a peer
 		// that cannot be reached.
 		err := fmt.Errorf("site %s cannot take %d tasks now: %s: %w", fw.l.name, len(retry), retryWhy, errPeerBusy)
-		f.log.Info().Str("peer", fw.l.name).Int("tasks", len(retry)).Str("why", retryWhy).Msg("peer cannot take tasks now; sending them again shortly")
+		fw.l.log.Info().Int("tasks", len(retry)).Str("why", retryWhy).Msg("peer cannot take tasks now; sending them again shortly")
 		fw.recordSend(err)
 		f.mu.Lock()
 		fw.unsent = append(fw.unsent, retry...)
@@ -563,7 +566,7 @@ func (fw *forwarder) expire() {
 	}
 	f.mu.Unlock()
 	if len(fts) > 0 {
-		f.log.Warn().Str("peer", fw.l.name).Int("tasks", len(fts)).Msg("forwarded tasks failed: their peer stayed unreachable past federation.retry_deadline")
+		fw.l.log.Warn().Int("tasks", len(fts)).Msg("forwarded tasks failed: their peer stayed unreachable past federation.retry_deadline")
 		f.finish(fts, final)
 	}
 }
@@ -681,7 +684,7 @@ func (fw *forwarder) apply(ctx context.Context, set map[string]*fwdTask, remote 
 					return false
 				}
 				if !permanent(err) && fails < maxFetchFails {
-					f.log.Warn().Err(err).Str("task", t.ID).Str("peer", fw.l.name).Msg("fetch large output of forwarded task; retrying")
+					fw.l.log.Warn().Err(err).Str("task", t.ID).Msg("fetch large output of forwarded task; retrying")
 					retryLater = true
 					continue // still the old state: the peer reports it again
 				}
@@ -771,9 +774,7 @@ func (f *fed) runRemote(ctx context.Context, c caller, ft *fwdTask, input []byte
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		if f.forwarded[t.Owner]--; f.forwarded[t.Owner] <= 0 {
-			delete(f.forwarded, t.Owner)
-		}
+		f.unforwardLocked(t.Owner)
 		f.mu.Unlock()
 	}()
 	// The peer's own timeout ends the task; without one given, this

@@ -36,8 +36,18 @@ func (d *Daemon) resolveFunction(c caller, ref string) (api.Function, error) {
 	if err != nil && !errors.Is(err, api.ErrNotFound) {
 		return api.Function{}, err
 	}
-	return api.Function{}, fmt.Errorf("function %q: %w; fx functions lists the ones you can run", ref, api.ErrNotFound)
+	return api.Function{}, &noFunctionError{ref}
 }
+
+// noFunctionError is a function the caller may not run here, or that
+// does not exist; it is api.ErrNotFound either way.
+type noFunctionError struct{ ref string }
+
+func (e *noFunctionError) Error() string {
+	return fmt.Sprintf("function %q: %v; fx functions lists the ones you can run", e.ref, api.ErrNotFound)
+}
+
+func (e *noFunctionError) Unwrap() error { return api.ErrNotFound }
 
 func sharedWith(f api.Function, account string) bool {
 	for _, a := range f.SharedWith {
@@ -50,13 +60,10 @@ func sharedWith(f api.Function, account string) bool {
 
 // newJob checks one task spec and makes its job, not yet stored.
 func (d *Daemon) newJob(ctx context.Context, c caller, spec api.TaskSpec, now time.Time) (*job, error) {
-	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
-		return nil, fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
+	if err := d.checkInput(spec); err != nil {
+		return nil, err
 	}
 	input := spec.InputBytes()
-	if max := int64(d.cfg.Limits.MaxInputBytes); int64(len(input)) > max {
-		return nil, fmt.Errorf("input of %d bytes exceeds limits.max_input_bytes (%d); stage large data in a file and pass its path: %w", len(input), max, api.ErrTooLarge)
-	}
 	fn, err := d.resolveFunction(c, spec.Function)
 	if err != nil {
 		return nil, err
@@ -95,6 +102,17 @@ func (d *Daemon) newJob(ctx context.Context, c caller, spec api.TaskSpec, now ti
 		}
 	}
 	return j, nil
+}
+
+// checkInput checks a task spec's input, wherever the task runs.
+func (d *Daemon) checkInput(spec api.TaskSpec) error {
+	if len(spec.Input) > 0 && len(spec.InputBase64) > 0 {
+		return fmt.Errorf("give input or input_base64, not both: %w", api.ErrInvalid)
+	}
+	if n, max := len(spec.InputBytes()), int64(d.cfg.Limits.MaxInputBytes); int64(n) > max {
+		return fmt.Errorf("input of %d bytes exceeds limits.max_input_bytes (%d); stage large data in a file and pass its path: %w", n, max, api.ErrTooLarge)
+	}
+	return nil
 }
 
 // submit stores the tasks durably in one commit, then queues them.
@@ -164,16 +182,20 @@ func (t newTask) task() api.Task {
 // newTask checks one task spec and makes its job, or its forward when it
 // names a peer site.
 func (d *Daemon) newTask(ctx context.Context, c caller, spec api.TaskSpec, now time.Time) (newTask, error) {
-	if spec.Site == "" || spec.Site == d.cfg.Site.Name {
+	site := spec.Site
+	if site == "" || site == d.cfg.Site.Name {
 		j, err := d.newJob(ctx, c, spec, now)
-		if err == nil || spec.Site != "" || !d.offeredElsewhere(c, spec, err) {
+		if err == nil || spec.Site != "" {
 			return newTask{job: j}, err
 		}
-		spec.Site = api.SiteAny // a function only peers offer: forwarded
-	}
-	site, err := d.fed.route(spec)
-	if err != nil {
-		return newTask{}, err
+		if site = d.offeredElsewhere(spec, err); site == "" {
+			return newTask{}, err
+		}
+	} else {
+		var err error
+		if site, err = d.fed.route(spec); err != nil {
+			return newTask{}, err
+		}
 	}
 	ft, err := d.fed.newForward(c, spec, site, now)
 	return newTask{fwd: ft}, err
@@ -189,9 +211,11 @@ func (d *Daemon) runSync(ctx context.Context, c caller, spec api.TaskSpec) (api.
 		return api.Task{}, err
 	}
 	j, err := d.newJob(ctx, c, spec, time.Now())
-	if err != nil && spec.Site == "" && d.offeredElsewhere(c, spec, err) {
-		spec.Site = api.SiteAny
-		return d.runForwarded(ctx, c, spec)
+	if err != nil && spec.Site == "" {
+		if site := d.offeredElsewhere(spec, err); site != "" {
+			spec.Site = site
+			return d.runForwarded(ctx, c, spec)
+		}
 	}
 	if err != nil {
 		return api.Task{}, err
@@ -215,20 +239,22 @@ func (d *Daemon) runJob(ctx context.Context, j *job, input []byte) api.Task {
 	return d.disp.snapshot(j)
 }
 
-// offeredElsewhere says whether a task that names no site, refused here
-// with err, names a function ("owner/name") that the caller cannot run
-// here and a peer offers: such a task goes to the peer. Whether the
-// function exists here unshared does not matter, so that nothing tells.
-func (d *Daemon) offeredElsewhere(c caller, spec api.TaskSpec, err error) bool {
-	if d.fed == nil || !errors.Is(err, api.ErrNotFound) || !strings.Contains(spec.Function, "/") {
-		return false
-	}
-	if _, ferr := d.resolveFunction(c, spec.Function); !errors.Is(ferr, api.ErrNotFound) {
-		return false // refused for another reason than the function
+// offeredElsewhere returns the peer a task that names no site goes to,
+// refused here with err because it names a function ("owner/name") the
+// caller cannot run here, when a peer offers it; "" when none does.
+// Whether the function exists here unshared does not matter, so that
+// nothing tells.
+func (d *Daemon) offeredElsewhere(spec api.TaskSpec, err error) string {
+	var nf *noFunctionError
+	if d.fed == nil || !errors.As(err, &nf) || !strings.Contains(spec.Function, "/") {
+		return ""
 	}
 	spec.Site = api.SiteAny
-	_, rerr := d.fed.route(spec)
-	return rerr == nil
+	site, rerr := d.fed.route(spec)
+	if rerr != nil {
+		return ""
+	}
+	return site
 }
 
 // runForwarded runs one task at a peer site on the synchronous path: the

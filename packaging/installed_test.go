@@ -61,27 +61,8 @@ func newDaemon(t *testing.T, fxd, extra string) *daemon {
 	b := make([]byte, 4)
 	rand.Read(b)
 	d := &daemon{t: t, fxd: fxd, dir: dir, socket: filepath.Join(dir, "fxd.sock"), cgParent: "fxdpkg-" + hex.EncodeToString(b)}
-	cfg := fmt.Sprintf(`
-[site]
-name = "pkgtest"
-state_dir = %q
-
-[endpoint]
-socket = %q
-socket_mode = "0666"
-drain_grace = "2s"
-
-[auth]
-min_uid = 1000
-
-[workers]
-cgroup_parent = %q
-idle_timeout = "1m"
-
-[log]
-level = "debug"
-format = "json"
-%s`, d.state(), d.socket, d.cgParent, extra)
+	cfg := testenv.SiteConfig(testenv.Site{Name: "pkgtest", StateDir: d.state(), Socket: d.socket, CgroupParent: d.cgParent,
+		DrainGrace: "2s", Extra: extra})
 	if err := os.WriteFile(d.config(), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

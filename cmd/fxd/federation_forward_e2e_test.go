@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,15 +102,7 @@ func (f *fedSites) section(name string, peers []string, extra string) string {
 func (f *fedSites) site(name, rules, federation string) *site {
 	t := f.t
 	t.Helper()
-	s := newSite(t, "", rules+federation)
-	cfg, err := os.ReadFile(s.configPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), `name = "test"`, fmt.Sprintf("name = %q", name), 1))
-	if err := os.WriteFile(s.configPath(), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s := newNamedSite(t, name, "", rules+federation)
 	s.netns = f.netns[name]
 	s.start()
 	return s
@@ -305,10 +298,18 @@ func TestFederationForward(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`fxd_peer_up{peer="b"} 1`, `fxd_forwarded_tasks_total{peer="b",state="succeeded"} 10`, `fxd_peer_forwarded{peer="b"} 0`} {
+	for _, want := range []string{`fxd_peer_up{peer="b"} 1`, `fxd_peer_forwarded{peer="b"} 0`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("a's metrics lack %s", want)
 		}
+	}
+	// The first task, the batch of 100, the large output, sync, any, and
+	// the two with no site named.
+	const succeeded = `fxd_forwarded_tasks_total{peer="b",state="succeeded"} `
+	if i := strings.Index(string(metrics), succeeded); i < 0 {
+		t.Errorf("a's metrics lack %s", succeeded)
+	} else if n, _ := strconv.Atoi(strings.Fields(string(metrics[i+len(succeeded):]))[0]); n != 106 {
+		t.Errorf("%s%d, want 106", succeeded, n)
 	}
 }
 

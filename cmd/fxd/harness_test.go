@@ -92,33 +92,6 @@ type site struct {
 	log        *os.File
 }
 
-// siteConfig is the base config; extra is appended (more [[auth.map]]
-// rules, quotas).
-func siteConfig(dir, socket, cgParent, endpoint, extra string) string {
-	return fmt.Sprintf(`
-[site]
-name = "test"
-state_dir = %q
-
-[endpoint]
-socket = %q
-socket_mode = "0666"
-drain_grace = "5s"
-%s
-
-[auth]
-min_uid = 1000
-
-[workers]
-cgroup_parent = %q
-idle_timeout = "1m"
-
-[log]
-level = "debug"
-format = "json"
-%s`, dir, socket, endpoint, cgParent, extra)
-}
-
 func randomName(prefix string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -146,9 +119,16 @@ func blankSite(t *testing.T, cgPrefix string) *site {
 // startUnderSystemd does. The daemon is stopped when the test ends.
 func newSite(t *testing.T, endpoint, extra string) *site {
 	t.Helper()
+	return newNamedSite(t, "test", endpoint, extra)
+}
+
+// newNamedSite is newSite for a site named name (site.name).
+func newNamedSite(t *testing.T, name, endpoint, extra string) *site {
+	t.Helper()
 	s := blankSite(t, "fxdtest-")
 	s.state, s.socket = filepath.Join(s.dir, "state"), filepath.Join(s.dir, "fxd.sock")
-	cfg := siteConfig(s.state, s.socket, s.cgParent, endpoint, extra)
+	cfg := testenv.SiteConfig(testenv.Site{Name: name, StateDir: s.state, Socket: s.socket, CgroupParent: s.cgParent,
+		DrainGrace: "5s", Endpoint: endpoint, Extra: extra})
 	if err := os.WriteFile(s.configPath(), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

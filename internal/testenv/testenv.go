@@ -178,3 +178,39 @@ func StartHelper(t testing.TB, name string, env ...string) (*exec.Cmd, io.ReadCl
 	})
 	return cmd, out
 }
+
+// Site is what SiteConfig writes for a test daemon.
+type Site struct {
+	Name, StateDir, Socket, CgroupParent string
+	DrainGrace                           string // like "5s"
+	Endpoint                             string // more lines of [endpoint]
+	Extra                                string // appended: more tables
+}
+
+// SiteConfig is the config of a test daemon: its own state dir, unix
+// socket (mode 0666) and cgroup parent, UIDs from 1000, idle workers kept
+// a minute, JSON logs at debug.
+func SiteConfig(s Site) string {
+	return fmt.Sprintf(`
+[site]
+name = %q
+state_dir = %q
+
+[endpoint]
+socket = %q
+socket_mode = "0666"
+drain_grace = %q
+%s
+
+[auth]
+min_uid = 1000
+
+[workers]
+cgroup_parent = %q
+idle_timeout = "1m"
+
+[log]
+level = "debug"
+format = "json"
+%s`, s.Name, s.StateDir, s.Socket, s.DrainGrace, s.Endpoint, s.CgroupParent, s.Extra)
+}
